@@ -1,0 +1,5 @@
+"""Allow ``python -m git_airlock``."""
+
+from git_airlock.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""The per-invocation application object that commands receive (hatch's model).
+
+Everything is computed lazily: ``git airlock config`` never imports pygit2,
+``--dry-run`` never looks for sbx, and the repository is located once.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from git_airlock.config import Settings, load_settings
+from git_airlock.errors import AirlockError
+from git_airlock.location import RepoLocation, find_repo, require_repo
+from git_airlock.plan import Runner
+
+
+@dataclass
+class App:
+    flags: dict[str, str | None] = field(default_factory=dict)
+    """Setting overrides from the command line (attr -> value or None)."""
+    directory: str | None = None
+    dry_run: bool = False
+    tmux: bool = False
+    tmux_detached: bool = False
+    seed_config: bool = False
+    debug: bool = False
+
+    @property
+    def cwd(self) -> str:
+        return self.directory or os.environ.get("REPO_DIR") or os.getcwd()
+
+    @cached_property
+    def location_or_none(self) -> RepoLocation | None:
+        return find_repo(self.cwd)
+
+    @cached_property
+    def location(self) -> RepoLocation:
+        return self.location_or_none or require_repo(self.cwd)
+
+    @cached_property
+    def settings(self) -> Settings:
+        location = self.location_or_none
+        root = location.root if location else None
+        flags = {**self.flags}
+        if self.directory:
+            flags["repo_dir"] = self.directory
+        return load_settings(flags, os.environ, root)
+
+    @cached_property
+    def sandbox(self) -> str:
+        """The sandbox name: explicit (validated) or derived from the repository."""
+        from git_airlock import naming
+
+        explicit = self.settings.sandbox_name
+        if explicit:
+            problem = naming.sandbox_name_problem(explicit)
+            if problem:
+                raise AirlockError(
+                    problem,
+                    hint="sandbox names use letters, digits, '-' and '.', at most 63 characters",
+                )
+            return explicit
+        return naming.default_sandbox_name(os.path.realpath(self.location.main_root))
+
+    @cached_property
+    def remote(self) -> str:
+        from git_airlock import naming
+
+        return naming.remote_name(self.sandbox)
+
+    @cached_property
+    def tmux_session(self) -> str:
+        from git_airlock import naming
+
+        return self.settings.tmux_session or naming.tmux_session_name(self.sandbox)
+
+    @cached_property
+    def runner(self) -> Runner:
+        return Runner(dry_run=self.dry_run)
+
+    @cached_property
+    def engine(self):
+        from git_airlock.engines import get_engine
+
+        return get_engine(self.settings.engine)
+
+    @cached_property
+    def repo(self):
+        from git_airlock.repo import Repo
+
+        return Repo(self.location)
+
+    def require_engine(self) -> None:
+        """Fail clearly when the engine's CLI is missing (not needed for a dry run)."""
+        if self.dry_run:
+            return
+        if self.engine.executable() is None:
+            from git_airlock.engines.sbx import INSTALL_HINT
+
+            raise AirlockError(f"`{self.engine.name}` is not installed or not on PATH", hint=INSTALL_HINT)
+
+    def info(self, message: str) -> None:
+        """Progress and advice go to stderr so stdout stays parseable."""
+        print(message, file=sys.stderr)

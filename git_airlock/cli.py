@@ -1,0 +1,144 @@
+"""``git airlock``: the root command group.
+
+Start-up is kept lean because ``git airlock -h`` and the pre-push hook run
+often: command modules are imported only when their command runs, and the
+command list in ``--help`` comes from the static table below rather than from
+importing every module.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from git_airlock import __version__
+from git_airlock.errors import AirlockError, UsageError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# name -> (module under git_airlock.commands, short help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "up": ("lifecycle", "Create the sandbox in clone mode and start the agent."),
+    "run": ("lifecycle", "Start the agent headless on a task, then review its work."),
+    "status": ("status", "Show the sandbox, its tmux session, remote and new commits."),
+    "attach": ("lifecycle", "Attach to (or switch to) the sandbox's tmux session."),
+    "shell": ("lifecycle", "Open an interactive shell inside the sandbox."),
+    "stop": ("lifecycle", "Stop the sandbox, keeping its VM and commits."),
+    "rm": ("lifecycle", "Remove the sandbox (offers to fetch its commits first)."),
+    "fetch": ("gitops", "Fetch the sandbox's commits into refs/remotes/sandbox-<name>/."),
+    "diff": ("gitops", "Fetch, then show what the sandbox changed against a base branch."),
+    "review": ("gitops", "Fetch, then open a directory diff in your difftool."),
+    "merge": ("gitops", "Fetch, then merge the sandbox branch into a base branch."),
+    "pr": ("gitops", "Fetch, push the sandbox tip to a branch on origin and open a PR."),
+    "net": ("network", "Show allowed and blocked network hosts."),
+    "lockdown": ("network", "Deny all network traffic except an allowlist."),
+    "unlock": ("network", "Reset the sandbox network policies."),
+    "init": ("setup", "Write a starter AGENTS.md if the repository has none."),
+    "doctor": ("doctor", "Check that everything git-airlock needs is in place."),
+    "config": ("setup", "Show every effective setting and where it came from."),
+    "completion": ("setup", "Print a shell completion script (bash, zsh or fish)."),
+    "help": ("setup", "Show help for git-airlock or one of its commands."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = __import__(f"git_airlock.commands.{entry[0]}", fromlist=["_"])
+        return getattr(module, cmd_name.replace("-", "_") + "_command")
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, COMMANDS, n=1)
+            hint = f"did you mean `git airlock {close[0]}`?" if close else "`git airlock -h` lists the commands"
+            raise UsageError(f"unknown command {name!r}", hint=hint)
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.option("-C", "directory", metavar="PATH", help="Run as if started in PATH.")
+@click.option("--dry-run", is_flag=True, help="Print every sbx, git and tmux command; run nothing.")
+@click.option("--agent", metavar="NAME", help="Agent to run (claude, codex, opencode, gemini, ...).")
+@click.option("--name", "sandbox_name", metavar="NAME", help="Sandbox name (several sandboxes per repo).")
+@click.option("--engine", metavar="NAME", help="Sandbox engine (sbx).")
+@click.option("--tmux", is_flag=True, help="Run `up`/`run` inside a host tmux session and attach.")
+@click.option("--tmux-detached", is_flag=True, help="Like --tmux, without attaching.")
+@click.option("--seed-config", is_flag=True, help="Copy the agent's user-level instruction files in.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.version_option(__version__, "--version", prog_name="git-airlock")
+@click.pass_context
+def cli(
+    ctx: click.Context, directory, dry_run, agent, sandbox_name, engine, tmux, tmux_detached, seed_config, debug
+) -> None:
+    """Run coding agents in disposable sandboxes and review what they commit.
+
+    The agent works in a private clone; your repository is read-only to it.
+    Its commits come back only through git: fetch, diff, review, merge, pr.
+    """
+    from git_airlock.app import App
+
+    ctx.obj = App(
+        flags={"agent": agent, "sandbox_name": sandbox_name, "engine": engine},
+        directory=directory,
+        dry_run=dry_run,
+        tmux=tmux or tmux_detached,
+        tmux_detached=tmux_detached,
+        seed_config=seed_config,
+        debug=debug,
+    )
+
+
+def _report(error: AirlockError) -> None:
+    from git_airlock.terminal import sanitize
+
+    click.echo(f"error: {sanitize(error.message)}", err=True)
+    if error.hint:
+        click.echo(f"hint: {sanitize(error.hint)}", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: translate every failure into a message and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("GIT_AIRLOCK_DEBUG") == "1"
+    try:
+        code = cli.main(args=args, prog_name="git airlock", standalone_mode=False)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Abort:
+        click.echo("\naborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except AirlockError as exc:
+        if debug:
+            raise
+        _report(exc)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(1)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("hint: rerun with --debug for a traceback, and report it", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,1 @@
+"""One module per theme; each command parses, calls the core, prints."""

@@ -1,0 +1,228 @@
+"""Pieces several commands share: sandbox state, fetching, picking base and tip."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from git_airlock.app import App
+from git_airlock.engines.base import SandboxState
+from git_airlock.errors import AirlockError
+from git_airlock.location import scrubbed_git_env
+from git_airlock.plan import Step
+from git_airlock.terminal import is_terminal
+
+# Settings that keep anything from the sandbox's side from running on the host
+# while git reads sandbox objects: no hooks, no fsmonitor, objects checked,
+# only the transports our engines use.
+SAFE_GIT_CONFIG: tuple[str, ...] = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "fetch.fsckObjects=true",
+    "transfer.fsckObjects=true",
+    "protocol.allow=never",
+    "protocol.git.allow=always",
+    "protocol.file.allow=always",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "diff.external=",
+)
+
+
+def safe_git(*args: str) -> list[str]:
+    argv = ["git"]
+    for setting in SAFE_GIT_CONFIG:
+        argv += ["-c", setting]
+    return [*argv, *args]
+
+
+def sandbox_state(app: App) -> SandboxState | None:
+    """The sandbox as the engine reports it; None when absent (or in a dry run)."""
+    app.require_engine()
+    result = app.runner.query(app.engine.list_step())
+    if result is None:
+        return None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip()
+        raise AirlockError(
+            f"`{app.engine.name} ls` failed: {detail}",
+            hint="run `git airlock doctor` to check the sandbox daemon and your login",
+        )
+    return app.engine.parse_list(result.stdout).get(app.sandbox)
+
+
+def require_sandbox(app: App) -> SandboxState | None:
+    """Like :func:`sandbox_state` but an absent sandbox is an error (outside dry runs)."""
+    state = sandbox_state(app)
+    if state is None and not app.dry_run:
+        raise AirlockError(
+            f"no sandbox named {app.sandbox!r}",
+            hint="start one with `git airlock up` (or pick another with --name)",
+        )
+    return state
+
+
+def confirm(question: str, default: bool, assume: bool | None = None) -> bool:
+    """Ask on a terminal; without one, use ``assume`` (or fail when there is no safe answer)."""
+    if assume is not None:
+        return assume
+    if not is_terminal(sys.stdin):
+        return default
+    return click.confirm(question, default=default, err=True)
+
+
+def fetch_steps(app: App) -> list[Step]:
+    """The git commands that bring the sandbox's branches (and initialised submodules) home."""
+    remote = app.remote
+    refspecs = [
+        f"+refs/heads/*:refs/remotes/{remote}/*",
+        f"+refs/heads/*:refs/sandboxes/{app.sandbox}/*",
+    ]
+    progress = "--progress" if is_terminal(sys.stderr) else "--quiet"
+    steps = [
+        Step(
+            tuple(
+                safe_git(
+                    "-C", app.location.root, "fetch", "--no-tags", "--no-write-fetch-head", progress, remote, *refspecs
+                )
+            ),
+            hint="the sandbox's objects failed git's checks or it is unreachable; "
+            "nothing was written to your branches. `git airlock status` shows its state",
+        )
+    ]
+    url = _remote_url(app)
+    if url:
+        for name, gitdir in _initialised_submodules(app):
+            steps.append(
+                Step(
+                    tuple(
+                        safe_git(
+                            f"--git-dir={gitdir}",
+                            "fetch",
+                            "--no-tags",
+                            "--no-write-fetch-head",
+                            progress,
+                            f"{url.rstrip('/')}/.git/modules/{name}",
+                            f"+refs/heads/*:refs/remotes/{remote}/*",
+                        )
+                    ),
+                    check=False,
+                )
+            )
+    return steps
+
+
+def _remote_url(app: App) -> str | None:
+    import subprocess
+
+    proc = subprocess.run(
+        ["git", "-C", app.location.root, "config", "--get", f"remote.{app.remote}.url"],
+        capture_output=True,
+        text=True,
+        env=scrubbed_git_env(),
+    )
+    return proc.stdout.strip() or None
+
+
+def _initialised_submodules(app: App) -> list[tuple[str, str]]:
+    """Submodules the host has initialised (their git dirs exist under .git/modules)."""
+    import subprocess
+
+    gitmodules = os.path.join(app.location.root, ".gitmodules")
+    if not os.path.exists(gitmodules):
+        return []
+    proc = subprocess.run(
+        ["git", "config", "--file", gitmodules, "--name-only", "--get-regexp", r"^submodule\..*\.path$"],
+        capture_output=True,
+        text=True,
+    )
+    found = []
+    for key in proc.stdout.splitlines():
+        name = key[len("submodule.") : -len(".path")]
+        gitdir = os.path.join(app.location.common_dir, "modules", name)
+        if ".." not in name.split("/") and os.path.isdir(gitdir):
+            found.append((name, gitdir))
+    return found
+
+
+def fetch(app: App) -> None:
+    """Start the sandbox if it is stopped, then fetch; refuse clearly when there is nothing to fetch."""
+    state = sandbox_state(app)
+    if app.dry_run:
+        app.runner.show(app.engine.start_step(app.sandbox))
+        for step in fetch_steps(app):
+            app.runner.show(step)
+        return
+    if state is None:
+        if app.repo.refs_under(f"refs/remotes/{app.remote}/"):
+            app.info(f"warning: sandbox {app.sandbox!r} is gone; using the commits fetched before")
+            return
+        raise AirlockError(
+            f"no sandbox named {app.sandbox!r}, and nothing fetched from it before",
+            hint="start one with `git airlock up` (or pick another with --name)",
+        )
+    if not state.running:
+        app.info(f"starting sandbox {app.sandbox} so its commits can be fetched ...")
+        app.runner.run(app.engine.start_step(app.sandbox))
+    if _remote_url(app) is None:
+        raise AirlockError(
+            f"the remote {app.remote!r} is missing from this repository",
+            hint="it is written by the sandbox engine at start; `git airlock stop` then "
+            "`git airlock shell` restarts the sandbox",
+        )
+    steps = fetch_steps(app)
+    app.runner.run(steps[0])
+    for step in steps[1:]:
+        result = app.runner.run(step)
+        if result.returncode != 0:
+            app.info(f"warning: could not fetch submodule {step.argv[-2]}: {result.stderr.strip()}")
+
+
+def resolve_base(app: App, base: str | None) -> str:
+    """The base branch: the given one, or the checked-out branch."""
+    if base:
+        return base.removeprefix("refs/heads/")
+    if app.dry_run and app.location_or_none is None:
+        return "main"
+    branch = app.repo.current_branch()
+    if branch is None:
+        raise AirlockError(
+            "HEAD is detached, so there is no base branch to compare with", hint="name one: `git airlock diff main`"
+        )
+    return branch
+
+
+def resolve_tip(app: App, base: str, sandbox_branch: str | None) -> tuple[str, str]:
+    """``(ref name, commit)`` of the sandbox branch to use.
+
+    Defaults to the sandbox branch named like the base (the clone follows the
+    host's branch), else the only branch the sandbox has.
+    """
+    prefix = f"refs/remotes/{app.remote}/"
+    branches = app.repo.refs_under(prefix)
+    wanted = sandbox_branch or base
+    ref = prefix + wanted
+    if ref in branches:
+        return ref, branches[ref]
+    if sandbox_branch is None and len(branches) == 1:
+        ((ref, commit),) = branches.items()
+        return ref, commit
+    if not branches:
+        raise AirlockError(
+            f"nothing fetched from sandbox {app.sandbox!r} yet",
+            hint="let the agent commit, then run `git airlock fetch`",
+        )
+    listing = ", ".join(sorted(name[len(prefix) :] for name in branches))
+    raise AirlockError(
+        f"the sandbox has no branch {wanted!r} (it has: {listing})",
+        hint="pick one with --sandbox-branch NAME",
+    )
+
+
+def base_commit(app: App, base: str) -> str:
+    commit = app.repo.ref_commit(f"refs/heads/{base}")
+    if commit is None:
+        raise AirlockError(f"base branch {base!r} does not exist", hint="`git branch --list` shows your branches")
+    return commit

@@ -1,0 +1,114 @@
+"""``doctor``: is everything in place to run a sandbox? OK/WARN/FAIL lines."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+
+import click
+
+from git_airlock.app import App
+from git_airlock.errors import AirlockError
+
+pass_app = click.make_pass_decorator(App)
+
+_LOGIN_WORDS = ("not logged in", "login", "unauthorized", "unauthenticated", "authenticate")
+
+
+class Report:
+    def __init__(self) -> None:
+        self.failed = False
+
+    def line(self, level: str, what: str, detail: str) -> None:
+        if level == "FAIL":
+            self.failed = True
+        click.echo(f"{level:<4}  {what:<16} {detail}")
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def check_virtualization(report: Report) -> None:
+    system = platform.system()
+    if system == "Linux":
+        try:
+            with open("/proc/version", encoding="utf-8") as handle:
+                wsl = "microsoft" in handle.read().lower()
+        except OSError:
+            wsl = False
+        if os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK):
+            report.line("OK", "virtualization", "/dev/kvm is usable")
+        elif os.path.exists("/dev/kvm"):
+            report.line(
+                "FAIL",
+                "virtualization",
+                "/dev/kvm exists but you cannot open it (hint: add yourself to the kvm group and log in again)",
+            )
+        else:
+            report.line(
+                "FAIL",
+                "virtualization",
+                "/dev/kvm is missing (hint: enable virtualization / nested virtualization, or load the kvm module)",
+            )
+        if wsl:
+            report.line("WARN", "wsl", "WSL 2 needs nested virtualization enabled in .wslconfig")
+    elif system == "Darwin":
+        if platform.machine() == "arm64":
+            report.line("OK", "virtualization", "Apple Silicon")
+        else:
+            result = _run(["sysctl", "-n", "kern.hv_support"])
+            if result and result.stdout.strip() == "1":
+                report.line("OK", "virtualization", "hypervisor framework supported")
+            else:
+                report.line("FAIL", "virtualization", "this Mac does not support the hypervisor framework")
+    else:
+        report.line("WARN", "virtualization", f"{system}: not checked")
+
+
+def check_sbx(report: Report) -> None:
+    path = shutil.which("sbx")
+    if path is None:
+        report.line("FAIL", "sbx", "not installed (hint: https://docs.docker.com/ai/sandboxes/)")
+        return
+    version = _run([path, "version"])
+    text = version.stdout.strip().splitlines()[0] if version and version.stdout.strip() else "version unknown"
+    report.line("OK", "sbx", f"{text} ({path})")
+    listing = _run([path, "ls", "--json"])
+    if listing is None:
+        report.line("FAIL", "sbx daemon", "`sbx ls` did not answer (hint: `sbx diagnose`)")
+    elif listing.returncode == 0:
+        report.line("OK", "sbx daemon", "reachable, logged in")
+    else:
+        message = (listing.stderr or listing.stdout).strip().splitlines()
+        first = message[0] if message else f"exit {listing.returncode}"
+        if any(word in first.lower() for word in _LOGIN_WORDS):
+            report.line("FAIL", "sbx login", f"{first} (hint: run `sbx login`)")
+        else:
+            report.line("FAIL", "sbx daemon", f"{first} (hint: `sbx diagnose`)")
+
+
+@click.command("doctor")
+@pass_app
+def doctor_command(app: App) -> None:
+    """Check sbx, git, virtualization, the sbx daemon and login, and tmux."""
+    report = Report()
+    check_sbx(report)
+    git = _run(["git", "--version"])
+    if git and git.returncode == 0:
+        report.line("OK", "git", git.stdout.strip())
+    else:
+        report.line("FAIL", "git", "not installed")
+    check_virtualization(report)
+    tmux = _run(["tmux", "-V"])
+    if tmux and tmux.returncode == 0:
+        report.line("OK", "tmux", tmux.stdout.strip())
+    else:
+        report.line("WARN", "tmux", "not installed (only needed for --tmux and attach)")
+    if report.failed:
+        raise AirlockError("some checks failed", hint="fix the FAIL lines above, then run `git airlock doctor` again")

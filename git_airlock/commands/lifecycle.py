@@ -1,0 +1,244 @@
+"""Sandbox lifecycle: up, run, attach, shell, stop, rm."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from git_airlock.agents import Agent, get_agent
+from git_airlock.app import App
+from git_airlock.commands._shared import confirm, fetch, require_sandbox, sandbox_state
+from git_airlock.errors import AirlockError
+from git_airlock.plan import Step
+from git_airlock.terminal import is_terminal
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _ensure_repo(app: App, assume_yes: bool) -> None:
+    """Offer ``git init`` when the directory is not a repository yet."""
+    if app.location_or_none is not None:
+        return
+    path = os.path.abspath(app.cwd)
+    if app.dry_run:
+        app.runner.show(Step(("git", "init", path)))
+        return
+    if not (
+        assume_yes
+        or (
+            is_terminal(sys.stdin)
+            and click.confirm(f"{path} is not a git repository. Run `git init` here?", default=False, err=True)
+        )
+    ):
+        raise AirlockError(
+            f"not a git repository: {path}",
+            hint="run `git init` (or `git airlock up --yes` to do it for you); the sandbox clones a repository",
+        )
+    app.runner.run(Step(("git", "init", path)))
+    app.__dict__.pop("location_or_none", None)
+    app.__dict__.pop("settings", None)
+
+
+def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> None:
+    """Everything ``up`` and ``run`` share."""
+    _ensure_repo(app, assume_yes)
+    location = app.location_or_none
+    root = location.root if location else os.path.abspath(app.cwd)
+    if location and location.is_linked_worktree:
+        raise AirlockError(
+            "clone mode needs the main worktree of the repository, not a linked worktree",
+            hint=f"run it from the main worktree: git -C {location.main_root} airlock up",
+        )
+    sandbox = app.sandbox if location else _dry_run_name(root)
+    engine = app.engine
+    state = sandbox_state(app) if location else None
+    if state is not None:
+        raise AirlockError(
+            f"sandbox {sandbox!r} already exists ({state.status})",
+            hint="`git airlock attach` or `git airlock shell` to use it, `git airlock rm` to start over",
+        )
+    if app.tmux and not app.dry_run:
+        from git_airlock import tmux
+
+        if not tmux.available():
+            raise AirlockError("tmux is not installed", hint="install tmux, or run without --tmux")
+        if tmux.session_exists(app.runner, app.tmux_session):
+            raise AirlockError(
+                f"tmux session {app.tmux_session!r} already exists",
+                hint="`git airlock attach`, or set TMUX_SESSION to another name",
+            )
+
+    app.runner.execute(_policy_plan(app))
+    if not os.path.exists(os.path.join(root, "AGENTS.md")):
+        app.info("note: this repository has no AGENTS.md; `git airlock init` writes a starter one")
+    app.info(f"sandbox: {sandbox} (agent: {agent.name}, engine: {engine.name})")
+    app.info(f"auth: {agent.auth_hint}")
+
+    seeds = []
+    if app.seed_config:
+        from git_airlock.seeding import seed_files
+
+        seeds = seed_files(agent, os.path.expanduser("~"), engine.sandbox_home())
+        app.info(f"seeding {len(seeds)} instruction file(s) from your home directory")
+
+    if not app.tmux:
+        app.runner.execute(engine.create_plan(sandbox, agent.name, root, agent_args, seeds))
+        return
+    _start_in_tmux(app, sandbox, agent, root, agent_args, seeds)
+
+
+def _dry_run_name(root: str) -> str:
+    from git_airlock.naming import default_sandbox_name
+
+    return default_sandbox_name(os.path.realpath(root))
+
+
+def _policy_plan(app: App):
+    from git_airlock.plan import Plan
+
+    return Plan([app.engine.policy_init_step(app.settings.global_network_policy)])
+
+
+def _start_in_tmux(app: App, sandbox: str, agent: Agent, root: str, agent_args: list[str], seeds) -> None:
+    from git_airlock import tmux
+    from git_airlock.plan import Plan
+
+    engine = app.engine
+    plan = Plan()
+    if seeds:
+        setup = engine.create_plan(sandbox, agent.name, root, agent_args, seeds)
+        plan.steps.extend(setup.steps[:-1])
+        argv = list(setup.steps[-1].argv)
+    else:
+        argv = engine.agent_argv(sandbox, agent.name, root, agent_args)
+    plan.steps.append(tmux.new_session_step(app.tmux_session, root, argv))
+    app.runner.execute(plan)
+    attach = not app.tmux_detached and app.settings.flag("tmux_attach")
+    if attach and (app.dry_run or is_terminal(sys.stdin)):
+        app.runner.execute(Plan([tmux.attach_step(app.tmux_session)]))
+    else:
+        app.info(f"agent running in tmux session {app.tmux_session!r}; `git airlock attach` to watch it")
+
+
+@click.command("up", context_settings={"ignore_unknown_options": True})
+@click.option("-y", "--yes", is_flag=True, help="Answer yes to questions (e.g. `git init` a new folder).")
+@click.argument("agent_args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def up_command(app: App, yes: bool, agent_args: tuple[str, ...]) -> None:
+    """Create the sandbox in clone mode and start the agent.
+
+    Arguments after `--` go to the agent unchanged, e.g.
+    `git airlock up -- --model opus`.
+    """
+    agent = get_agent(app.settings.agent)
+    _start(app, agent, list(agent_args), yes)
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True})
+@click.option("-y", "--yes", is_flag=True, help="Answer yes to questions.")
+@click.argument("task")
+@click.argument("agent_args", nargs=-1, type=click.UNPROCESSED)
+@pass_app
+def run_command(app: App, yes: bool, task: str, agent_args: tuple[str, ...]) -> None:
+    """Run the agent headless on TASK, then tell how to review its work.
+
+    claude gets `-p TASK`, codex `exec --dangerously-bypass-approvals-and-sandbox TASK`,
+    opencode `run TASK`, gemini `-p TASK`; other agents get TASK as a plain argument.
+    """
+    agent = get_agent(app.settings.agent)
+    args, guessed = agent.headless_args(task)
+    if guessed:
+        app.info(f"warning: {agent.name} has no known headless mode; passing the task as a plain argument")
+    _start(app, agent, [*args, *agent_args], yes)
+    if not app.dry_run:
+        app.info(
+            "when the agent is done: `git airlock diff` to see its work, "
+            "`git airlock review` to review it, `git airlock merge` to take it"
+        )
+
+
+@click.command("attach")
+@pass_app
+def attach_command(app: App) -> None:
+    """Attach to the sandbox's tmux session (switch to it when already inside tmux)."""
+    from git_airlock import tmux
+    from git_airlock.plan import Plan
+
+    if not app.dry_run and not tmux.session_exists(app.runner, app.tmux_session):
+        raise AirlockError(
+            f"no tmux session {app.tmux_session!r}", hint="start the agent in one with `git airlock --tmux up`"
+        )
+    app.runner.execute(Plan([tmux.attach_step(app.tmux_session)]))
+
+
+@click.command("shell")
+@pass_app
+def shell_command(app: App) -> None:
+    """Open an interactive shell inside the sandbox (starting it if stopped)."""
+    from git_airlock.plan import Plan
+
+    require_sandbox(app)
+    app.runner.execute(Plan([app.engine.shell_step(app.sandbox)]))
+
+
+@click.command("stop")
+@pass_app
+def stop_command(app: App) -> None:
+    """Stop the sandbox; its VM, clone and commits are kept."""
+    from git_airlock.plan import Plan
+
+    state = require_sandbox(app)
+    if state is not None and not state.running:
+        app.info(f"sandbox {app.sandbox} is already stopped")
+        return
+    app.runner.execute(Plan([app.engine.stop_step(app.sandbox)]))
+    if not app.dry_run:
+        app.info(f"stopped {app.sandbox}; `git airlock fetch` or `git airlock up` starts it again")
+
+
+@click.command("rm")
+@click.option(
+    "--fetch/--no-fetch",
+    "do_fetch",
+    default=None,
+    help="Fetch the sandbox's commits first (default: ask; yes without a terminal).",
+)
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Remove even if the fetch fails.")
+@pass_app
+def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
+    """Remove the sandbox and its tmux session, after offering to fetch its commits."""
+    from git_airlock import tmux
+    from git_airlock.plan import Plan
+
+    require_sandbox(app)
+    if do_fetch is None:
+        do_fetch = confirm(f"Fetch the commits of {app.sandbox} before removing it?", default=True)
+    if do_fetch:
+        try:
+            fetch(app)
+        except AirlockError as exc:
+            app.info(f"error: the fetch failed: {exc.message}")
+            keep_going = force or (
+                is_terminal(sys.stdin)
+                and click.confirm(
+                    "Remove the sandbox anyway? Commits not fetched will be lost", default=False, err=True
+                )
+            )
+            if not keep_going:
+                raise AirlockError(
+                    "nothing was removed because the fetch failed",
+                    hint="fix the fetch, or pass --force to remove anyway",
+                ) from exc
+    else:
+        app.info("warning: not fetching; commits the sandbox made since the last fetch will be lost")
+    if not confirm(f"Remove sandbox {app.sandbox}?", default=False, assume=True if yes or app.dry_run else None):
+        raise AirlockError("nothing was removed", hint="pass --yes to remove without a question")
+    plan = Plan([app.engine.remove_step(app.sandbox)])
+    if app.dry_run or tmux.session_exists(app.runner, app.tmux_session):
+        plan.steps.append(tmux.kill_step(app.tmux_session))
+    app.runner.execute(plan)
+    if not app.dry_run:
+        app.info(f"removed {app.sandbox}; fetched commits stay reachable at refs/sandboxes/{app.sandbox}/*")

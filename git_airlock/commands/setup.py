@@ -1,0 +1,124 @@
+"""Setting up: init, config, completion, help."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from git_airlock.app import App
+from git_airlock.config import KEYS
+from git_airlock.errors import AirlockError, UsageError
+
+pass_app = click.make_pass_decorator(App)
+
+AGENTS_TEMPLATE = """\
+# AGENTS.md
+
+Instructions for coding agents working in this repository.
+
+## How you run here
+- You work in a private clone inside a sandbox. The host repository is read-only to you.
+- Commit your work in small steps with clear messages; a person reviews every commit
+  (`git airlock review`) before anything is merged or pushed.
+- Do not push, and do not try to reach hosts the network policy does not allow.
+
+## The project
+- What it is:
+- How to install dependencies:
+- How to run the tests:
+- Conventions (style, layout, naming):
+"""
+
+
+@click.command("init")
+@pass_app
+def init_command(app: App) -> None:
+    """Write a starter AGENTS.md, only if the repository has none."""
+    path = os.path.join(app.location.root, "AGENTS.md")
+    if os.path.lexists(path):
+        app.info("AGENTS.md already exists; left unchanged")
+        return
+    if app.dry_run:
+        app.runner.show(f"write {path}")
+        return
+    with open(path, "x", encoding="utf-8") as handle:
+        handle.write(AGENTS_TEMPLATE)
+    app.info(f"wrote {path}; fill in the project section, then commit it")
+
+
+@click.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def config_command(app: App, as_json: bool) -> None:
+    """Show every effective setting, its value and where it came from.
+
+    Precedence: flags > environment > sandbox.conf > git config airlock.* > default.
+    """
+    settings = app.settings
+    rows = [(key.env, key.git, settings.values[key.attr], settings.sources[key.attr]) for key in KEYS]
+    if app.location_or_none is not None:
+        rows.append(("(derived)", "", app.sandbox, "sandbox name in use"))
+    if as_json:
+        click.echo(
+            json.dumps(
+                [{"env": e, "git": g, "value": v, "source": s} for e, g, v, s in rows],
+                indent=2,
+            )
+        )
+        return
+    width = max(len(r[0]) for r in rows)
+    for env, git, value, source in rows:
+        shown = value if value != "" else "(unset)"
+        click.echo(f"{env:<{width}}  {shown:<28}  {source}{'  [' + git + ']' if git else ''}")
+
+
+_BASH_GIT_SUBCOMMAND = """
+# `git airlock <TAB>`: git's bash completion calls _git_airlock for the subcommand.
+_git_airlock () {{
+    __gitcomp "{commands}"
+}}
+"""
+
+
+@click.command("completion")
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion_command(shell: str) -> None:
+    """Print a completion script for SHELL.
+
+    \b
+    bash: eval "$(git-airlock completion bash)"   (in ~/.bashrc)
+    zsh:  eval "$(git-airlock completion zsh)"    (in ~/.zshrc)
+    fish: git-airlock completion fish > ~/.config/fish/completions/git-airlock.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    from git_airlock.cli import COMMANDS, cli
+
+    completion_class = get_completion_class(shell)
+    if completion_class is None:
+        raise UsageError(f"no completion for {shell}")
+    script = completion_class(cli, {}, "git-airlock", "_GIT_AIRLOCK_COMPLETE").source()
+    click.echo(script)
+    if shell == "bash":
+        click.echo(_BASH_GIT_SUBCOMMAND.format(commands=" ".join(COMMANDS)))
+
+
+@click.command("help")
+@click.argument("command", required=False)
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show help for git-airlock, or for COMMAND."""
+    root = ctx.parent
+    assert root is not None
+    if command is None:
+        click.echo(root.get_help())
+        return
+    group = root.command
+    assert isinstance(group, click.Group)
+    sub = group.get_command(root, command)
+    if sub is None:
+        raise AirlockError(f"unknown command {command!r}", hint="`git airlock -h` lists the commands")
+    with click.Context(sub, info_name=command, parent=root) as sub_ctx:
+        click.echo(sub.get_help(sub_ctx))

@@ -1,0 +1,167 @@
+"""Settings and where each one came from.
+
+Precedence, highest first: command-line flags, environment variables (the
+names code-airlock users know), ``sandbox.conf`` in the repository root
+(``KEY=VALUE`` lines, parsed and never sourced), ``git config airlock.*``
+(repository, then global), then built-in defaults. ``git airlock config``
+prints every value with its source, so nobody has to guess.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from git_airlock.errors import AirlockError
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: its attribute name, environment variable, git config key, default."""
+
+    attr: str
+    env: str
+    git: str
+    default: str
+    doc: str
+
+
+KEYS: tuple[Key, ...] = (
+    Key("agent", "AGENT", "airlock.agent", "claude", "agent to run in the sandbox"),
+    Key("sandbox_name", "SANDBOX_NAME", "airlock.sandboxName", "", "sandbox name (default: derived from the repo)"),
+    Key("repo_dir", "REPO_DIR", "airlock.repoDir", "", "repository to work on (default: the current one)"),
+    Key("engine", "AIRLOCK_ENGINE", "airlock.engine", "sbx", "sandbox engine"),
+    Key(
+        "global_network_policy",
+        "GLOBAL_NETWORK_POLICY",
+        "airlock.globalNetworkPolicy",
+        "balanced",
+        "network policy sbx is initialised with (allow-all, balanced, deny-all)",
+    ),
+    Key(
+        "allow",
+        "ALLOW",
+        "airlock.allow",
+        "",
+        "hosts `lockdown` allows (comma-separated; default: agents' APIs, GitHub, npm)",
+    ),
+    Key("review_tool", "REVIEW_TOOL", "airlock.reviewTool", "vscode", "git difftool used by `review`"),
+    Key(
+        "tmux_session", "TMUX_SESSION", "airlock.tmuxSession", "", "tmux session name (default: git-airlock-<sandbox>)"
+    ),
+    Key("tmux_attach", "TMUX_ATTACH", "airlock.tmuxAttach", "true", "attach to the tmux session after `up --tmux`"),
+)
+KEYS_BY_ATTR = {key.attr: key for key in KEYS}
+KEYS_BY_ENV = {key.env: key for key in KEYS}
+POLICY_MODES = ("allow-all", "balanced", "deny-all")
+SANDBOX_CONF = "sandbox.conf"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Effective values plus, for each, the source it came from."""
+
+    values: Mapping[str, str]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getattr__(self, attr: str) -> str:
+        try:
+            return self.values[attr]
+        except KeyError:
+            raise AttributeError(attr) from None
+
+    def flag(self, attr: str) -> bool:
+        return self.values[attr].strip().lower() in ("1", "true", "yes", "on")
+
+
+def parse_sandbox_conf(text: str, path: str = SANDBOX_CONF) -> dict[str, str]:
+    """Parse ``KEY=VALUE`` lines. Never executed: quotes are stripped, nothing is expanded.
+
+    Unknown keys are refused rather than ignored, so a typo does not silently
+    leave a sandbox with a setting the user thought they changed.
+    """
+    values: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise AirlockError(
+                f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}",
+                hint="each line of sandbox.conf is KEY=VALUE; lines starting with # are comments",
+            )
+        if key not in KEYS_BY_ENV:
+            known = ", ".join(sorted(KEYS_BY_ENV))
+            raise AirlockError(f"{path}:{number}: unknown setting {key!r}", hint=f"known settings: {known}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[KEYS_BY_ENV[key].attr] = value
+    return values
+
+
+def read_git_config(repo_dir: str | None) -> dict[str, tuple[str, str]]:
+    """``airlock.*`` from git config as ``{attr: (value, scope)}``, one git call."""
+    argv = ["git"]
+    if repo_dir:
+        argv += ["-C", repo_dir]
+    argv += ["config", "--show-scope", "-z", "--get-regexp", r"^airlock\."]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace")
+    except FileNotFoundError:
+        return {}
+    by_git_key = {key.git.lower(): key for key in KEYS}
+    found: dict[str, tuple[str, str]] = {}
+    for record in proc.stdout.split("\0"):
+        if not record:
+            continue
+        scope, _, rest = record.partition("\t")
+        name, _, value = rest.partition("\n")
+        key = by_git_key.get(name.lower())
+        if key is not None:
+            found[key.attr] = (value, scope)  # later (more local) scopes win
+    return found
+
+
+def load_settings(
+    flags: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    repo_root: str | None,
+    git_dir_hint: str | None = None,
+) -> Settings:
+    """Layer the sources; ``flags`` maps attr -> value or None when not given."""
+    values = {key.attr: key.default for key in KEYS}
+    sources = {key.attr: "default" for key in KEYS}
+
+    for attr, (value, scope) in read_git_config(repo_root or git_dir_hint).items():
+        values[attr], sources[attr] = value, f"git config ({scope})"
+    if repo_root:
+        conf_path = os.path.join(repo_root, SANDBOX_CONF)
+        try:
+            with open(conf_path, encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            text = ""
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AirlockError(f"cannot read {conf_path}: {exc}") from exc
+        for attr, value in parse_sandbox_conf(text, conf_path).items():
+            values[attr], sources[attr] = value, SANDBOX_CONF
+    for key in KEYS:
+        if environ.get(key.env):
+            values[key.attr], sources[key.attr] = environ[key.env], f"environment ({key.env})"
+    for attr, value in flags.items():
+        if value is not None:
+            values[attr], sources[attr] = value, "command line"
+
+    if values["global_network_policy"] not in POLICY_MODES:
+        raise AirlockError(
+            f"unknown network policy {values['global_network_policy']!r} (from {sources['global_network_policy']})",
+            hint="use one of: " + ", ".join(POLICY_MODES),
+        )
+    return Settings(values, sources)

@@ -1,0 +1,139 @@
+"""Plans: the exact commands an operation runs, printable for ``--dry-run``.
+
+Engines and commands describe work as a :class:`Plan` of :class:`Step`
+argument lists. A :class:`Runner` either executes them or, with
+``--dry-run``, prints them shell-quoted and runs nothing. Because the same
+objects serve both paths, what ``--dry-run`` prints is exactly what a real run
+executes. Argument lists only: nothing here ever goes through a shell.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from git_airlock.errors import AirlockError, CommandFailed
+from git_airlock.location import scrubbed_git_env
+
+
+def quote_argv(argv: Iterable[str]) -> str:
+    """Shell-quote an argument list so it can be pasted into a POSIX shell."""
+    return shlex.join(list(argv))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One external command: its argv, and how to run it."""
+
+    argv: tuple[str, ...]
+    cwd: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    interactive: bool = False
+    """Inherit the terminal (agents, shells, tmux attach) instead of capturing output."""
+    check: bool = True
+    """Raise when the command fails; off for agents and shells, whose exit status is theirs."""
+    tolerate: str | None = None
+    """A substring of stderr that means 'already done', treated as success."""
+    stdin: str | None = None
+    hint: str | None = None
+
+    def render(self) -> str:
+        """The step as a shell line, with any extra environment shown as assignments."""
+        prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in sorted(self.env.items()))
+        line = prefix + quote_argv(self.argv)
+        if self.cwd:
+            line = f"(cd {shlex.quote(self.cwd)} && {line})"
+        return line
+
+
+@dataclass
+class Plan:
+    """An ordered list of steps, plus notes printed as comments in dry-run output."""
+
+    steps: list[Step | str] = field(default_factory=list)
+
+    def add(self, argv: Iterable[str], **kwargs) -> Plan:
+        self.steps.append(Step(tuple(argv), **kwargs))
+        return self
+
+    def note(self, text: str) -> Plan:
+        """A line of explanation; in a dry run it is printed as a ``#`` comment."""
+        self.steps.append(text)
+        return self
+
+    def extend(self, other: Plan) -> Plan:
+        self.steps.extend(other.steps)
+        return self
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class Runner:
+    """Executes steps for real, or prints them when ``dry_run`` is set."""
+
+    def __init__(self, dry_run: bool = False, out=None) -> None:
+        self.dry_run = dry_run
+        self.out = out or sys.stdout
+
+    def show(self, step: Step | str) -> None:
+        if isinstance(step, str):
+            print(f"# {step}", file=self.out)
+        else:
+            print(step.render(), file=self.out)
+
+    def execute(self, plan: Plan) -> None:
+        """Run every step in order; stop at the first failure (raising)."""
+        for step in plan.steps:
+            if self.dry_run:
+                self.show(step)
+            elif isinstance(step, Step):
+                self.run(step)
+
+    def run(self, step: Step) -> Result:
+        """Run one step for real and raise :class:`CommandFailed` on failure."""
+        result = self._spawn(step)
+        ok = (
+            not step.check
+            or result.returncode == 0
+            or (step.tolerate is not None and step.tolerate in result.stderr + result.stdout)
+        )
+        if not ok:
+            raise CommandFailed(list(step.argv), result.returncode, result.stderr, step.hint)
+        return result
+
+    def query(self, step: Step) -> Result | None:
+        """Run a read-only step and return its output; in a dry run print it and return None."""
+        if self.dry_run:
+            self.show(step)
+            return None
+        return self._spawn(step)
+
+    def _spawn(self, step: Step) -> Result:
+        env = {**scrubbed_git_env(), **step.env}
+        try:
+            if step.interactive:
+                proc = subprocess.run(list(step.argv), cwd=step.cwd, env=env)
+                return Result(proc.returncode, "", "")
+            proc = subprocess.run(
+                list(step.argv),
+                cwd=step.cwd,
+                env=env,
+                input=step.stdin,
+                capture_output=True,
+                text=True,
+                errors="replace",
+            )
+        except FileNotFoundError as exc:
+            raise AirlockError(
+                f"{step.argv[0]}: command not found",
+                hint=f"install {step.argv[0]}, or check PATH; `git airlock doctor` checks every tool",
+            ) from exc
+        return Result(proc.returncode, proc.stdout, proc.stderr)

@@ -1,0 +1,63 @@
+"""Network allowlists: parsing, validation, the default list.
+
+Rules follow sbx's syntax so one ``ALLOW`` value serves every engine: exact
+hosts, ``*.domain`` wildcards, an optional ``:port``. Anything else (a bare
+``*``, a URL with a scheme or path, an empty entry, a bad port) is refused
+before any command runs.
+"""
+
+from __future__ import annotations
+
+import re
+
+from git_airlock.errors import AirlockError
+
+DEFAULT_ALLOW: tuple[str, ...] = (
+    "api.anthropic.com",
+    "*.anthropic.com",
+    "claude.ai",
+    "api.openai.com",
+    "*.openai.com",
+    "chatgpt.com",
+    "github.com",
+    "*.github.com",
+    "*.githubusercontent.com",
+    "registry.npmjs.org",
+    "*.npmjs.org",
+    "*.npmjs.com",
+)
+
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOST = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
+
+
+def validate_rule(rule: str) -> str:
+    """Return the normalised rule or raise a clear error saying what is wrong with it."""
+    text = rule.strip()
+    hint = "rules look like api.example.com, *.example.com or example.com:443"
+    if not text:
+        raise AirlockError("empty entry in the allowlist", hint=hint)
+    if "://" in text or "/" in text:
+        raise AirlockError(f"allowlist entry {text!r} is a URL; give a host name", hint=hint)
+    host, sep, port = text.rpartition(":") if ":" in text else (text, "", "")
+    if sep and (not port.isdigit() or not 1 <= int(port) <= 65535):
+        raise AirlockError(f"allowlist entry {text!r} has a bad port {port!r}", hint=hint)
+    if host in ("*", "**"):
+        raise AirlockError(
+            f"allowlist entry {text!r} would allow every host",
+            hint="use `git airlock unlock` or GLOBAL_NETWORK_POLICY=allow-all to open the network on purpose",
+        )
+    if not _HOST.match(host):
+        raise AirlockError(f"allowlist entry {text!r} is not a host name", hint=hint)
+    return text.lower()
+
+
+def parse_allowlist(value: str) -> list[str]:
+    """Split a comma- or space-separated list, validating every entry; empty means the default."""
+    if not value.strip():
+        return list(DEFAULT_ALLOW)
+    entries = [part for chunk in value.split(",") for part in [chunk.strip()]]
+    expanded: list[str] = []
+    for entry in entries:
+        expanded.extend(entry.split() or [""])
+    return [validate_rule(entry) for entry in expanded]

@@ -1,0 +1,169 @@
+"""Hermetic test environment (git-revise's model) and helpers shared by the suite.
+
+Every test gets its own HOME, XDG dirs, git identity and config (no system or
+user config leaks in), its own tmux server, and the sbx emulator first on
+PATH with its own state directory. Tests drive the real ``git airlock``
+entry point through git's subcommand mechanism.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+FAKES = Path(__file__).parent / "fakes"
+SETTING_VARS = (
+    "AGENT", "SANDBOX_NAME", "REPO_DIR", "GLOBAL_NETWORK_POLICY", "REVIEW_TOOL", "TMUX_SESSION",
+    "TMUX_ATTACH", "ALLOW", "AIRLOCK_ENGINE", "TMUX", "TMUX_PANE", "GIT_AIRLOCK_DEBUG",
+)
+
+
+@dataclass
+class Env:
+    tmp: Path
+    home: Path
+    sbx_state: Path
+    mp: pytest.MonkeyPatch
+
+    def sbx_calls(self) -> list[list[str]]:
+        path = self.sbx_state / "calls.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line)["argv"] for line in path.read_text().splitlines() if line.strip()]
+
+    def sbx_state_json(self) -> dict:
+        return json.loads((self.sbx_state / "state.json").read_text())
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    home = tmp_path / "home"
+    home.mkdir()
+    for var in list(os.environ):
+        if var.startswith(("GIT_", "SBX_", "XDG_")) or var in SETTING_VARS:
+            monkeypatch.delenv(var, raising=False)
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text(
+        "[user]\n\tname = Host User\n\temail = host@example.invalid\n"
+        "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
+        "[protocol \"file\"]\n\tallow = always\n"
+    )
+    tmux_dir = tmp_path / "tmux"
+    tmux_dir.mkdir()
+    env = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "XDG_STATE_HOME": str(home / ".local/state"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": str(gitconfig),
+        "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z",
+        "SBX_FAKE_STATE": str(tmp_path / "sbx-state"),
+        "TMUX_TMPDIR": str(tmux_dir),
+        "PAGER": "cat",
+        "GIT_PAGER": "cat",
+        "LANG": "C.UTF-8",
+        # the emulator first, then the interpreter's scripts (git-airlock), then the rest
+        "PATH": os.pathsep.join([str(FAKES), os.path.dirname(sys.executable), os.environ["PATH"]]),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    import pygit2
+
+    for level in (pygit2.enums.ConfigLevel.GLOBAL, pygit2.enums.ConfigLevel.XDG, pygit2.enums.ConfigLevel.SYSTEM):
+        pygit2.settings.search_path[level] = str(home)
+    yield Env(tmp_path, home, tmp_path / "sbx-state", monkeypatch)
+    if (tmp_path / "sbx-state").exists():
+        subprocess.run([str(FAKES / "sbx"), "_emulator", "shutdown"], capture_output=True)
+    subprocess.run(["tmux", "kill-server"], capture_output=True)
+
+
+def git(cwd: Path | str, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {proc.stderr}")
+    return proc.stdout
+
+
+def airlock(*args: str, cwd: Path | str, input: str | None = None, env: dict | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run ``git airlock ARGS`` the way a user does: through git's subcommand lookup."""
+    proc = subprocess.run(
+        ["git", "airlock", *args], cwd=cwd, capture_output=True, text=True, input=input,
+        env={**os.environ, **(env or {})}, timeout=timeout,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def snapshot(repo: Path) -> dict[str, str]:
+    """Everything a failed operation must leave alone: refs, HEAD, index, working tree, stash."""
+    files = {}
+    for path in sorted(repo.rglob("*")):
+        if ".git" in path.relative_to(repo).parts or not path.is_file():
+            continue
+        files[str(path.relative_to(repo))] = path.read_bytes().hex()
+    return {
+        "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/tags"),
+        "head": git(repo, "symbolic-ref", "-q", "HEAD", check=False) + git(repo, "rev-parse", "HEAD"),
+        "index": (repo / ".git" / "index").read_bytes().hex() if (repo / ".git" / "index").exists() else "",
+        "stash": git(repo, "stash", "list"),
+        "status": git(repo, "status", "--porcelain=v1", "--untracked-files=all"),
+        "files": json.dumps(files),
+    }
+
+
+@pytest.fixture
+def project(git_repo) -> Path:
+    """A real repository (pytest-git's ``git_repo``) with one commit on main."""
+    path = Path(str(git_repo.workspace))
+    git(path, "symbolic-ref", "HEAD", "refs/heads/main")
+    (path / "README.md").write_text("hello\n")
+    (path / "app.py").write_text("print('v1')\n")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+def write_agent(env: Env, body: str, name: str = "agent.sh") -> Path:
+    """A stand-in agent the emulator runs inside the clone (cwd = the clone)."""
+    script = env.tmp / name
+    script.write_text("#!/bin/sh\nset -e\n" + body)
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    env.mp.setenv("SBX_FAKE_AGENT", str(script))
+    env.mp.setenv("AGENT_LOG", str(env.tmp / "agent-args.txt"))
+    return script
+
+
+COMMIT_AGENT = """\
+printf '%s\\n' "$@" > "$AGENT_LOG"
+echo "print('v2 from agent')" > app.py
+git add app.py
+git commit -q -m "agent: update app"
+"""
+
+
+@pytest.fixture
+def no_sbx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A PATH with git, tmux and git-airlock but no sbx at all."""
+    bindir = tmp_path / "bin-nosbx"
+    bindir.mkdir()
+    for tool in ("git", "tmux", "git-airlock", "python3", "sh", "env"):
+        found = shutil.which(tool, path=os.pathsep.join(
+            p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != FAKES))
+        if found:
+            (bindir / tool).symlink_to(found)
+    git_exec = subprocess.run(["git", "--exec-path"], capture_output=True, text=True).stdout.strip()
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bindir), git_exec]))
