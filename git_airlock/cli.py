@@ -118,12 +118,14 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("GIT_AIRLOCK_DEBUG") == "1"
     try:
         code = cli.main(args=args, prog_name="git airlock", standalone_mode=False)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        # click turns Ctrl-C (and end of input at a prompt) into Abort
         click.echo("\ninterrupted", err=True)
         sys.exit(130)
-    except click.exceptions.Abort:
-        click.echo("\naborted", err=True)
-        sys.exit(130)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "git airlock"
+        _report(UsageError(exc.format_message(), hint=f"`{command} -h` shows the usage"))
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -27,7 +27,6 @@ SAFE_GIT_CONFIG: tuple[str, ...] = (
     "protocol.file.allow=always",
     "submodule.recurse=false",
     "fetch.recurseSubmodules=false",
-    "diff.external=",
 )
 
 
@@ -147,9 +146,13 @@ def _initialised_submodules(app: App) -> list[tuple[str, str]]:
     return found
 
 
-def fetch(app: App) -> None:
-    """Start the sandbox if it is stopped, then fetch; refuse clearly when there is nothing to fetch."""
-    state = sandbox_state(app)
+def fetch(app: App, state: SandboxState | None = None, known: bool = False) -> None:
+    """Start the sandbox if it is stopped, then fetch; refuse clearly when there is nothing to fetch.
+
+    ``known`` says ``state`` was already looked up by the caller (saving an ``sbx ls``).
+    """
+    if not known:
+        state = sandbox_state(app)
     if app.dry_run:
         app.runner.show(app.engine.start_step(app.sandbox))
         for step in fetch_steps(app):

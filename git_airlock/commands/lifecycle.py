@@ -213,12 +213,12 @@ def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
     from git_airlock import tmux
     from git_airlock.plan import Plan
 
-    require_sandbox(app)
+    state = require_sandbox(app)
     if do_fetch is None:
         do_fetch = confirm(f"Fetch the commits of {app.sandbox} before removing it?", default=True)
     if do_fetch:
         try:
-            fetch(app)
+            fetch(app, state, known=True)
         except AirlockError as exc:
             app.info(f"error: the fetch failed: {exc.message}")
             keep_going = force or (

@@ -1,0 +1,151 @@
+"""`--dry-run` prints the exact commands and runs nothing, even with no sbx installed."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from conftest import Env, airlock, git, snapshot
+
+FETCH_SAFETY = (
+    "-c core.hooksPath=/dev/null -c core.fsmonitor=false -c fetch.fsckObjects=true "
+    "-c transfer.fsckObjects=true -c protocol.allow=never -c protocol.git.allow=always "
+    "-c protocol.file.allow=always -c submodule.recurse=false -c fetch.recurseSubmodules=false"
+)
+
+
+def fetch_line(project: Path, name: str) -> str:
+    return (
+        f"git {FETCH_SAFETY} -C {shlex.quote(str(project))} fetch --no-tags --no-write-fetch-head --quiet "
+        f"sandbox-{name} '+refs/heads/*:refs/remotes/sandbox-{name}/*' '+refs/heads/*:refs/sandboxes/{name}/*'"
+    )
+
+
+def lines(output: str) -> list[str]:
+    return output.strip().splitlines()
+
+
+@pytest.fixture
+def dry(project: Path, hermetic: Env, no_sbx) -> Path:
+    hermetic.mp.setenv("SANDBOX_NAME", "box")
+    return project
+
+
+def assert_nothing_ran(project: Path, hermetic: Env, before: dict) -> None:
+    assert not hermetic.sbx_state.exists(), "the sbx emulator must not have been called"
+    assert snapshot(project) == before
+    assert git(project, "remote") == ""
+
+
+EXPECTED = {
+    ("up", "--", "--model", "opus"): [
+        "sbx ls --json",
+        "sbx policy init balanced",
+        "sbx run --clone --name box claude {repo} -- --model opus",
+    ],
+    ("run", "fix the tests"): [
+        "sbx ls --json",
+        "sbx policy init balanced",
+        "sbx run --clone --name box claude {repo} -- -p 'fix the tests'",
+    ],
+    ("shell",): ["sbx ls --json", "sbx exec -it box bash"],
+    ("stop",): ["sbx ls --json", "sbx stop box"],
+    ("fetch",): ["sbx ls --json", "sbx exec box true", "{fetch}"],
+    ("diff",): ["sbx ls --json", "sbx exec box true", "{fetch}",
+                "# in-process (libgit2): git diff main...sandbox-box/main"],
+    ("merge",): ["sbx ls --json", "sbx exec box true", "{fetch}",
+                 "# in-process (libgit2): git merge sandbox-box/main into main"],
+    ("rm",): ["sbx ls --json", "sbx exec box true", "{fetch}", "sbx rm --force box",
+              "tmux kill-session -t =git-airlock-box"],
+    ("net",): ["sbx policy log box"],
+    ("unlock",): ["sbx policy reset --force", "sbx policy init balanced"],
+    ("attach",): ["tmux attach-session -t =git-airlock-box"],
+    ("status",): [
+        "sbx ls --json",
+        "# in-process (libgit2): count commits on refs/remotes/sandbox-box/* not in the base",
+    ],
+}
+
+
+@pytest.mark.parametrize("args", list(EXPECTED), ids=lambda a: a[0])
+def test_dry_run_prints_exact_commands(dry: Path, hermetic: Env, args: tuple[str, ...]) -> None:
+    before = snapshot(dry)
+    result = airlock("--dry-run", *args, cwd=dry)
+    assert result.returncode == 0, result.stderr
+    expected = [
+        line.format(repo=shlex.quote(str(dry)), fetch=fetch_line(dry, "box")) for line in EXPECTED[args]
+    ]
+    assert lines(result.stdout) == expected
+    assert_nothing_ran(dry, hermetic, before)
+
+
+def test_dry_run_review_shows_the_difftool(dry: Path, hermetic: Env) -> None:
+    result = airlock("--dry-run", "review", cwd=dry, env={"REVIEW_TOOL": "meld"})
+    assert result.returncode == 0, result.stderr
+    assert lines(result.stdout)[-1] == (
+        f"git {FETCH_SAFETY} -C {shlex.quote(str(dry))} difftool --dir-diff --no-prompt --tool=meld "
+        "main refs/remotes/sandbox-box/main"
+    )
+
+
+def test_dry_run_pr_shows_push(dry: Path, hermetic: Env) -> None:
+    result = airlock("--dry-run", "pr", "main", "topic", cwd=dry)
+    assert result.returncode == 0, result.stderr
+    assert lines(result.stdout)[-2:] == [
+        "# in-process (libgit2): git branch --force topic sandbox-box/main",
+        f"git -C {shlex.quote(str(dry))} push --set-upstream origin refs/heads/topic:refs/heads/topic",
+    ]
+    assert git(dry, "branch", "--list", "topic") == ""
+
+
+def test_dry_run_lockdown_shows_allowlist(dry: Path, hermetic: Env) -> None:
+    result = airlock("--dry-run", "lockdown", cwd=dry, env={"ALLOW": "example.com,*.npmjs.org:443"})
+    assert result.returncode == 0, result.stderr
+    assert lines(result.stdout) == [
+        "sbx policy reset --force",
+        "sbx policy init deny-all",
+        "sbx policy allow network --sandbox box 'example.com,*.npmjs.org:443'",
+    ]
+
+
+def test_dry_run_tmux_detached(dry: Path, hermetic: Env) -> None:
+    before = snapshot(dry)
+    result = airlock("--dry-run", "--tmux-detached", "up", cwd=dry)
+    assert result.returncode == 0, result.stderr
+    assert lines(result.stdout)[-1] == (
+        f"tmux new-session -d -s git-airlock-box -c {shlex.quote(str(dry))} -- "
+        f"sbx run --clone --name box claude {shlex.quote(str(dry))} --"
+    )
+    assert_nothing_ran(dry, hermetic, before)
+
+
+def test_dry_run_tmux_attaches(dry: Path, hermetic: Env) -> None:
+    result = airlock("--dry-run", "--tmux", "up", cwd=dry)
+    assert lines(result.stdout)[-1] == "tmux attach-session -t =git-airlock-box"
+
+
+def test_dry_run_init_writes_nothing(dry: Path, hermetic: Env) -> None:
+    result = airlock("--dry-run", "init", cwd=dry)
+    assert result.returncode == 0
+    assert lines(result.stdout) == [f"# write {dry / 'AGENTS.md'}"]
+    assert not (dry / "AGENTS.md").exists()
+
+
+def test_dry_run_up_outside_a_repo(tmp_path: Path, hermetic: Env, no_sbx) -> None:
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    result = airlock("--dry-run", "up", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    out = lines(result.stdout)
+    assert out[0] == f"git init {shlex.quote(str(folder))}"
+    assert out[-1].startswith("sbx run --clone --name fresh-")
+    assert not (folder / ".git").exists()
+
+
+def test_real_run_without_sbx_is_a_clear_error(project: Path, hermetic: Env, no_sbx) -> None:
+    result = airlock("up", cwd=project)
+    assert result.returncode == 1
+    assert "error: `sbx` is not installed" in result.stderr
+    assert "hint: install Docker Sandboxes" in result.stderr
