@@ -23,7 +23,7 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 def env(tmp_path: Path) -> dict[str, str]:
     """An isolated environment: own HOME, git identity, and emulator state dir."""
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "SBX_"))}
     base.update(
         HOME=str(home),
