@@ -118,11 +118,10 @@ def read_git_config(repo_dir: str | None) -> dict[str, tuple[str, str]]:
         return {}
     by_git_key = {key.git.lower(): key for key in KEYS}
     found: dict[str, tuple[str, str]] = {}
-    for record in proc.stdout.split("\0"):
-        if not record:
-            continue
-        scope, _, rest = record.partition("\t")
-        name, _, value = rest.partition("\n")
+    # with --show-scope -z each entry is "<scope>\0<key>\n<value>\0"
+    fields = proc.stdout.split("\0")
+    for scope, entry in zip(fields[0::2], fields[1::2], strict=False):  # trailing "" after the last NUL
+        name, _, value = entry.partition("\n")
         key = by_git_key.get(name.lower())
         if key is not None:
             found[key.attr] = (value, scope)  # later (more local) scopes win

@@ -40,7 +40,7 @@ def validate_rule(rule: str) -> str:
     if "://" in text or "/" in text:
         raise AirlockError(f"allowlist entry {text!r} is a URL; give a host name", hint=hint)
     host, sep, port = text.rpartition(":") if ":" in text else (text, "", "")
-    if sep and (not port.isdigit() or not 1 <= int(port) <= 65535):
+    if sep and (not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535):
         raise AirlockError(f"allowlist entry {text!r} has a bad port {port!r}", hint=hint)
     if host in ("*", "**"):
         raise AirlockError(
@@ -53,11 +53,7 @@ def validate_rule(rule: str) -> str:
 
 
 def parse_allowlist(value: str) -> list[str]:
-    """Split a comma- or space-separated list, validating every entry; empty means the default."""
+    """Split a comma-separated list (sbx's syntax), validating every entry; empty means the default."""
     if not value.strip():
         return list(DEFAULT_ALLOW)
-    entries = [part for chunk in value.split(",") for part in [chunk.strip()]]
-    expanded: list[str] = []
-    for entry in entries:
-        expanded.extend(entry.split() or [""])
-    return [validate_rule(entry) for entry in expanded]
+    return [validate_rule(entry) for entry in value.split(",")]

@@ -111,7 +111,11 @@ class SbxEngine:
         argv = [SBX, "policy", "allow", "network"]
         if sandbox:
             argv += ["--sandbox", sandbox]
-        return Step((*argv, ",".join(hosts)))
+        return Step(
+            (*argv, ",".join(hosts)),
+            hint="the policy is now deny-all without this allowlist: fix it and run `git airlock lockdown` "
+            "again, or `git airlock unlock`",
+        )
 
     def policy_log_step(self, sandbox: str | None) -> Step:
         argv = [SBX, "policy", "log"]
