@@ -22,8 +22,18 @@ import pytest
 
 FAKES = Path(__file__).parent / "fakes"
 SETTING_VARS = (
-    "AGENT", "SANDBOX_NAME", "REPO_DIR", "GLOBAL_NETWORK_POLICY", "REVIEW_TOOL", "TMUX_SESSION",
-    "TMUX_ATTACH", "ALLOW", "AIRLOCK_ENGINE", "TMUX", "TMUX_PANE", "GIT_AIRLOCK_DEBUG",
+    "AGENT",
+    "SANDBOX_NAME",
+    "REPO_DIR",
+    "GLOBAL_NETWORK_POLICY",
+    "REVIEW_TOOL",
+    "TMUX_SESSION",
+    "TMUX_ATTACH",
+    "ALLOW",
+    "AIRLOCK_ENGINE",
+    "TMUX",
+    "TMUX_PANE",
+    "GIT_AIRLOCK_DEBUG",
 )
 
 
@@ -55,7 +65,7 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     gitconfig.write_text(
         "[user]\n\tname = Host User\n\temail = host@example.invalid\n"
         "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n"
-        "[protocol \"file\"]\n\tallow = always\n"
+        '[protocol "file"]\n\tallow = always\n'
     )
     tmux_dir = tmp_path / "tmux"
     tmux_dir.mkdir()
@@ -96,12 +106,18 @@ def git(cwd: Path | str, *args: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def airlock(*args: str, cwd: Path | str, input: str | None = None, env: dict | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def airlock(
+    *args: str, cwd: Path | str, input: str | None = None, env: dict | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run ``git airlock ARGS`` the way a user does: through git's subcommand lookup."""
     proc = subprocess.run(
-        ["git", "airlock", *args], cwd=cwd, capture_output=True, text=True, input=input,
-        env={**os.environ, **(env or {})}, timeout=timeout,
+        ["git", "airlock", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        input=input,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
         stdin=None if input is not None else subprocess.DEVNULL,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -161,8 +177,9 @@ def no_sbx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     bindir = tmp_path / "bin-nosbx"
     bindir.mkdir()
     for tool in ("git", "tmux", "git-airlock", "python3", "sh", "env"):
-        found = shutil.which(tool, path=os.pathsep.join(
-            p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != FAKES))
+        found = shutil.which(
+            tool, path=os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != FAKES)
+        )
         if found:
             (bindir / tool).symlink_to(found)
     git_exec = subprocess.run(["git", "--exec-path"], capture_output=True, text=True).stdout.strip()

@@ -53,12 +53,25 @@ EXPECTED = {
     ("shell",): ["sbx ls --json", "sbx exec -it box bash"],
     ("stop",): ["sbx ls --json", "sbx stop box"],
     ("fetch",): ["sbx ls --json", "sbx exec box true", "{fetch}"],
-    ("diff",): ["sbx ls --json", "sbx exec box true", "{fetch}",
-                "# in-process (libgit2): git diff main...sandbox-box/main"],
-    ("merge",): ["sbx ls --json", "sbx exec box true", "{fetch}",
-                 "# in-process (libgit2): git merge sandbox-box/main into main"],
-    ("rm",): ["sbx ls --json", "sbx exec box true", "{fetch}", "sbx rm --force box",
-              "tmux kill-session -t =git-airlock-box"],
+    ("diff",): [
+        "sbx ls --json",
+        "sbx exec box true",
+        "{fetch}",
+        "# in-process (libgit2): git diff main...sandbox-box/main",
+    ],
+    ("merge",): [
+        "sbx ls --json",
+        "sbx exec box true",
+        "{fetch}",
+        "# in-process (libgit2): git merge sandbox-box/main into main",
+    ],
+    ("rm",): [
+        "sbx ls --json",
+        "sbx exec box true",
+        "{fetch}",
+        "sbx rm --force box",
+        "tmux kill-session -t =git-airlock-box",
+    ],
     ("net",): ["sbx policy log box"],
     ("unlock",): ["sbx policy reset --force", "sbx policy init balanced"],
     ("attach",): ["tmux attach-session -t =git-airlock-box"],
@@ -74,9 +87,7 @@ def test_dry_run_prints_exact_commands(dry: Path, hermetic: Env, args: tuple[str
     before = snapshot(dry)
     result = airlock("--dry-run", *args, cwd=dry)
     assert result.returncode == 0, result.stderr
-    expected = [
-        line.format(repo=shlex.quote(str(dry)), fetch=fetch_line(dry, "box")) for line in EXPECTED[args]
-    ]
+    expected = [line.format(repo=shlex.quote(str(dry)), fetch=fetch_line(dry, "box")) for line in EXPECTED[args]]
     assert lines(result.stdout) == expected
     assert_nothing_ran(dry, hermetic, before)
 

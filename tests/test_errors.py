@@ -113,8 +113,13 @@ def test_ctrl_c_exits_130_without_traceback(project: Path, hermetic: Env) -> Non
     # git-airlock itself (through `git airlock` the git wrapper dies of the same SIGINT, which a
     # shell reports as 130 too)
     proc = subprocess.Popen(
-        ["git-airlock", "--name", "int", "up"], cwd=project, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        ["git-airlock", "--name", "int", "up"],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     with open(fifo) as ready:  # blocks until the agent is running
         assert ready.read().strip() == "ready"

@@ -50,8 +50,10 @@ def test_sandbox_refs_land_only_in_its_namespaces(project: Path, hermetic: Env) 
     after = git(project, "for-each-ref", "--format=%(refname) %(objectname)")
     new = set(after.splitlines()) - set(host_refs.splitlines())
     assert {line.split()[0] for line in new} == {
-        "refs/remotes/sandbox-h/main", "refs/remotes/sandbox-h/feature",
-        "refs/sandboxes/h/main", "refs/sandboxes/h/feature",
+        "refs/remotes/sandbox-h/main",
+        "refs/remotes/sandbox-h/feature",
+        "refs/sandboxes/h/main",
+        "refs/sandboxes/h/feature",
     }
     # the host's own branch and tag of the same names did not move
     assert set(host_refs.splitlines()) <= set(after.splitlines())
@@ -95,14 +97,17 @@ def test_tree_with_dotgit_entry_is_refused(project: Path, hermetic: Env) -> None
 
 def test_sandbox_hooks_and_config_never_run_on_fetch(project: Path, hermetic: Env) -> None:
     marker = hermetic.tmp / "hook-ran"
-    write_agent(hermetic, f"""\
+    write_agent(
+        hermetic,
+        f"""\
 mkdir -p .githooks
 printf '#!/bin/sh\\ntouch {marker}\\n' > .githooks/post-checkout
 chmod +x .githooks/post-checkout
 printf '* filter=evil\\n' > .gitattributes
 git add -A
 git commit -q -m "hooks and filters"
-""")
+""",
+    )
     git(project, "config", "filter.evil.smudge", f"touch {marker}; cat")
     assert airlock("--name", "hk", "up", cwd=project).returncode == 0
     for args in (("fetch",), ("diff",), ("status",), ("merge",)):

@@ -33,8 +33,27 @@ def test_tmux_detached_attach_status_rm(project: Path, hermetic: Env) -> None:
 
     # a second terminal attaches: the hook tells us when the client is in
     tmux("set-hook", "-g", "client-attached", "wait-for -S client-in")
-    outer = tmux("new-session", "-d", "-s", "outer", "-x", "100", "-y", "30", "--",
-                 "env", "-u", "TMUX", "git", "-C", str(project), "airlock", "--name", "tm", "attach")
+    outer = tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "outer",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "--",
+        "env",
+        "-u",
+        "TMUX",
+        "git",
+        "-C",
+        str(project),
+        "airlock",
+        "--name",
+        "tm",
+        "attach",
+    )
     assert outer.returncode == 0, outer.stderr
     assert tmux("wait-for", "client-in").returncode == 0
     assert "tmux:     git-airlock-tm (1 attached client(s))" in airlock("--name", "tm", "status", cwd=project).stdout
@@ -71,8 +90,7 @@ def test_attach_inside_tmux_switches_client(project: Path, hermetic: Env) -> Non
 
 
 def test_tmux_session_name_from_settings(project: Path, hermetic: Env) -> None:
-    result = airlock("--dry-run", "--name", "a.b", "--tmux-detached", "up", cwd=project,
-                     env={"TMUX_SESSION": "mine"})
+    result = airlock("--dry-run", "--name", "a.b", "--tmux-detached", "up", cwd=project, env={"TMUX_SESSION": "mine"})
     assert "tmux new-session -d -s mine " in result.stdout
     default = airlock("--dry-run", "--name", "a.b", "--tmux-detached", "up", cwd=project)
     assert "tmux new-session -d -s git-airlock-a_b " in default.stdout
