@@ -1,5 +1,5 @@
 """Allow ``python -m git_airlock``."""
 
-from git_airlock.cli import main
+from git_airlock.entry import main
 
 main()

@@ -43,11 +43,13 @@ EXPECTED = {
     ("up", "--", "--model", "opus"): [
         "sbx ls --json",
         "sbx policy init balanced",
+        "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
         "sbx run --clone --name box claude {repo} -- --model opus",
     ],
     ("run", "fix the tests"): [
         "sbx ls --json",
         "sbx policy init balanced",
+        "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
         "sbx run --clone --name box claude {repo} -- -p 'fix the tests'",
     ],
     ("shell",): ["sbx ls --json", "sbx exec -it box bash"],
@@ -64,6 +66,7 @@ EXPECTED = {
         "sbx exec box true",
         "{fetch}",
         "# in-process (libgit2): git merge sandbox-box/main into main",
+        "git -C {repo} update-ref refs/airlock/reviewed/box/main refs/remotes/sandbox-box/main",
     ],
     ("rm",): [
         "sbx ls --json",
@@ -95,10 +98,11 @@ def test_dry_run_prints_exact_commands(dry: Path, hermetic: Env, args: tuple[str
 def test_dry_run_review_shows_the_difftool(dry: Path, hermetic: Env) -> None:
     result = airlock("--dry-run", "review", cwd=dry, env={"REVIEW_TOOL": "meld"})
     assert result.returncode == 0, result.stderr
-    assert lines(result.stdout)[-1] == (
-        f"git {FETCH_SAFETY} -C {shlex.quote(str(dry))} difftool --dir-diff --no-prompt --tool=meld "
-        "main refs/remotes/sandbox-box/main"
-    )
+    assert lines(result.stdout)[-3:] == [
+        "# in a scratch repository sharing this one's objects (no filters, hooks or textconv):",
+        "git difftool --dir-diff --no-prompt --tool=meld main refs/remotes/sandbox-box/main",
+        f"git -C {shlex.quote(str(dry))} update-ref refs/airlock/reviewed/box/main refs/remotes/sandbox-box/main",
+    ]
 
 
 def test_dry_run_pr_shows_push(dry: Path, hermetic: Env) -> None:

@@ -42,9 +42,9 @@ git update-ref refs/heads/dotgit "$commit"
 def test_sandbox_refs_land_only_in_its_namespaces(project: Path, hermetic: Env) -> None:
     git(project, "branch", "feature")
     git(project, "tag", "v1.0")
-    host_refs = git(project, "for-each-ref", "--format=%(refname) %(objectname)")
     write_agent(hermetic, HOSTILE_REFS)
     assert airlock("--name", "h", "up", cwd=project).returncode == 0
+    host_refs = git(project, "for-each-ref", "--format=%(refname) %(objectname)")
     fetched = airlock("--name", "h", "fetch", cwd=project)
     assert fetched.returncode == 0, fetched.stderr
     after = git(project, "for-each-ref", "--format=%(refname) %(objectname)")
@@ -103,15 +103,40 @@ def test_sandbox_hooks_and_config_never_run_on_fetch(project: Path, hermetic: En
 mkdir -p .githooks
 printf '#!/bin/sh\\ntouch {marker}\\n' > .githooks/post-checkout
 chmod +x .githooks/post-checkout
-printf '* filter=evil\\n' > .gitattributes
+printf '*.txt filter=evil\\n' > .gitattributes
+echo "print('changed')" > app.py
 git add -A
 git commit -q -m "hooks and filters"
 """,
     )
     git(project, "config", "filter.evil.smudge", f"touch {marker}; cat")
+    git(project, "config", "difftool.scripted.cmd", 'cat "$LOCAL/app.py" "$REMOTE/app.py" >/dev/null')
     assert airlock("--name", "hk", "up", cwd=project).returncode == 0
-    for args in (("fetch",), ("diff",), ("status",), ("merge",)):
+    steps = (
+        ("fetch",),
+        ("diff",),
+        ("status",),
+        ("log",),
+        ("review", "--no-mark", "--tool", "scripted"),
+        ("merge", "--yes", "--allow-host-code"),
+    )
+    for args in steps:
         result = airlock("--name", "hk", *args, cwd=project)
         assert result.returncode == 0, (args, result.stderr)
     assert not marker.exists()
     assert (project / ".gitattributes").exists(), "the merge did happen"
+
+
+def test_review_runs_no_filter_the_host_config_names(project: Path, hermetic: Env) -> None:
+    """git's own difftool would smudge both sides through the host's filter; ours never does."""
+    marker = hermetic.tmp / "filter-ran"
+    (project / ".gitattributes").write_text("*.py filter=evil\n")
+    git(project, "add", ".gitattributes")
+    git(project, "commit", "-q", "-m", "attributes")
+    git(project, "config", "filter.evil.smudge", f"touch {marker}; cat")
+    git(project, "config", "difftool.scripted.cmd", 'cat "$LOCAL/app.py" "$REMOTE/app.py" > "$LOCAL/../seen"')
+    write_agent(hermetic, "echo \"print('sandbox')\" > app.py && git commit -q -am 'agent edit'\n")
+    assert airlock("--name", "rv", "up", cwd=project).returncode == 0
+    result = airlock("--name", "rv", "review", "--no-mark", "--tool", "scripted", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert not marker.exists()

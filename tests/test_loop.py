@@ -53,7 +53,7 @@ def test_up_fetch_diff_review_merge_rm(project: Path, hermetic: Env) -> None:
     tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
     git(project, "config", "difftool.scripted.cmd", f'{tool} "$LOCAL" "$REMOTE"')
     before = git(project, "status", "--porcelain")
-    review = airlock("review", cwd=project, env={"REVIEW_TOOL": "scripted"})
+    review = airlock("review", "--mark", cwd=project, env={"REVIEW_TOOL": "scripted"})
     assert review.returncode == 0, review.stderr
     assert seen.read_text() == "print('v2 from agent')\n"
     assert git(project, "status", "--porcelain") == before
@@ -131,7 +131,7 @@ def test_merge_into_branch_not_checked_out(project: Path, hermetic: Env) -> None
     assert airlock("up", cwd=project).returncode == 0
     git(project, "switch", "-q", "-c", "other")
     (project / "scratch.txt").write_text("mine\n")
-    merged = airlock("merge", "main", cwd=project)
+    merged = airlock("merge", "--yes", "main", cwd=project)
     assert merged.returncode == 0, merged.stderr
     assert "working tree untouched" in merged.stdout
     assert git(project, "log", "-1", "--format=%s", "main").strip() == "agent: update app"
@@ -147,7 +147,7 @@ def test_merge_creates_a_merge_commit_when_base_moved(project: Path, hermetic: E
     git(project, "commit", "-q", "-am", "host work")
     diff = airlock("diff", cwd=project).stdout
     assert "README.md" not in diff, "work done on the base meanwhile must not show as reverted"
-    merged = airlock("merge", cwd=project)
+    merged = airlock("merge", "--yes", cwd=project)
     assert merged.returncode == 0, merged.stderr
     assert "merge" in merged.stdout
     parents = git(project, "log", "-1", "--format=%P").split()

@@ -13,7 +13,7 @@ from conftest import COMMIT_AGENT, Env, airlock, git, snapshot, write_agent
 def sandboxed(project: Path, hermetic: Env) -> Path:
     write_agent(hermetic, COMMIT_AGENT)
     assert airlock("--name", "m", "up", cwd=project).returncode == 0
-    assert airlock("--name", "m", "fetch", cwd=project).returncode == 0
+    assert airlock("--name", "m", "approve", cwd=project).returncode == 0
     return project
 
 

@@ -177,10 +177,26 @@ def fetch(app: App, state: SandboxState | None = None, known: bool = False) -> N
         )
     steps = fetch_steps(app)
     app.runner.run(steps[0])
+    _ensure_base(app)
     for step in steps[1:]:
         result = app.runner.run(step)
         if result.returncode != 0:
             app.info(f"warning: could not fetch submodule {step.argv[-2]}: {result.stderr.strip()}")
+
+
+def _ensure_base(app: App) -> None:
+    """A sandbox started without git-airlock has no recorded base: use where it forked from HEAD."""
+    from git_airlock import ledger
+    from git_airlock.gitcmd import Git
+
+    git = Git(app.location.root)
+    tips = git.refs(f"refs/remotes/{app.remote}/")
+    if not tips:
+        return
+    branch = app.repo.current_branch()
+    tip = tips.get(f"refs/remotes/{app.remote}/{branch}") or next(iter(tips.values()))
+    head = git.run("rev-parse", "-q", "--verify", "HEAD^{commit}", check=False).strip() or None
+    ledger.ensure_base(git, app.sandbox, tip, head)
 
 
 def resolve_base(app: App, base: str | None) -> str:

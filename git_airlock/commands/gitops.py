@@ -11,10 +11,10 @@ import click
 from git_airlock.app import App
 from git_airlock.commands._shared import (
     base_commit,
+    confirm,
     fetch,
     resolve_base,
     resolve_tip,
-    safe_git,
 )
 from git_airlock.errors import AirlockError
 from git_airlock.plan import Plan, Step
@@ -101,69 +101,167 @@ def diff_command(app: App, base: str | None, stat: bool, sandbox_branch: str | N
     page(_colorize(text) if is_terminal() and not stat else text)
 
 
-def _difftool_config(tool: str) -> list[str]:
+def _difftool_config(tool: str, repo_root: str) -> list[tuple[str, str]]:
     """`vscode` is not a difftool git knows before 2.42: define it unless the user did."""
     if tool != "vscode":
         return []
-    proc = subprocess.run(["git", "config", "--get", "difftool.vscode.cmd"], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-C", repo_root, "config", "--get", "difftool.vscode.cmd"], capture_output=True, text=True
+    )
     if proc.stdout.strip():
         return []
-    return ["-c", 'difftool.vscode.cmd=code --wait --new-window --diff "$LOCAL" "$REMOTE"']
+    return [("difftool.vscode.cmd", 'code --wait --new-window --diff "$LOCAL" "$REMOTE"')]
+
+
+def _branch_of(app: App, tip_ref: str) -> str:
+    return tip_ref.removeprefix(f"refs/remotes/{app.remote}/")
+
+
+def _mark(app: App, tip_ref: str, tip: str) -> None:
+    from git_airlock import ledger
+    from git_airlock.gitcmd import Git
+
+    ledger.mark_reviewed(Git(app.location.root), app.sandbox, _branch_of(app, tip_ref), tip)
+    click.echo(f"marked {_short(tip_ref)} at {tip[:10]} as reviewed")
+
+
+def _mark_step(app: App, tip_ref: str) -> Step:
+    """The ledger update, as the plain git command a dry run prints."""
+    return Step(
+        (
+            "git",
+            "-C",
+            app.location.root,
+            "update-ref",
+            f"refs/airlock/reviewed/{app.sandbox}/{_branch_of(app, tip_ref)}",
+            tip_ref,
+        )
+    )
 
 
 @click.command("review")
 @click.argument("base", required=False)
 @sandbox_branch_option
 @click.option("--tool", metavar="TOOL", help="git difftool to use (default: REVIEW_TOOL or vscode).")
+@click.option(
+    "--mark/--no-mark",
+    default=None,
+    help="Mark the range reviewed when the tool closes (default: ask on a terminal, else no).",
+)
+@click.option("--mark-only", is_flag=True, help="Mark the range reviewed without opening a tool.")
 @pass_app
-def review_command(app: App, base: str | None, sandbox_branch: str | None, tool: str | None) -> None:
+def review_command(
+    app: App, base: str | None, sandbox_branch: str | None, tool: str | None, mark: bool | None, mark_only: bool
+) -> None:
     """Fetch, then open `git difftool --dir-diff` on what the sandbox changed.
 
-    Compares two commits, so your working tree is never touched.
+    The tool runs in a scratch repository that borrows your objects, so your
+    working tree is never touched and no filter driver or hook named by the
+    sandbox's files can run. When it closes, the reviewed range is recorded in
+    the review ledger (refs/airlock/reviewed/...), which `log`, `merge` and
+    the pre-push hook read.
     """
     tool = tool or app.settings.review_tool
     base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
     fork = base_id if app.dry_run else (app.repo.merge_base(base_id, tip) or base_id)
-    argv = [
-        *safe_git(*_difftool_config(tool)),
-        "-C",
-        app.location.root,
-        "difftool",
-        "--dir-diff",
-        "--no-prompt",
-        f"--tool={tool}",
-        fork,
-        tip,
-    ]
+    argv = ["git", "difftool", "--dir-diff", "--no-prompt", f"--tool={tool}", fork, tip]
     if app.dry_run:
-        app.runner.show(Step(tuple(argv), interactive=True))
+        if not mark_only:
+            app.runner.show("in a scratch repository sharing this one's objects (no filters, hooks or textconv):")
+            app.runner.show(Step(tuple(argv), interactive=True))
+        app.runner.show(_mark_step(app, tip_ref))
+        return
+    if mark_only:
+        _mark(app, tip_ref, tip)
         return
     if fork == tip or not app.repo.diff(fork, tip, stat=True).strip():
         app.info(f"nothing to review: {_short(tip_ref)} adds nothing to {base_name}")
         return
-    result = app.runner.run(Step(tuple(argv), interactive=True, check=False))
+    from git_airlock.reviewrepo import review_repository
+
+    with review_repository(app.location.root, app.location.common_dir, _difftool_config(tool, app.location.root)) as (
+        scratch,
+        env,
+    ):
+        result = app.runner.run(Step(tuple(argv), cwd=scratch, env=env, interactive=True, check=False))
     if result.returncode != 0:
         raise AirlockError(
-            f"the difftool {tool!r} exited with status {result.returncode}",
+            f"the difftool {tool!r} exited with status {result.returncode}; nothing was marked",
             hint="pick another with --tool or REVIEW_TOOL; `git difftool --tool-help` lists them",
         )
+    if confirm(f"Mark {_short(tip_ref)} ({tip[:10]}) as reviewed?", default=False, assume=mark):
+        _mark(app, tip_ref, tip)
+
+
+@click.command("approve")
+@click.argument("base", required=False)
+@sandbox_branch_option
+@pass_app
+def approve_command(app: App, base: str | None, sandbox_branch: str | None) -> None:
+    """Fetch, then mark the sandbox branch reviewed without opening a tool (`review --mark-only`)."""
+    _, _, tip_ref, tip = _prepare(app, base, sandbox_branch)
+    if app.dry_run:
+        app.runner.show(_mark_step(app, tip_ref))
+        return
+    _mark(app, tip_ref, tip)
+
+
+def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool) -> None:
+    """Refuse unreviewed commits and ask about host-code changes before a merge."""
+    from git_airlock import ledger
+    from git_airlock.commitinfo import describe
+    from git_airlock.gitcmd import Git
+
+    git = Git(app.location.root)
+    incoming = git.rev_list([tip], [base_id])
+    if not incoming:
+        return
+    unreviewed = set(ledger.unreviewed(git, ledger.read(git), app.sandbox)) & set(incoming)
+    if unreviewed:
+        message = f"{len(unreviewed)} of the {len(incoming)} commit(s) to merge were not reviewed"
+        if git.config("airlock.requireReview") == "false":
+            app.info(f"warning: {message}")
+        elif not confirm(f"{message}. Merge them anyway?", default=False, assume=True if yes else None):
+            raise AirlockError(message, hint="review them with `git airlock review` (or pass --yes to merge anyway)")
+    risky = [(d, path, why) for d in describe(git, list(reversed(incoming))) for path, why in d.host_code]
+    if risky:
+        app.info("these commits change files that can run code on this machine:")
+        for detail, path, why in risky:
+            app.info(f"  ! {detail.short} {sanitize(path)}: {why}")
+        if not confirm("Merge them?", default=False, assume=True if allow_host_code else None):
+            raise AirlockError(
+                "not merged: the sandbox changed files that can run code on this machine",
+                hint="inspect them with `git airlock diff`; pass --allow-host-code to merge them anyway",
+            )
 
 
 @click.command("merge")
 @click.argument("base", required=False)
 @sandbox_branch_option
+@click.option("-y", "--yes", is_flag=True, help="Merge even commits nobody reviewed.")
+@click.option(
+    "--allow-host-code",
+    is_flag=True,
+    help="Merge changes to files that can run code here (hooks, CI, scripts) without asking.",
+)
 @pass_app
-def merge_command(app: App, base: str | None, sandbox_branch: str | None) -> None:
+def merge_command(app: App, base: str | None, sandbox_branch: str | None, yes: bool, allow_host_code: bool) -> None:
     """Fetch, then merge the sandbox branch into BASE (default: the checked-out branch).
 
+    Unreviewed commits are refused unless you confirm (or pass --yes;
+    `git config airlock.requireReview false` makes this a warning). Changes
+    to files that can run code on this machine always need an explicit yes.
     Fast-forwards when possible. A BASE that is not checked out is updated
     without touching the working tree. On a conflict nothing changes: your
-    branch, index and working tree stay exactly as they were.
+    branch, index and working tree stay exactly as they were. What was merged
+    is marked reviewed.
     """
-    base_name, _, tip_ref, tip = _prepare(app, base, sandbox_branch)
+    base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
     if app.dry_run:
         app.runner.show(f"in-process (libgit2): git merge {_short(tip_ref)} into {base_name}")
+        app.runner.show(_mark_step(app, tip_ref))
         return
+    _gate(app, base_id, tip, yes, allow_host_code)
     message = f"Merge sandbox {app.sandbox} ({_short(tip_ref)}) into {base_name}"
     outcome = app.repo.merge(base_name, tip, message)
     if outcome.kind == "up-to-date":
@@ -171,6 +269,7 @@ def merge_command(app: App, base: str | None, sandbox_branch: str | None) -> Non
         return
     where = "" if outcome.updated_worktree else " (working tree untouched: branch not checked out)"
     click.echo(f"{base_name}: {outcome.kind} {outcome.old[:10]}..{outcome.new[:10]}{where}")
+    _mark(app, tip_ref, tip)
 
 
 _GITHUB = re.compile(r"^(?:https://|ssh://git@|git@)github\.com[:/](?P<slug>[^/]+/[^/]+?)(?:\.git)?/?$")

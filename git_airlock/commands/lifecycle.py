@@ -11,7 +11,7 @@ from git_airlock.agents import Agent, get_agent
 from git_airlock.app import App
 from git_airlock.commands._shared import confirm, fetch, require_sandbox, sandbox_state
 from git_airlock.errors import AirlockError
-from git_airlock.plan import Step
+from git_airlock.plan import Plan, Step
 from git_airlock.terminal import is_terminal
 
 pass_app = click.make_pass_decorator(App)
@@ -83,10 +83,41 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
         seeds = seed_files(agent, os.path.expanduser("~"), engine.sandbox_home())
         app.info(f"seeding {len(seeds)} instruction file(s) from your home directory")
 
+    if location is not None and _has_commits(root):
+        # the review ledger's starting point: sandbox commits are those after it
+        app.runner.execute(
+            Plan(
+                [
+                    Step(
+                        (
+                            "git",
+                            "-C",
+                            root,
+                            "update-ref",
+                            "-m",
+                            "git-airlock: sandbox base",
+                            f"refs/airlock/base/{sandbox}",
+                            "HEAD",
+                        )
+                    )
+                ]
+            )
+        )
     if not app.tmux:
         app.runner.execute(engine.create_plan(sandbox, agent.name, root, agent_args, seeds))
         return
     _start_in_tmux(app, sandbox, agent, root, agent_args, seeds)
+
+
+def _has_commits(root: str) -> bool:
+    import subprocess
+
+    return (
+        subprocess.run(
+            ["git", "-C", root, "rev-parse", "-q", "--verify", "HEAD^{commit}"], capture_output=True
+        ).returncode
+        == 0
+    )
 
 
 def _dry_run_name(root: str) -> str:
@@ -95,15 +126,12 @@ def _dry_run_name(root: str) -> str:
     return default_sandbox_name(os.path.realpath(root))
 
 
-def _policy_plan(app: App):
-    from git_airlock.plan import Plan
-
+def _policy_plan(app: App) -> Plan:
     return Plan([app.engine.policy_init_step(app.settings.global_network_policy)])
 
 
 def _start_in_tmux(app: App, sandbox: str, agent: Agent, root: str, agent_args: list[str], seeds) -> None:
     from git_airlock import tmux
-    from git_airlock.plan import Plan
 
     engine = app.engine
     plan = Plan()
@@ -164,7 +192,6 @@ def run_command(app: App, yes: bool, task: str, agent_args: tuple[str, ...]) -> 
 def attach_command(app: App) -> None:
     """Attach to the sandbox's tmux session (switch to it when already inside tmux)."""
     from git_airlock import tmux
-    from git_airlock.plan import Plan
 
     if not app.dry_run and not tmux.session_exists(app.runner, app.tmux_session):
         raise AirlockError(
@@ -177,8 +204,6 @@ def attach_command(app: App) -> None:
 @pass_app
 def shell_command(app: App) -> None:
     """Open an interactive shell inside the sandbox (starting it if stopped)."""
-    from git_airlock.plan import Plan
-
     require_sandbox(app)
     app.runner.execute(Plan([app.engine.shell_step(app.sandbox)]))
 
@@ -187,8 +212,6 @@ def shell_command(app: App) -> None:
 @pass_app
 def stop_command(app: App) -> None:
     """Stop the sandbox; its VM, clone and commits are kept."""
-    from git_airlock.plan import Plan
-
     state = require_sandbox(app)
     if state is not None and not state.running:
         app.info(f"sandbox {app.sandbox} is already stopped")
@@ -211,7 +234,6 @@ def stop_command(app: App) -> None:
 def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
     """Remove the sandbox and its tmux session, after offering to fetch its commits."""
     from git_airlock import tmux
-    from git_airlock.plan import Plan
 
     state = require_sandbox(app)
     if do_fetch is None:

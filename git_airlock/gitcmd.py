@@ -1,0 +1,66 @@
+"""Small, fast git plumbing calls for the hot paths (the pre-push hook and ``log``).
+
+pygit2 costs about 70 ms to import; ``git for-each-ref``/``git rev-list``
+answer in a few. The hook runs on every push, so the ledger and the hook
+talk to git through these subprocess helpers, always with argument lists,
+a scrubbed environment and settings that keep repository hooks and
+fsmonitor from running.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+from git_airlock.errors import AirlockError
+from git_airlock.location import scrubbed_git_env
+
+SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
+class Git:
+    """Runs git in one repository (``git -C <root>``)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._env = scrubbed_git_env()
+
+    def run(self, *args: str, input: str | None = None, check: bool = True) -> str:
+        proc = subprocess.run(
+            ["git", *SAFE, "-C", self.root, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            errors="surrogateescape",
+            env=self._env,
+        )
+        if check and proc.returncode != 0:
+            from git_airlock.plan import quote_argv
+
+            raise AirlockError(
+                f"git failed (exit {proc.returncode}): {quote_argv(['git', *args])}\n{proc.stderr.strip()}"
+            )
+        return proc.stdout
+
+    def refs(self, *patterns: str) -> dict[str, str]:
+        """``{refname: object id}`` for refs matching ``patterns`` (for-each-ref prefixes)."""
+        out = self.run("for-each-ref", "--format=%(refname) %(objectname)", *patterns)
+        found = {}
+        for line in out.splitlines():
+            name, _, oid = line.rpartition(" ")
+            if name:
+                found[name] = oid
+        return found
+
+    def config(self, key: str) -> str | None:
+        value = self.run("config", "--get", key, check=False).strip()
+        return value or None
+
+    def rev_list(self, include: list[str], exclude: list[str]) -> list[str]:
+        """Commits reachable from ``include`` and not from ``exclude``, newest first."""
+        if not include:
+            return []
+        revs = "\n".join([*include, *(f"^{oid}" for oid in exclude)]) + "\n"
+        return self.run("rev-list", "--stdin", input=revs).split()
+
+    def update_ref(self, ref: str, oid: str, message: str) -> None:
+        self.run("update-ref", "-m", message, ref, oid)

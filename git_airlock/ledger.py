@@ -1,0 +1,179 @@
+"""The review ledger: which sandbox commits a person has reviewed.
+
+Host-only refs record it: ``refs/airlock/reviewed/<sandbox>/<branch>`` (the
+last tip reviewed) and ``refs/airlock/base/<sandbox>`` (the commit the sandbox
+started from). Fetch refspecs only ever write ``refs/remotes/sandbox-*`` and
+``refs/sandboxes/*``, so no sandbox can forge a mark; removing a sandbox or
+its remote leaves the ledger alone.
+
+Unreviewed commits of a sandbox are those reachable from its tips (both
+``refs/remotes/sandbox-<name>/*`` and sbx's ``refs/sandboxes/<name>/*``, which
+survive ``sbx rm``), minus its base, minus every reviewed mark. Each sandbox
+is computed on its own so that one sandbox's base never hides another's
+commits that were merged without review.
+
+Everything here uses git plumbing (:mod:`git_airlock.gitcmd`), not pygit2,
+because the pre-push hook runs it on every push.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from git_airlock.gitcmd import Git
+
+REVIEWED = "refs/airlock/reviewed/"
+BASE = "refs/airlock/base/"
+REMOTES = "refs/remotes/"
+SANDBOXES = "refs/sandboxes/"
+REMOTE_PREFIX = "sandbox-"
+
+
+@dataclass
+class Sandbox:
+    name: str
+    tips: dict[str, set[str]] = field(default_factory=dict)
+    """branch -> tip commits (from refs/remotes/sandbox-<name>/ and refs/sandboxes/<name>/)."""
+    base: str | None = None
+
+
+@dataclass
+class Ledger:
+    sandboxes: dict[str, Sandbox]
+    reviewed: dict[tuple[str, str], str]
+    public: list[str]
+    """Tips of ordinary remote-tracking branches: the fallback base when none was recorded."""
+
+    def reviewed_ids(self) -> list[str]:
+        return sorted(set(self.reviewed.values()))
+
+    def exclusions(self, sandbox: Sandbox) -> list[str]:
+        base = [sandbox.base] if sandbox.base else self.public
+        return [*base, *self.reviewed_ids()]
+
+
+def read(git: Git) -> Ledger:
+    """Everything the ledger needs, from one ``git for-each-ref``."""
+    sandboxes: dict[str, Sandbox] = {}
+    reviewed: dict[tuple[str, str], str] = {}
+    public: list[str] = []
+    bases: dict[str, str] = {}
+
+    def tip(name: str, branch: str, oid: str) -> None:
+        sandboxes.setdefault(name, Sandbox(name)).tips.setdefault(branch, set()).add(oid)
+
+    for ref, oid in git.refs(REMOTES, SANDBOXES, "refs/airlock/").items():
+        if ref.startswith(REMOTES):
+            remote, _, branch = ref[len(REMOTES) :].partition("/")
+            if not branch or branch == "HEAD":
+                continue
+            if remote.startswith(REMOTE_PREFIX):
+                tip(remote[len(REMOTE_PREFIX) :], branch, oid)
+            else:
+                public.append(oid)
+        elif ref.startswith(SANDBOXES):
+            name, _, branch = ref[len(SANDBOXES) :].partition("/")
+            if branch:
+                tip(name, branch, oid)
+        elif ref.startswith(REVIEWED):
+            name, _, branch = ref[len(REVIEWED) :].partition("/")
+            if branch:
+                reviewed[(name, branch)] = oid
+        elif ref.startswith(BASE):
+            bases[ref[len(BASE) :]] = oid
+    for name, oid in bases.items():
+        if name in sandboxes:
+            sandboxes[name].base = oid
+    return Ledger(sandboxes, reviewed, public)
+
+
+def unreviewed(git: Git, ledger: Ledger, name: str, branch: str | None = None) -> list[str]:
+    """Unreviewed commits of sandbox ``name`` (one branch, or all), newest first."""
+    sandbox = ledger.sandboxes.get(name)
+    if sandbox is None:
+        return []
+    tips = sandbox.tips.get(branch, set()) if branch else set().union(*sandbox.tips.values())
+    return git.rev_list(sorted(tips), ledger.exclusions(sandbox))
+
+
+def all_unreviewed(git: Git, ledger: Ledger) -> set[str]:
+    found: set[str] = set()
+    for name in ledger.sandboxes:
+        found.update(unreviewed(git, ledger, name))
+    return found
+
+
+def mark_reviewed(git: Git, name: str, branch: str, tip: str) -> None:
+    git.update_ref(f"{REVIEWED}{name}/{branch}", tip, f"git-airlock: reviewed {name}/{branch}")
+
+
+def record_base(git: Git, name: str, commit: str) -> None:
+    git.update_ref(f"{BASE}{name}", commit, f"git-airlock: sandbox {name} started here")
+
+
+def ensure_base(git: Git, name: str, branch_tip: str, host_commit: str | None) -> None:
+    """Record a base for a sandbox started without one: where its branch forked from the host."""
+    if git.refs(f"{BASE}{name}") or host_commit is None:
+        return
+    fork = git.run("merge-base", branch_tip, host_commit, check=False).strip()
+    if fork:
+        record_base(git, name, fork)
+
+
+# -- patch ids: a rebased or cherry-picked copy of an unreviewed commit is still unreviewed --
+
+
+def _cache_path(git: Git) -> str:
+    import hashlib
+
+    from platformdirs import user_cache_dir
+
+    key = hashlib.sha256(os.path.realpath(git.root).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return os.path.join(user_cache_dir("git-airlock"), "patch-ids", key)
+
+
+def patch_ids(git: Git, commits: list[str], cache: bool = False) -> dict[str, str]:
+    """``{commit: stable patch id}``; merges and empty commits have none.
+
+    Patch ids of sandbox commits never change, so with ``cache`` they are kept
+    in the user cache directory between pushes.
+    """
+    known: dict[str, str] = {}
+    path = _cache_path(git) if cache else None
+    if path:
+        try:
+            with open(path, encoding="ascii") as handle:
+                for line in handle:
+                    oid, _, pid = line.strip().partition(" ")
+                    if pid:
+                        known[oid] = pid
+        except (OSError, ValueError):
+            known = {}
+    missing = [c for c in commits if c not in known]
+    if missing:
+        patches = git.run(
+            "diff-tree",
+            "--stdin",
+            "-p",
+            "--no-renames",
+            "--no-ext-diff",
+            "--no-textconv",
+            input="\n".join(missing) + "\n",
+        )
+        computed = git.run("patch-id", "--stable", input=patches) if patches else ""
+        fresh = {}
+        for line in computed.splitlines():
+            pid, _, oid = line.partition(" ")
+            fresh[oid] = pid
+        none = {c: "" for c in missing if c not in fresh}  # merges/empty: remember there is none
+        known.update(fresh)
+        known.update(none)
+        if path:
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "a", encoding="ascii") as handle:
+                    handle.writelines(f"{oid} {pid or '-'}\n" for oid, pid in {**fresh, **none}.items())
+            except OSError:
+                pass
+    return {c: known[c] for c in commits if known.get(c) not in (None, "", "-")}
