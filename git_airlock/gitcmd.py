@@ -20,13 +20,15 @@ SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 class Git:
     """Runs git in one repository (``git -C <root>``)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, safe: bool = True) -> None:
+        """``safe=False`` only for commands about the user's own setup (hook install reads core.hooksPath)."""
         self.root = root
         self._env = scrubbed_git_env()
+        self._prefix = ["git", *SAFE] if safe else ["git"]
 
     def run(self, *args: str, input: str | None = None, check: bool = True) -> str:
         proc = subprocess.run(
-            ["git", *SAFE, "-C", self.root, *args],
+            [*self._prefix, "-C", self.root, *args],
             input=input,
             capture_output=True,
             text=True,

@@ -100,7 +100,7 @@ def test_dry_run_review_shows_the_difftool(dry: Path, hermetic: Env) -> None:
     assert result.returncode == 0, result.stderr
     assert lines(result.stdout)[-3:] == [
         "# in a scratch repository sharing this one's objects (no filters, hooks or textconv):",
-        "git difftool --dir-diff --no-prompt --tool=meld main refs/remotes/sandbox-box/main",
+        "git difftool --dir-diff --no-prompt --trust-exit-code --tool=meld main refs/remotes/sandbox-box/main",
         f"git -C {shlex.quote(str(dry))} update-ref refs/airlock/reviewed/box/main refs/remotes/sandbox-box/main",
     ]
 

@@ -164,7 +164,7 @@ def review_command(
     tool = tool or app.settings.review_tool
     base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
     fork = base_id if app.dry_run else (app.repo.merge_base(base_id, tip) or base_id)
-    argv = ["git", "difftool", "--dir-diff", "--no-prompt", f"--tool={tool}", fork, tip]
+    argv = ["git", "difftool", "--dir-diff", "--no-prompt", "--trust-exit-code", f"--tool={tool}", fork, tip]
     if app.dry_run:
         if not mark_only:
             app.runner.show("in a scratch repository sharing this one's objects (no filters, hooks or textconv):")

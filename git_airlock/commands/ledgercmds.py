@@ -99,7 +99,7 @@ def hooks_install(app: App, hooks_path: bool) -> None:
     """Install the pre-push hook (an existing one is kept and chained)."""
     from git_airlock import hooks
 
-    click.echo(hooks.install(Git(app.location.root), hooks_path))
+    click.echo(hooks.install(Git(app.location.root, safe=False), hooks_path))
 
 
 @hooks_command.command("uninstall")
@@ -108,7 +108,7 @@ def hooks_uninstall(app: App) -> None:
     """Remove the pre-push hook (restoring the one that was there before)."""
     from git_airlock import hooks
 
-    click.echo(hooks.uninstall(Git(app.location.root)))
+    click.echo(hooks.uninstall(Git(app.location.root, safe=False)))
 
 
 @hooks_command.command("status")
@@ -117,7 +117,7 @@ def hooks_status(app: App) -> None:
     """Whether the hook is installed, what it chains, and its mode."""
     from git_airlock import hooks
 
-    git = Git(app.location.root)
+    git = Git(app.location.root, safe=False)
     state = hooks.state(git)
     if state.installed:
         click.echo(f"installed: {state.directory}/{hooks.HOOK}")
