@@ -42,9 +42,23 @@ def main() -> None:
             "PATH": os.pathsep.join([str(FAKES), os.path.dirname(sys.executable), os.environ["PATH"]]),
         }
         repo = os.path.join(tmp, "repo")
-        for argv in (["git", "init", "-q", repo],
-                     ["git", "-C", repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q",
-                      "--allow-empty", "-m", "init"]):
+        for argv in (
+            ["git", "init", "-q", repo],
+            [
+                "git",
+                "-C",
+                repo,
+                "-c",
+                "user.name=b",
+                "-c",
+                "user.email=b@b",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "init",
+            ],
+        ):
             subprocess.run(argv, env=env, check=True)
         rows = [
             ("git status", ["git", "status"]),

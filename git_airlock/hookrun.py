@@ -1,9 +1,11 @@
 """The pre-push check: flag pushed commits that are unreviewed sandbox commits.
 
-Runs on every push, so it imports neither click nor pygit2 and asks git only
-what it must: one ``for-each-ref`` when there are no sandboxes at all, a few
-``rev-list`` calls otherwise. Rewritten copies (rebase, cherry-pick, amended
-metadata) are caught by patch id.
+Runs on every push, so it imports neither click, pygit2 nor dataclasses and
+asks git only what it must: one ``for-each-ref`` when there are no sandboxes,
+a few ``rev-list`` calls otherwise. Every walk of the pushed history stops at
+a sandbox's own base and reviewed marks, so its cost follows the number of
+new commits, not the length of the history. Rewritten copies (rebase,
+cherry-pick, reworded amend) are caught by patch id.
 
 Modes (``git config airlock.prePush``): ``warn`` (default) prints and lets the
 push through, ``block`` refuses it, ``off`` skips the check.
@@ -17,11 +19,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 
 from git_airlock import ledger
 from git_airlock.gitcmd import Git
-from git_airlock.terminal import sanitize_line
 
 ZERO = "0" * 40
 MODES = ("warn", "block", "off")
@@ -29,12 +29,18 @@ SHOWN = 5
 LEGACY_SUFFIX = ".legacy"
 
 
-@dataclass(frozen=True)
 class Update:
-    local_ref: str
-    local_sha: str
-    remote_ref: str
-    remote_sha: str
+    """One line of git's pre-push input."""
+
+    __slots__ = ("local_ref", "local_sha", "remote_ref", "remote_sha")
+
+    def __init__(self, local_ref: str, local_sha: str, remote_ref: str, remote_sha: str) -> None:
+        self.local_ref, self.local_sha = local_ref, local_sha
+        self.remote_ref, self.remote_sha = remote_ref, remote_sha
+
+    @property
+    def new_branch(self) -> bool:
+        return set(self.remote_sha) == {"0"}
 
 
 def parse_updates(text: str) -> list[Update]:
@@ -51,45 +57,56 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def find_flagged(git: Git, updates: list[Update], remote: str) -> dict[Update, list[tuple[str, str]]]:
+def _pushed_args(update: Update, remote: str, stop: list[str]) -> list[str]:
+    """rev-list arguments for the commits this update sends that are not below ``stop``.
+
+    A new branch is compared with what the remote already has. ``--ignore-missing``:
+    the remote's old tip may be a commit this repository never fetched.
+    """
+    args = ["rev-list", "--ignore-missing", update.local_sha, *(f"^{oid}" for oid in stop)]
+    if not update.new_branch:
+        args.append(f"^{update.remote_sha}")
+    if remote and "/" not in remote and ":" not in remote:
+        args += ["--not", f"--remotes={remote}"]
+    return args
+
+
+def find_flagged(git: Git, view: ledger.Ledger, updates: list[Update], remote: str) -> dict[Update, list]:
     """For each update, ``(commit, sandbox)`` pairs of unreviewed sandbox commits it pushes."""
-    view = ledger.read(git)
-    if not view.sandboxes:
-        return {}
     owner: dict[str, str] = {}
-    for name in view.sandboxes:
-        for oid in ledger.unreviewed(git, view, name):
+    stops: dict[tuple[str, ...], None] = {}
+    for name, found in ledger.unreviewed_by_sandbox(git, view).items():
+        for oid in found:
             owner.setdefault(oid, name)
+        if found:
+            stops[tuple(view.exclusions(view.sandboxes[name]))] = None
     if not owner:
         return {}
-    bases = sorted({s.base for s in view.sandboxes.values() if s.base})
-    reviewed = view.reviewed_ids()
     flagged: dict[Update, list[tuple[str, str]]] = {}
     unreviewed_pids: dict[str, str] | None = None
     for update in updates:
-        exclude = [] if set(update.remote_sha) == {"0"} else [f"^{update.remote_sha}"]
-        known_remote = ["--not", f"--remotes={remote}"] if remote and "/" not in remote and ":" not in remote else []
-        pushed = git.run("rev-list", update.local_sha, *exclude, *known_remote).split()
-        hits = [(oid, owner[oid]) for oid in pushed if oid in owner]
-        # rewritten copies: new commits (not from before any sandbox, not reviewed) with a known patch
-        rest = set(pushed) - set(owner)
-        if rest and bases:
-            rest &= set(git.rev_list([update.local_sha], [*bases, *reviewed, *(e[1:] for e in exclude)]))
+        # a sandbox's unreviewed commits, and copies rewritten on top of the host's
+        # history, all lie above that sandbox's base and reviewed marks
+        walked: dict[str, None] = {}
+        for out in git.run_many([_pushed_args(update, remote, list(stop)) for stop in stops]):
+            walked.update(dict.fromkeys(out.split()))
+        hits = [(oid, owner[oid]) for oid in walked if oid in owner]
+        rest = [oid for oid in walked if oid not in owner]
         if rest:
             if unreviewed_pids is None:
-                by_pid = ledger.patch_ids(git, sorted(owner), cache=True)
-                unreviewed_pids = {pid: oid for oid, pid in by_pid.items()}
-            for oid, pid in ledger.patch_ids(git, sorted(rest), cache=True).items():
+                unreviewed_pids = {pid: oid for oid, pid in ledger.patch_ids(git, sorted(owner), cache=True).items()}
+            for oid, pid in ledger.patch_ids(git, rest, cache=True).items():
                 if pid in unreviewed_pids:
                     hits.append((oid, owner[unreviewed_pids[pid]]))
         if hits:
-            order = {oid: i for i, oid in enumerate(reversed(pushed))}
+            order = {oid: i for i, oid in enumerate(reversed(walked))}
             flagged[update] = sorted(hits, key=lambda hit: order.get(hit[0], 0))
     return flagged
 
 
 def report(git: Git, flagged: dict[Update, list[tuple[str, str]]], mode: str) -> None:
     from git_airlock.commitinfo import describe
+    from git_airlock.terminal import sanitize_line
 
     for update, hits in flagged.items():
         _say(
@@ -124,14 +141,19 @@ def chain_legacy(hook_path: str, args: list[str], stdin: bytes) -> int:
 
 def check(git: Git, updates: list[Update], remote: str) -> int:
     """The check alone: 0 to let the push through, 1 to refuse it."""
+    if os.environ.get("GIT_AIRLOCK_SKIP") == "1" or not updates:
+        return 0
+    view = ledger.read(git)
+    if not view.sandboxes:
+        return 0
     mode = (git.config("airlock.prePush") or "warn").lower()
     if mode not in MODES:
         _say(f"git-airlock: unknown airlock.prePush value {mode!r}; using 'warn'")
         mode = "warn"
-    if mode == "off" or os.environ.get("GIT_AIRLOCK_SKIP") == "1" or not updates:
+    if mode == "off":
         return 0
     try:
-        flagged = find_flagged(git, updates, remote)
+        flagged = find_flagged(git, view, updates, remote)
     except Exception as exc:  # the hook must never crash a push with a traceback
         _say(f"git-airlock: the pre-push check could not run: {exc}")
         return 1 if mode == "block" else 0
@@ -154,19 +176,21 @@ def pre_push(args: list[str]) -> int:
 
 
 def pre_commit_framework() -> int:
-    """The same check run by pre-commit (stage pre-push), which passes refs in its environment."""
-    to_ref = os.environ.get("PRE_COMMIT_TO_REF", "")
-    from_ref = os.environ.get("PRE_COMMIT_FROM_REF", "") or ZERO
-    if not to_ref:
-        _say("git-airlock: no PRE_COMMIT_TO_REF; run this hook at the pre-push stage")
-        return 0
+    """The same check run by pre-commit (stage pre-push), which passes refs in its environment.
+
+    pre-commit leaves PRE_COMMIT_TO_REF empty when the push carries a root commit
+    the remote lacks (a first push): then the local branch is the whole push.
+    """
     git = Git(os.getcwd())
-    update = Update(
-        os.environ.get("PRE_COMMIT_LOCAL_BRANCH", to_ref),
-        to_ref,
-        os.environ.get("PRE_COMMIT_REMOTE_BRANCH", ""),
-        from_ref,
-    )
+    local = os.environ.get("PRE_COMMIT_LOCAL_BRANCH", "")
+    to_ref = os.environ.get("PRE_COMMIT_TO_REF", "")
+    if not to_ref and local:
+        to_ref = git.run("rev-parse", "--verify", "--end-of-options", f"{local}^{{commit}}", check=False).strip()
+    if not to_ref:
+        _say("git-airlock: nothing to check (run this hook at pre-commit's pre-push stage)")
+        return 0
+    from_ref = os.environ.get("PRE_COMMIT_FROM_REF", "") or ZERO
+    update = Update(local or to_ref, to_ref, os.environ.get("PRE_COMMIT_REMOTE_BRANCH", ""), from_ref)
     return check(git, [update], os.environ.get("PRE_COMMIT_REMOTE_NAME", ""))
 
 

@@ -19,7 +19,6 @@ because the pre-push hook runs it on every push.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 from git_airlock.gitcmd import Git
 
@@ -30,20 +29,26 @@ SANDBOXES = "refs/sandboxes/"
 REMOTE_PREFIX = "sandbox-"
 
 
-@dataclass
 class Sandbox:
-    name: str
-    tips: dict[str, set[str]] = field(default_factory=dict)
-    """branch -> tip commits (from refs/remotes/sandbox-<name>/ and refs/sandboxes/<name>/)."""
-    base: str | None = None
+    """A sandbox as the ledger sees it (plain classes: dataclasses cost the hook 5 ms to import)."""
+
+    __slots__ = ("base", "name", "tips")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.tips: dict[str, set[str]] = {}
+        """branch -> tip commits (from refs/remotes/sandbox-<name>/ and refs/sandboxes/<name>/)."""
+        self.base: str | None = None
 
 
-@dataclass
 class Ledger:
-    sandboxes: dict[str, Sandbox]
-    reviewed: dict[tuple[str, str], str]
-    public: list[str]
-    """Tips of ordinary remote-tracking branches: the fallback base when none was recorded."""
+    __slots__ = ("public", "reviewed", "sandboxes")
+
+    def __init__(self, sandboxes: dict[str, Sandbox], reviewed: dict[tuple[str, str], str], public: list[str]):
+        self.sandboxes = sandboxes
+        self.reviewed = reviewed
+        self.public = public
+        """Tips of ordinary remote-tracking branches: the fallback base when none was recorded."""
 
     def reviewed_ids(self) -> list[str]:
         return sorted(set(self.reviewed.values()))
@@ -97,11 +102,15 @@ def unreviewed(git: Git, ledger: Ledger, name: str, branch: str | None = None) -
     return git.rev_list(sorted(tips), ledger.exclusions(sandbox))
 
 
-def all_unreviewed(git: Git, ledger: Ledger) -> set[str]:
-    found: set[str] = set()
-    for name in ledger.sandboxes:
-        found.update(unreviewed(git, ledger, name))
-    return found
+def unreviewed_by_sandbox(git: Git, ledger: Ledger) -> dict[str, list[str]]:
+    """``{sandbox: unreviewed commits}`` for every sandbox, asked of git in parallel."""
+    names = sorted(ledger.sandboxes)
+    calls = []
+    for name in names:
+        sandbox = ledger.sandboxes[name]
+        tips = sorted(set().union(*sandbox.tips.values()))
+        calls.append(["rev-list", *tips, "--not", *ledger.exclusions(sandbox)])
+    return {name: out.split() for name, out in zip(names, git.run_many(calls), strict=True)}
 
 
 def mark_reviewed(git: Git, name: str, branch: str, tip: str) -> None:

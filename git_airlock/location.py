@@ -12,6 +12,7 @@ import subprocess
 from dataclasses import dataclass
 
 from git_airlock.errors import AirlockError
+from git_airlock.gitcmd import scrubbed_git_env
 
 
 @dataclass(frozen=True)
@@ -33,26 +34,6 @@ class RepoLocation:
             return self.root
         common = os.path.realpath(self.common_dir)
         return os.path.dirname(common) if os.path.basename(common) == ".git" else common
-
-
-def scrubbed_git_env() -> dict[str, str]:
-    """The environment minus variables that would point git at another repository.
-
-    git sets GIT_DIR and friends for hooks; a command of ours started from one
-    must still work on the repository it was asked about.
-    """
-    drop = {
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_COMMON_DIR",
-        "GIT_PREFIX",
-        "GIT_EXTERNAL_DIFF",
-        "GIT_DIFF_OPTS",
-    }
-    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 def find_repo(path: str) -> RepoLocation | None:

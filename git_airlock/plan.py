@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from git_airlock.errors import AirlockError, CommandFailed
-from git_airlock.location import scrubbed_git_env
+from git_airlock.gitcmd import scrubbed_git_env
 
 
 def quote_argv(argv: Iterable[str]) -> str:

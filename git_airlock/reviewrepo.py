@@ -17,7 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from git_airlock.location import scrubbed_git_env
+from git_airlock.gitcmd import scrubbed_git_env
 
 DIFFTOOL_KEYS = r"^(difftool\..*|diff\.tool|diff\.guitool|mergetool\..*|merge\.tool|merge\.guitool)$"
 

@@ -219,3 +219,26 @@ def test_ledger_survives_prune_remote_removal_and_sandbox_refs(project: Path, re
     assert git(project, "for-each-ref", "refs/airlock/") == ledger_refs
     git(project, "remote", "remove", "sandbox-box")
     assert git(project, "for-each-ref", "refs/airlock/") == ledger_refs
+
+
+def test_force_push_over_a_remote_tip_never_fetched(project: Path, remote: Path, fetched: str, hermetic: Env) -> None:
+    git(project, "config", "airlock.prePush", "block")
+    other = hermetic.tmp / "other"
+    git(hermetic.tmp, "clone", "-q", str(remote), str(other))
+    (other / "theirs.txt").write_text("theirs\n")
+    git(other, "add", "theirs.txt")
+    git(other, "commit", "-q", "-m", "theirs")
+    git(other, "push", "-q", "origin", "main")
+    (project / "mine.txt").write_text("mine\n")
+    git(project, "add", "mine.txt")
+    git(project, "commit", "-q", "-m", "mine")
+    result = push(project, "--force", "origin", "main")
+    assert result.returncode == 0, result.stderr
+    assert "git-airlock" not in result.stderr
+    assert remote_ref(remote, "main") == git(project, "rev-parse", "HEAD").strip()
+
+
+def test_push_to_a_url_is_checked_too(project: Path, remote: Path, fetched: str) -> None:
+    git(project, "switch", "-q", "-c", "by-url", "sandbox-box/main")
+    result = push(project, str(remote), "by-url")
+    assert "1 unreviewed sandbox commit(s) in this push of refs/heads/by-url" in result.stderr

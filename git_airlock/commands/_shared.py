@@ -10,7 +10,7 @@ import click
 from git_airlock.app import App
 from git_airlock.engines.base import SandboxState
 from git_airlock.errors import AirlockError
-from git_airlock.location import scrubbed_git_env
+from git_airlock.gitcmd import scrubbed_git_env
 from git_airlock.plan import Step
 from git_airlock.terminal import is_terminal
 
