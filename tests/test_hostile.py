@@ -123,6 +123,9 @@ git commit -q -m "hooks and filters"
     for args in steps:
         result = airlock("--name", "hk", *args, cwd=project)
         assert result.returncode == 0, (args, result.stderr)
+        if args[0] == "review":
+            assert ".githooks/post-checkout: git hooks" in result.stderr
+            assert ".gitattributes: git attributes can name filter and diff drivers" in result.stderr
     assert not marker.exists()
     assert (project / ".gitattributes").exists(), "the merge did happen"
 

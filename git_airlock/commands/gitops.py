@@ -177,6 +177,11 @@ def review_command(
     if fork == tip or not app.repo.diff(fork, tip, stat=True).strip():
         app.info(f"nothing to review: {_short(tip_ref)} adds nothing to {base_name}")
         return
+    risky = _host_code_lines(app, fork, tip)
+    if risky:
+        app.info("look closely: these commits change files that can run code on this machine:")
+        for line in risky:
+            app.info(line)
     from git_airlock.reviewrepo import review_repository
 
     with review_repository(app.location.root, app.location.common_dir, _difftool_config(tool, app.location.root)) as (
@@ -206,10 +211,22 @@ def approve_command(app: App, base: str | None, sandbox_branch: str | None) -> N
     _mark(app, tip_ref, tip)
 
 
+def _host_code_lines(app: App, base_id: str, tip: str) -> list[str]:
+    """`!` lines for commits in base..tip that change files able to run code on this machine."""
+    from git_airlock.commitinfo import describe
+    from git_airlock.gitcmd import Git
+
+    git = Git(app.location.root)
+    return [
+        f"  ! {detail.short} {sanitize(path)}: {why}"
+        for detail in describe(git, list(reversed(git.rev_list([tip], [base_id]))))
+        for path, why in detail.host_code
+    ]
+
+
 def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool) -> None:
     """Refuse unreviewed commits and ask about host-code changes before a merge."""
     from git_airlock import ledger
-    from git_airlock.commitinfo import describe
     from git_airlock.gitcmd import Git
 
     git = Git(app.location.root)
@@ -223,11 +240,11 @@ def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool) ->
             app.info(f"warning: {message}")
         elif not confirm(f"{message}. Merge them anyway?", default=False, assume=True if yes else None):
             raise AirlockError(message, hint="review them with `git airlock review` (or pass --yes to merge anyway)")
-    risky = [(d, path, why) for d in describe(git, list(reversed(incoming))) for path, why in d.host_code]
+    risky = _host_code_lines(app, base_id, tip)
     if risky:
         app.info("these commits change files that can run code on this machine:")
-        for detail, path, why in risky:
-            app.info(f"  ! {detail.short} {sanitize(path)}: {why}")
+        for line in risky:
+            app.info(line)
         if not confirm("Merge them?", default=False, assume=True if allow_host_code else None):
             raise AirlockError(
                 "not merged: the sandbox changed files that can run code on this machine",
