@@ -82,10 +82,17 @@ class App:
         return Runner(dry_run=self.dry_run)
 
     @cached_property
+    def engine_choice(self) -> tuple[str, str]:
+        """(engine name, why it was chosen)."""
+        from git_airlock.engines import choose_engine
+
+        return choose_engine(self.settings.engine)
+
+    @cached_property
     def engine(self):
         from git_airlock.engines import get_engine
 
-        return get_engine(self.settings.engine)
+        return get_engine(self.engine_choice[0])
 
     @cached_property
     def repo(self):
@@ -98,9 +105,13 @@ class App:
         if self.dry_run:
             return
         if self.engine.executable() is None:
-            from git_airlock.engines.sbx import INSTALL_HINT
-
-            raise AirlockError(f"`{self.engine.name}` is not installed or not on PATH", hint=INSTALL_HINT)
+            if self.settings.engine == "auto":
+                raise AirlockError(
+                    "no sandbox engine is installed: neither `sbx` (Docker Sandboxes) nor `bwrap` (bubblewrap)",
+                    hint="install Docker Sandboxes (https://docs.docker.com/ai/sandboxes/), or on Linux "
+                    "`apt-get install bubblewrap`; `git airlock doctor` checks everything",
+                )
+            raise AirlockError(f"`{self.engine.name}` is not installed or not on PATH", hint=self.engine.install_hint)
 
     def info(self, message: str) -> None:
         """Progress and advice go to stderr so stdout stays parseable."""

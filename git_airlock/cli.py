@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shell": ("lifecycle", "Open an interactive shell inside the sandbox."),
     "stop": ("lifecycle", "Stop the sandbox, keeping its VM and commits."),
     "rm": ("lifecycle", "Remove the sandbox (offers to fetch its commits first)."),
+    "commit": ("lifecycle", "Commit work the agent left uncommitted (bwrap engine)."),
     "fetch": ("gitops", "Fetch the sandbox's commits into refs/remotes/sandbox-<name>/."),
     "diff": ("gitops", "Fetch, then show what the sandbox changed against a base branch."),
     "review": ("gitops", "Fetch, then open a directory diff in your difftool."),
@@ -79,7 +80,7 @@ class LazyGroup(click.Group):
 @click.option("--dry-run", is_flag=True, help="Print every sbx, git and tmux command; run nothing.")
 @click.option("--agent", metavar="NAME", help="Agent to run (claude, codex, opencode, gemini, ...).")
 @click.option("--name", "sandbox_name", metavar="NAME", help="Sandbox name (several sandboxes per repo).")
-@click.option("--engine", metavar="NAME", help="Sandbox engine (sbx).")
+@click.option("--engine", metavar="NAME", help="Sandbox engine: sbx, bwrap or auto (default).")
 @click.option("--tmux", is_flag=True, help="Run `up`/`run` inside a host tmux session and attach.")
 @click.option("--tmux-detached", is_flag=True, help="Like --tmux, without attaching.")
 @click.option("--seed-config", is_flag=True, help="Copy the agent's user-level instruction files in.")

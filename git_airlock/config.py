@@ -32,7 +32,14 @@ KEYS: tuple[Key, ...] = (
     Key("agent", "AGENT", "airlock.agent", "claude", "agent to run in the sandbox"),
     Key("sandbox_name", "SANDBOX_NAME", "airlock.sandboxName", "", "sandbox name (default: derived from the repo)"),
     Key("repo_dir", "REPO_DIR", "airlock.repoDir", "", "repository to work on (default: the current one)"),
-    Key("engine", "AIRLOCK_ENGINE", "airlock.engine", "sbx", "sandbox engine"),
+    Key("engine", "AIRLOCK_ENGINE", "airlock.engine", "auto", "sandbox engine: sbx, bwrap or auto"),
+    Key(
+        "pass_env",
+        "AIRLOCK_PASS_ENV",
+        "airlock.passEnv",
+        "",
+        "host environment variables handed to the agent (comma-separated; bwrap engine)",
+    ),
     Key(
         "global_network_policy",
         "GLOBAL_NETWORK_POLICY",
@@ -71,6 +78,10 @@ class Settings:
             return self.values[attr]
         except KeyError:
             raise AttributeError(attr) from None
+
+    @property
+    def pass_env_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.values["pass_env"].split(",") if name.strip())
 
     def flag(self, attr: str) -> bool:
         return self.values[attr].strip().lower() in ("1", "true", "yes", "on")

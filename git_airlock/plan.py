@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from git_airlock.errors import AirlockError, CommandFailed
@@ -49,11 +49,23 @@ class Step:
         return line
 
 
+@dataclass(frozen=True)
+class Call:
+    """Work done in-process (writing a file, removing a directory): described in a dry run, done in a real one."""
+
+    description: str
+    action: Callable[[], object]
+
+
 @dataclass
 class Plan:
     """An ordered list of steps, plus notes printed as comments in dry-run output."""
 
-    steps: list[Step | str] = field(default_factory=list)
+    steps: list[Step | Call | str] = field(default_factory=list)
+
+    def call(self, description: str, action: Callable[[], object]) -> Plan:
+        self.steps.append(Call(description, action))
+        return self
 
     def add(self, argv: Iterable[str], **kwargs) -> Plan:
         self.steps.append(Step(tuple(argv), **kwargs))
@@ -83,9 +95,11 @@ class Runner:
         self.dry_run = dry_run
         self.out = out or sys.stdout
 
-    def show(self, step: Step | str) -> None:
+    def show(self, step: Step | Call | str) -> None:
         if isinstance(step, str):
             print(f"# {step}", file=self.out)
+        elif isinstance(step, Call):
+            print(f"# {step.description}", file=self.out)
         else:
             print(step.render(), file=self.out)
 
@@ -96,6 +110,8 @@ class Runner:
                 self.show(step)
             elif isinstance(step, Step):
                 self.run(step)
+            elif isinstance(step, Call):
+                step.action()
 
     def run(self, step: Step) -> Result:
         """Run one step for real and raise :class:`CommandFailed` on failure."""

@@ -162,5 +162,5 @@ def test_dry_run_up_outside_a_repo(tmp_path: Path, hermetic: Env, no_sbx) -> Non
 def test_real_run_without_sbx_is_a_clear_error(project: Path, hermetic: Env, no_sbx) -> None:
     result = airlock("up", cwd=project)
     assert result.returncode == 1
-    assert "error: `sbx` is not installed" in result.stderr
+    assert "error: no sandbox engine is installed: neither `sbx` (Docker Sandboxes) nor `bwrap`" in result.stderr
     assert "hint: install Docker Sandboxes" in result.stderr

@@ -258,7 +258,7 @@ def test_net_shows_this_sandboxes_log(project: Path, hermetic: Env) -> None:
 def test_net_without_sbx(project: Path, no_sbx: None) -> None:
     result = airlock("net", cwd=project)
     assert result.returncode == 1
-    assert "error: `sbx` is not installed" in result.stderr
+    assert "error: no sandbox engine is installed: neither `sbx` (Docker Sandboxes) nor `bwrap`" in result.stderr
     assert "hint: install Docker Sandboxes" in result.stderr
 
 

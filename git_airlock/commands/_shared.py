@@ -40,16 +40,7 @@ def safe_git(*args: str) -> list[str]:
 def sandbox_state(app: App) -> SandboxState | None:
     """The sandbox as the engine reports it; None when absent (or in a dry run)."""
     app.require_engine()
-    result = app.runner.query(app.engine.list_step())
-    if result is None:
-        return None
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip()
-        raise AirlockError(
-            f"`{app.engine.name} ls` failed: {detail}",
-            hint="run `git airlock doctor` to check the sandbox daemon and your login",
-        )
-    return app.engine.parse_list(result.stdout).get(app.sandbox)
+    return app.engine.state(app.runner, app.sandbox)
 
 
 def require_sandbox(app: App) -> SandboxState | None:
@@ -154,7 +145,7 @@ def fetch(app: App, state: SandboxState | None = None, known: bool = False) -> N
     if not known:
         state = sandbox_state(app)
     if app.dry_run:
-        app.runner.show(app.engine.start_step(app.sandbox))
+        app.runner.execute(app.engine.fetch_plan(app.sandbox, running=False))
         for step in fetch_steps(app):
             app.runner.show(step)
         return
@@ -166,9 +157,10 @@ def fetch(app: App, state: SandboxState | None = None, known: bool = False) -> N
             f"no sandbox named {app.sandbox!r}, and nothing fetched from it before",
             hint="start one with `git airlock up` (or pick another with --name)",
         )
-    if not state.running:
+    prepare = app.engine.fetch_plan(app.sandbox, state.running)
+    if not state.running and app.engine.name == "sbx":
         app.info(f"starting sandbox {app.sandbox} so its commits can be fetched ...")
-        app.runner.run(app.engine.start_step(app.sandbox))
+    app.runner.execute(prepare)
     if _remote_url(app) is None:
         raise AirlockError(
             f"the remote {app.remote!r} is missing from this repository",
@@ -178,10 +170,23 @@ def fetch(app: App, state: SandboxState | None = None, known: bool = False) -> N
     steps = fetch_steps(app)
     app.runner.run(steps[0])
     _ensure_base(app)
+    warn_uncommitted(app)
     for step in steps[1:]:
         result = app.runner.run(step)
         if result.returncode != 0:
             app.info(f"warning: could not fetch submodule {step.argv[-2]}: {result.stderr.strip()}")
+
+
+def warn_uncommitted(app: App) -> None:
+    """Work the agent has not committed is not in any fetch: say so rather than lose it silently."""
+    uncommitted = getattr(app.engine, "uncommitted", None)
+    changed = uncommitted(app.sandbox) if uncommitted else []
+    if changed:
+        from git_airlock.terminal import sanitize_line
+
+        shown = ", ".join(sanitize_line(path) for path in changed[:5]) + (" ..." if len(changed) > 5 else "")
+        app.info(f"warning: the sandbox has {len(changed)} uncommitted change(s) that a fetch does not bring: {shown}")
+        app.info("hint: `git airlock commit -m MESSAGE` commits them from the host; `git airlock shell` to look")
 
 
 def _ensure_base(app: App) -> None:

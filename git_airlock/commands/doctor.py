@@ -93,18 +93,60 @@ def check_sbx(report: Report) -> None:
             report.line("FAIL", "sbx daemon", f"{first} (hint: `sbx diagnose`)")
 
 
+def check_bwrap(report: Report) -> None:
+    path = shutil.which("bwrap")
+    if path is None:
+        report.line("FAIL", "bwrap", "not installed (hint: `apt-get install bubblewrap`)")
+        return
+    version = _run([path, "--version"])
+    report.line("OK", "bwrap", f"{version.stdout.strip() if version else 'version unknown'} ({path})")
+    trial = _run(
+        [
+            path,
+            "--ro-bind",
+            "/",
+            "/",
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-net",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "true",
+        ]
+    )
+    if trial is not None and trial.returncode == 0:
+        report.line("OK", "namespaces", "bwrap can create user, PID and network namespaces")
+    else:
+        detail = (trial.stderr.strip().splitlines() or ["no answer"])[0] if trial else "no answer"
+        report.line(
+            "FAIL",
+            "namespaces",
+            f"{detail} (hint: allow unprivileged user namespaces: "
+            "sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu an AppArmor profile for bwrap)",
+        )
+
+
 @click.command("doctor")
 @pass_app
 def doctor_command(app: App) -> None:
-    """Check sbx, git, virtualization, the sbx daemon and login, and tmux."""
+    """Check the engine in use (sbx: installed, daemon, login, virtualization; bwrap: installed,
+    namespaces), git and tmux."""
     report = Report()
-    check_sbx(report)
+    engine, why = app.engine_choice
+    report.line("OK", "engine", f"{engine} ({why})")
+    if engine == "bwrap":
+        check_bwrap(report)
+    else:
+        check_sbx(report)
     git = _run(["git", "--version"])
     if git and git.returncode == 0:
         report.line("OK", "git", git.stdout.strip())
     else:
         report.line("FAIL", "git", "not installed")
-    check_virtualization(report)
+    if engine == "sbx":
+        check_virtualization(report)
     tmux = _run(["tmux", "-V"])
     if tmux and tmux.returncode == 0:
         report.line("OK", "tmux", tmux.stdout.strip())

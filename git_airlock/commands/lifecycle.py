@@ -10,6 +10,7 @@ import click
 from git_airlock.agents import Agent, get_agent
 from git_airlock.app import App
 from git_airlock.commands._shared import confirm, fetch, require_sandbox, sandbox_state
+from git_airlock.engines.base import SandboxSpec
 from git_airlock.errors import AirlockError
 from git_airlock.plan import Plan, Step
 from git_airlock.terminal import is_terminal
@@ -54,11 +55,13 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
     sandbox = app.sandbox if location else _dry_run_name(root)
     engine = app.engine
     state = sandbox_state(app) if location else None
-    if state is not None:
+    if state is not None and state.running:
         raise AirlockError(
-            f"sandbox {sandbox!r} already exists ({state.status})",
+            f"sandbox {sandbox!r} already exists (running)",
             hint="`git airlock attach` or `git airlock shell` to use it, `git airlock rm` to start over",
         )
+    if state is not None:
+        app.info(f"sandbox {sandbox} exists and is stopped: starting it again")
     if app.tmux and not app.dry_run:
         from git_airlock import tmux
 
@@ -70,7 +73,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
                 hint="`git airlock attach`, or set TMUX_SESSION to another name",
             )
 
-    app.runner.execute(_policy_plan(app))
+    app.runner.execute(engine.policy_init_plan(app.settings.global_network_policy))
     if not os.path.exists(os.path.join(root, "AGENTS.md")):
         app.info("note: this repository has no AGENTS.md; `git airlock init` writes a starter one")
     app.info(f"sandbox: {sandbox} (agent: {agent.name}, engine: {engine.name})")
@@ -83,7 +86,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
         seeds = seed_files(agent, os.path.expanduser("~"), engine.sandbox_home())
         app.info(f"seeding {len(seeds)} instruction file(s) from your home directory")
 
-    if location is not None and _has_commits(root):
+    if state is None and location is not None and _has_commits(root):
         # the review ledger's starting point: sandbox commits are those after it
         app.runner.execute(
             Plan(
@@ -103,10 +106,19 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
                 ]
             )
         )
+    spec = SandboxSpec(
+        sandbox,
+        agent.name,
+        root,
+        location.common_dir if location else os.path.join(root, ".git"),
+        app.settings.global_network_policy,
+        app.settings.pass_env_names,
+    )
+    setup, agent_step = engine.launch(spec, agent_args, seeds, exists=state is not None)
     if not app.tmux:
-        app.runner.execute(engine.create_plan(sandbox, agent.name, root, agent_args, seeds))
+        app.runner.execute(setup.extend(Plan([agent_step])))
         return
-    _start_in_tmux(app, sandbox, agent, root, agent_args, seeds)
+    _start_in_tmux(app, root, setup, agent_step)
 
 
 def _has_commits(root: str) -> bool:
@@ -126,23 +138,11 @@ def _dry_run_name(root: str) -> str:
     return default_sandbox_name(os.path.realpath(root))
 
 
-def _policy_plan(app: App) -> Plan:
-    return Plan([app.engine.policy_init_step(app.settings.global_network_policy)])
-
-
-def _start_in_tmux(app: App, sandbox: str, agent: Agent, root: str, agent_args: list[str], seeds) -> None:
+def _start_in_tmux(app: App, root: str, setup: Plan, agent_step: Step) -> None:
     from git_airlock import tmux
 
-    engine = app.engine
-    plan = Plan()
-    if seeds:
-        setup = engine.create_plan(sandbox, agent.name, root, agent_args, seeds)
-        plan.steps.extend(setup.steps[:-1])
-        argv = list(setup.steps[-1].argv)
-    else:
-        argv = engine.agent_argv(sandbox, agent.name, root, agent_args)
-    plan.steps.append(tmux.new_session_step(app.tmux_session, root, argv))
-    app.runner.execute(plan)
+    setup.steps.append(tmux.new_session_step(app.tmux_session, root, list(agent_step.argv)))
+    app.runner.execute(setup)
     attach = not app.tmux_detached and app.settings.flag("tmux_attach")
     if attach and (app.dry_run or is_terminal(sys.stdin)):
         app.runner.execute(Plan([tmux.attach_step(app.tmux_session)]))
@@ -205,7 +205,7 @@ def attach_command(app: App) -> None:
 def shell_command(app: App) -> None:
     """Open an interactive shell inside the sandbox (starting it if stopped)."""
     require_sandbox(app)
-    app.runner.execute(Plan([app.engine.shell_step(app.sandbox)]))
+    app.runner.execute(app.engine.shell_plan(app.sandbox))
 
 
 @click.command("stop")
@@ -216,7 +216,7 @@ def stop_command(app: App) -> None:
     if state is not None and not state.running:
         app.info(f"sandbox {app.sandbox} is already stopped")
         return
-    app.runner.execute(Plan([app.engine.stop_step(app.sandbox)]))
+    app.runner.execute(app.engine.stop_plan(app.sandbox))
     if not app.dry_run:
         app.info(f"stopped {app.sandbox}; `git airlock fetch` or `git airlock up` starts it again")
 
@@ -258,9 +258,34 @@ def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
         app.info("warning: not fetching; commits the sandbox made since the last fetch will be lost")
     if not confirm(f"Remove sandbox {app.sandbox}?", default=False, assume=True if yes or app.dry_run else None):
         raise AirlockError("nothing was removed", hint="pass --yes to remove without a question")
-    plan = Plan([app.engine.remove_step(app.sandbox)])
+    plan = app.engine.remove_plan(app.sandbox, app.location.main_root)
     if app.dry_run or tmux.session_exists(app.runner, app.tmux_session):
         plan.steps.append(tmux.kill_step(app.tmux_session))
     app.runner.execute(plan)
     if not app.dry_run:
         app.info(f"removed {app.sandbox}; fetched commits stay reachable at refs/sandboxes/{app.sandbox}/*")
+
+
+@click.command("commit")
+@click.option("-m", "--message", required=True, help="Commit message.")
+@pass_app
+def commit_command(app: App, message: str) -> None:
+    """Commit the work the agent left uncommitted in its clone, from the host side.
+
+    Runs without your git configuration, hooks or filters (the clone's content
+    is the agent's). Only for engines whose clone is on this machine (bwrap);
+    with sbx, use `git airlock shell` and commit inside.
+    """
+    commit_plan = getattr(app.engine, "commit_plan", None)
+    if commit_plan is None:
+        raise AirlockError(
+            f"`commit` needs the sandbox's clone on this machine; the {app.engine.name} engine keeps it in its VM",
+            hint="open `git airlock shell` and commit inside the sandbox",
+        )
+    require_sandbox(app)
+    if not app.dry_run and not app.engine.uncommitted(app.sandbox):
+        app.info("nothing to commit: the sandbox's working tree is clean")
+        return
+    app.runner.execute(commit_plan(app.sandbox, message))
+    if not app.dry_run:
+        app.info("committed in the sandbox's clone; `git airlock fetch` brings it home")

@@ -14,7 +14,6 @@ import click
 from git_airlock.app import App
 from git_airlock.commands._shared import confirm
 from git_airlock.errors import AirlockError
-from git_airlock.plan import Plan
 from git_airlock.policy import parse_allowlist
 
 pass_app = click.make_pass_decorator(App)
@@ -35,7 +34,7 @@ def _confirm_reset(app: App, yes: bool) -> None:
 def net_command(app: App, all_sandboxes: bool) -> None:
     """Show the hosts the sandbox reached or was refused (`sbx policy log`)."""
     app.require_engine()
-    app.runner.execute(Plan([app.engine.policy_log_step(None if all_sandboxes else app.sandbox)]))
+    app.runner.execute(app.engine.net_plan(None if all_sandboxes else app.sandbox))
 
 
 @click.command("lockdown")
@@ -51,16 +50,7 @@ def lockdown_command(app: App, yes: bool) -> None:
     hosts = parse_allowlist(app.settings.allow)
     app.require_engine()
     _confirm_reset(app, yes)
-    engine = app.engine
-    app.runner.execute(
-        Plan(
-            [
-                engine.policy_reset_step(),
-                engine.policy_init_step("deny-all"),
-                engine.policy_allow_step(hosts, app.sandbox),
-            ]
-        )
-    )
+    app.runner.execute(app.engine.lockdown_plan(app.sandbox, hosts))
     if not app.dry_run:
         app.info(f"network locked down: deny-all, except {len(hosts)} host rule(s) for {app.sandbox}")
 
@@ -73,6 +63,7 @@ def unlock_command(app: App, yes: bool) -> None:
     app.require_engine()
     _confirm_reset(app, yes)
     mode = app.settings.global_network_policy
-    app.runner.execute(Plan([app.engine.policy_reset_step(), app.engine.policy_init_step(mode)]))
+    name = app.sandbox if app.location_or_none is not None else None
+    app.runner.execute(app.engine.unlock_plan(name, mode))
     if not app.dry_run:
         app.info(f"network policies reset to {mode}")

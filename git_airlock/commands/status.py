@@ -24,7 +24,15 @@ def status_command(app: App) -> None:
         app.runner.show(f"in-process (libgit2): count commits on refs/remotes/{app.remote}/* not in the base")
         return
     status = "absent" if state is None else ("running" if state.running else "exists but stopped")
-    click.echo(f"sandbox:  {app.sandbox} ({status}, engine {app.engine.name})")
+    engine, why = app.engine_choice
+    click.echo(f"sandbox:  {app.sandbox} ({status})")
+    click.echo(f"engine:   {engine} ({why})")
+    if state is not None and state.detail:
+        click.echo(f"          {state.detail}")
+    uncommitted = getattr(app.engine, "uncommitted", None)
+    changed = uncommitted(app.sandbox) if uncommitted and state is not None else []
+    if changed:
+        click.echo(f"worktree: {len(changed)} uncommitted change(s) in the sandbox (`git airlock commit -m ...`)")
     clients = tmux.attached_clients(app.runner, app.tmux_session) if tmux.available() else None
     if clients is None:
         click.echo(f"tmux:     {app.tmux_session} (no session)")

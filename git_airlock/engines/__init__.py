@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import platform
+import shutil
+
 from git_airlock.engines.base import Engine
 from git_airlock.errors import AirlockError
 
-ENGINES = ("sbx",)
+ENGINES = ("sbx", "bwrap")
+
+
+def choose_engine(setting: str) -> tuple[str, str]:
+    """The engine to use and why: an explicit setting, else sbx where installed, else bwrap on Linux."""
+    if setting != "auto":
+        if setting not in ENGINES:
+            raise AirlockError(f"unknown engine {setting!r}", hint="use one of: auto, " + ", ".join(ENGINES))
+        return setting, "chosen by configuration"
+    if shutil.which("sbx"):
+        return "sbx", "sbx is installed"
+    if platform.system() == "Linux" and shutil.which("bwrap"):
+        return "bwrap", "sbx is not installed; bubblewrap is"
+    return "sbx", "no engine is installed (sbx is the default)"
 
 
 def get_engine(name: str) -> Engine:
@@ -14,4 +30,8 @@ def get_engine(name: str) -> Engine:
         from git_airlock.engines.sbx import SbxEngine
 
         return SbxEngine()
+    if name == "bwrap":
+        from git_airlock.engines.bwrap import BwrapEngine
+
+        return BwrapEngine()
     raise AirlockError(f"unknown engine {name!r}", hint="available engines: " + ", ".join(ENGINES))

@@ -1,17 +1,17 @@
 """The contract every sandbox engine fulfils.
 
-Engines never print and never run anything themselves: they return
-:class:`~git_airlock.plan.Step`/:class:`~git_airlock.plan.Plan` objects that a
-Runner executes or, under ``--dry-run``, prints. Queries come back as a Step
-plus a parser for its output, so state checks are also visible in a dry run.
+Engines never print: they return :class:`~git_airlock.plan.Plan` objects
+(argument lists, plus in-process calls with a description) that a Runner
+executes or, under ``--dry-run``, prints. So what a dry run shows is what a
+real run does, for every engine.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-from git_airlock.plan import Plan, Step
+from git_airlock.plan import Plan, Runner, Step
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,8 @@ class SandboxState:
     status: str
     """'running' or 'stopped' (engines map their own words onto these)."""
     agent: str = ""
+    detail: str = ""
+    """Engine-specific facts for `status` (processes, clone path)."""
 
     @property
     def running(self) -> bool:
@@ -34,29 +36,51 @@ class SeedFile:
     """Absolute path inside the sandbox."""
 
 
+@dataclass(frozen=True)
+class SandboxSpec:
+    """Everything an engine needs to create and start one sandbox."""
+
+    name: str
+    agent: str
+    repo_root: str
+    """The main worktree of the host repository."""
+    common_dir: str = ""
+    network: str = "balanced"
+    """allow-all, balanced or deny-all."""
+    pass_env: tuple[str, ...] = field(default_factory=tuple)
+    """Host environment variables the user chose to hand to the agent."""
+
+
 class Engine(Protocol):
     name: str
 
     def executable(self) -> str | None:
-        """Path of the engine's CLI, or None when it is not installed."""
+        """Path of the engine's main program, or None when it is not installed."""
 
-    def list_step(self) -> Step: ...
+    def sandbox_home(self) -> str:
+        """HOME inside the sandbox (where --seed-config puts files)."""
 
-    def parse_list(self, output: str) -> dict[str, SandboxState]: ...
+    def state(self, runner: Runner, name: str) -> SandboxState | None:
+        """The sandbox's state; None when absent (and in a dry run, after showing the query)."""
 
-    def create_plan(self, name: str, agent: str, repo_root: str, agent_args: list[str], seeds: list[SeedFile]) -> Plan:
-        """Create the sandbox in clone mode and start the agent."""
+    def launch(
+        self, spec: SandboxSpec, agent_args: list[str], seeds: list[SeedFile], exists: bool = False
+    ) -> tuple[Plan, Step]:
+        """What creates (or, when ``exists``, restarts) the sandbox, and the step that runs the agent in it."""
 
-    def agent_argv(self, name: str, agent: str, repo_root: str, agent_args: list[str]) -> list[str]:
-        """The one command that (creates and) runs the agent, for wrapping in tmux."""
+    def fetch_plan(self, name: str, running: bool) -> Plan:
+        """What must happen before the host fetches from the sandbox's clone (may be nothing)."""
 
-    def start_step(self, name: str) -> Step:
-        """Start a stopped sandbox without attaching to it (so its clone can be fetched)."""
+    def shell_plan(self, name: str) -> Plan: ...
 
-    def shell_step(self, name: str) -> Step: ...
+    def stop_plan(self, name: str) -> Plan: ...
 
-    def stop_step(self, name: str) -> Step: ...
+    def remove_plan(self, name: str, repo_root: str) -> Plan: ...
 
-    def remove_step(self, name: str) -> Step: ...
+    def policy_init_plan(self, mode: str) -> Plan: ...
 
-    def sandbox_home(self) -> str: ...
+    def lockdown_plan(self, name: str, hosts: list[str]) -> Plan: ...
+
+    def unlock_plan(self, name: str | None, mode: str) -> Plan: ...
+
+    def net_plan(self, name: str | None) -> Plan: ...

@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import shutil
 
-from git_airlock.engines.base import SandboxState, SeedFile
+from git_airlock.engines.base import SandboxSpec, SandboxState, SeedFile
 from git_airlock.errors import AirlockError
-from git_airlock.plan import Plan, Step
+from git_airlock.plan import Plan, Runner, Step
 
 SBX = "sbx"
 SANDBOX_HOME = "/home/agent"
@@ -33,6 +33,8 @@ class SbxEngine:
     def executable(self) -> str | None:
         return shutil.which(SBX)
 
+    install_hint = INSTALL_HINT
+
     def sandbox_home(self) -> str:
         return SANDBOX_HOME
 
@@ -43,6 +45,18 @@ class SbxEngine:
 
     def list_step(self) -> Step:
         return Step((SBX, "ls", "--json"), hint=INSTALL_HINT)
+
+    def state(self, runner: Runner, name: str) -> SandboxState | None:
+        result = runner.query(self.list_step())
+        if result is None:
+            return None
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip()
+            raise AirlockError(
+                f"`sbx ls` failed: {detail}",
+                hint="run `git airlock doctor` to check the sandbox daemon and your login",
+            )
+        return self.parse_list(result.stdout).get(name)
 
     def parse_list(self, output: str) -> dict[str, SandboxState]:
         """Parse ``sbx ls --json`` in both its shapes, skipping any lines before the JSON."""
@@ -70,55 +84,62 @@ class SbxEngine:
 
     # -- lifecycle ----------------------------------------------------------
 
-    def agent_argv(self, name: str, agent: str, repo_root: str, agent_args: list[str]) -> list[str]:
-        return [SBX, "run", "--clone", "--name", name, agent, repo_root, "--", *agent_args]
+    def launch(
+        self, spec: SandboxSpec, agent_args: list[str], seeds: list[SeedFile], exists: bool = False
+    ) -> tuple[Plan, Step]:
+        """``sbx run --clone`` in one step; with seed files, ``create``, ``cp`` each, then ``run``.
 
-    def create_plan(self, name: str, agent: str, repo_root: str, agent_args: list[str], seeds: list[SeedFile]) -> Plan:
-        plan = Plan()
+        A stopped sandbox that already exists is started again with ``sbx run NAME``.
+        """
+        if exists:
+            setup = Plan()
+            for seed in seeds:
+                setup.add([SBX, "cp", seed.source, f"{spec.name}:{seed.target}"])
+            return setup, Step((SBX, "run", spec.name, "--", *agent_args), interactive=True, check=False)
         if not seeds:
-            plan.add(self.agent_argv(name, agent, repo_root, agent_args), interactive=True, check=False)
-            return plan
-        plan.add([SBX, "create", "--clone", "--name", name, agent, repo_root])
+            argv = [SBX, "run", "--clone", "--name", spec.name, spec.agent, spec.repo_root, "--", *agent_args]
+            return Plan(), Step(tuple(argv), interactive=True, check=False)
+        setup = Plan().add([SBX, "create", "--clone", "--name", spec.name, spec.agent, spec.repo_root])
         for seed in seeds:
-            plan.add([SBX, "cp", seed.source, f"{name}:{seed.target}"])
-        plan.add(self.run_existing_argv(name, agent_args), interactive=True, check=False)
-        return plan
+            setup.add([SBX, "cp", seed.source, f"{spec.name}:{seed.target}"])
+        return setup, Step((SBX, "run", spec.name, "--", *agent_args), interactive=True, check=False)
 
-    def run_existing_argv(self, name: str, agent_args: list[str]) -> list[str]:
-        return [SBX, "run", name, "--", *agent_args]
+    def fetch_plan(self, name: str, running: bool) -> Plan:
+        """sbx serves the clone only while the sandbox runs: `exec true` starts a stopped one."""
+        return Plan() if running else Plan([Step((SBX, "exec", name, "true"))])
 
-    def start_step(self, name: str) -> Step:
-        return Step((SBX, "exec", name, "true"))
+    def shell_plan(self, name: str) -> Plan:
+        return Plan([Step((SBX, "exec", "-it", name, "bash"), interactive=True, check=False)])
 
-    def shell_step(self, name: str) -> Step:
-        return Step((SBX, "exec", "-it", name, "bash"), interactive=True, check=False)
+    def stop_plan(self, name: str) -> Plan:
+        return Plan([Step((SBX, "stop", name))])
 
-    def stop_step(self, name: str) -> Step:
-        return Step((SBX, "stop", name))
-
-    def remove_step(self, name: str) -> Step:
-        return Step((SBX, "rm", "--force", name))
+    def remove_plan(self, name: str, repo_root: str) -> Plan:
+        return Plan([Step((SBX, "rm", "--force", name))])
 
     # -- network policy -----------------------------------------------------
 
-    def policy_init_step(self, mode: str) -> Step:
-        return Step((SBX, "policy", "init", mode), tolerate="already initialized")
+    def policy_init_plan(self, mode: str) -> Plan:
+        return Plan([Step((SBX, "policy", "init", mode), tolerate="already initialized")])
 
-    def policy_reset_step(self) -> Step:
-        return Step((SBX, "policy", "reset", "--force"))
-
-    def policy_allow_step(self, hosts: list[str], sandbox: str | None = None) -> Step:
-        argv = [SBX, "policy", "allow", "network"]
-        if sandbox:
-            argv += ["--sandbox", sandbox]
-        return Step(
-            (*argv, ",".join(hosts)),
-            hint="the policy is now deny-all without this allowlist: fix it and run `git airlock lockdown` "
-            "again, or `git airlock unlock`",
+    def lockdown_plan(self, name: str, hosts: list[str]) -> Plan:
+        return Plan(
+            [
+                Step((SBX, "policy", "reset", "--force")),
+                Step((SBX, "policy", "init", "deny-all")),
+                Step(
+                    (SBX, "policy", "allow", "network", "--sandbox", name, ",".join(hosts)),
+                    hint="the policy is now deny-all without this allowlist: fix it and run `git airlock lockdown` "
+                    "again, or `git airlock unlock`",
+                ),
+            ]
         )
 
-    def policy_log_step(self, sandbox: str | None) -> Step:
+    def unlock_plan(self, name: str | None, mode: str) -> Plan:
+        return Plan([Step((SBX, "policy", "reset", "--force")), *self.policy_init_plan(mode).steps])
+
+    def net_plan(self, name: str | None) -> Plan:
         argv = [SBX, "policy", "log"]
-        if sandbox:
-            argv.append(sandbox)
-        return Step(tuple(argv), interactive=True)
+        if name:
+            argv.append(name)
+        return Plan([Step(tuple(argv), interactive=True)])

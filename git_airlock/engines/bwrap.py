@@ -1,0 +1,504 @@
+"""bubblewrap engine: Linux namespaces, no VM, no daemon.
+
+Layout per sandbox, under the user data directory (never in the repository):
+
+    sandboxes/<name>/clone/    private clone (alternates to the host's objects), read-write
+    sandboxes/<name>/home/     persistent HOME (agent logins and settings survive stop/up)
+    sandboxes/<name>/etc/      passwd/group for the sandbox user
+    sandboxes/<name>/meta.json what the sandbox was made from, its network, a hash of its git config
+
+Inside: system directories read-only, the host repository read-only (at its
+own path, which the clone's alternates name, and at /run/sandbox/source), the
+clone read-write at /workspace/<repo> with its ``.git/config`` read-only (so
+the agent cannot plant configuration that a host-side git would obey), HOME
+at /home/agent, an empty environment plus a few variables, and new user,
+PID, IPC, UTS and (unless allow-all) network namespaces. bwrap dies with its
+parent; stopping a sandbox kills bwrap, whose PID namespace takes every
+process of the sandbox with it.
+
+The host's ``sandbox-<name>`` remote points at the clone, so fetch, diff,
+review, merge, log and the hook work exactly as with sbx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import time
+
+from git_airlock.engines.base import SandboxSpec, SandboxState, SeedFile
+from git_airlock.errors import AirlockError
+from git_airlock.plan import Plan, Runner, Step
+
+BWRAP = "bwrap"
+SANDBOX_HOME = "/home/agent"
+SOURCE = "/run/sandbox/source"
+MARKER = "GIT_AIRLOCK_SANDBOX"
+INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`), then run `git airlock doctor`"
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_ENTRIES = (
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "localtime",
+    "timezone",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "bash.bashrc",
+    "profile",
+    "profile.d",
+    "inputrc",
+    "terminfo",
+    "mime.types",
+    "protocols",
+    "services",
+)
+AGENT_COMMANDS = {"shell": "bash", "cursor": "cursor-agent", "kiro": "kiro-cli"}
+SANDBOX_PATH = ":".join(
+    (
+        f"{SANDBOX_HOME}/.local/bin",
+        f"{SANDBOX_HOME}/.npm-global/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    )
+)
+_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH|PRIVATE)", re.IGNORECASE)
+_ISOLATED_GIT = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+
+def data_root() -> str:
+    from platformdirs import user_data_dir
+
+    return os.path.join(user_data_dir("git-airlock"), "sandboxes")
+
+
+class Paths:
+    """Where one sandbox's pieces live on the host."""
+
+    def __init__(self, name: str) -> None:
+        self.root = os.path.join(data_root(), name)
+        self.clone = os.path.join(self.root, "clone")
+        self.git_dir = os.path.join(self.clone, ".git")
+        self.home = os.path.join(self.root, "home")
+        self.etc = os.path.join(self.root, "etc")
+        self.meta = os.path.join(self.root, "meta.json")
+
+    def exists(self) -> bool:
+        return os.path.isfile(self.meta) and os.path.isdir(self.git_dir)
+
+    def read_meta(self) -> dict:
+        try:
+            with open(self.meta, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return {}
+
+    def write_meta(self, meta: dict) -> None:
+        tmp = self.meta + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=2)
+        os.replace(tmp, self.meta)
+
+
+def _config_hash(git_dir: str) -> str:
+    with open(os.path.join(git_dir, "config"), "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def running_pids(name: str) -> list[int]:
+    """bwrap processes of this user that run sandbox ``name`` (found by their marker argument)."""
+    found = []
+    uid = os.getuid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if not argv or os.path.basename(argv[0]) != b"bwrap":
+            continue
+        for i in range(len(argv) - 2):
+            if argv[i] == b"--setenv" and argv[i + 1] == MARKER.encode() and argv[i + 2] == name.encode():
+                found.append(int(entry))
+                break
+    return found
+
+
+def _kill(name: str) -> None:
+    """Stop every bwrap of the sandbox; its PID namespace takes all the sandbox's processes along."""
+    pids = running_pids(name)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 5
+        while pids and time.monotonic() < deadline:
+            pids = [pid for pid in pids if _alive(pid)]
+            if pids:
+                time.sleep(0.02)
+        if not pids:
+            return
+    raise AirlockError(f"could not stop sandbox {name}: processes {pids} survive", hint="kill them by hand")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class BwrapEngine:
+    name = "bwrap"
+    install_hint = INSTALL_HINT
+
+    def executable(self) -> str | None:
+        return shutil.which(BWRAP)
+
+    def sandbox_home(self) -> str:
+        return SANDBOX_HOME
+
+    # -- state --------------------------------------------------------------
+
+    def state(self, runner: Runner, name: str) -> SandboxState | None:
+        paths = Paths(name)
+        if runner.dry_run:
+            runner.show(f"look for {paths.root} and running bwrap processes of sandbox {name}")
+            return None
+        if not paths.exists():
+            return None
+        pids = running_pids(name)
+        detail = f"clone {paths.clone}" + (f"; bwrap pid {', '.join(map(str, pids))}" if pids else "")
+        return SandboxState(name, "running" if pids else "stopped", paths.read_meta().get("agent", ""), detail)
+
+    def clone_path(self, name: str) -> str:
+        return Paths(name).clone
+
+    # -- creating -----------------------------------------------------------
+
+    def launch(
+        self, spec: SandboxSpec, agent_args: list[str], seeds: list[SeedFile], exists: bool = False
+    ) -> tuple[Plan, Step]:
+        paths = Paths(spec.name)
+        plan = Plan()
+        bad = [name for name in spec.pass_env if _SECRET_NAME.search(name)]
+        if bad:
+            raise AirlockError(
+                f"AIRLOCK_PASS_ENV names {', '.join(bad)}, which look like credentials",
+                hint="credentials stay on the host; pass only non-secret variables to the sandbox",
+            )
+        if not exists:
+            self._create(plan, spec, paths)
+        for seed in seeds:
+            plan.call(f"copy {seed.source} to {seed.target}", lambda s=seed: _copy_seed(s, paths.home))
+        command = [AGENT_COMMANDS.get(spec.agent, spec.agent), *agent_args]
+        argv = self.bwrap_argv(spec.name, command, spec)
+        return plan, Step(tuple(argv), interactive=True, check=False)
+
+    def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> None:
+        remote = f"sandbox-{spec.name}"
+        plan.call(f"create {paths.root} (home, etc)", lambda: _make_dirs(paths))
+        plan.add(
+            ["git", "clone", "--quiet", "--shared", "--no-checkout", "--template=", spec.repo_root, paths.clone],
+            env=_ISOLATED_GIT,
+        )
+        for key, value in (
+            ("user.name", f"git-airlock sandbox {spec.name}"),
+            ("user.email", f"{spec.name}@sandbox.git-airlock.invalid"),
+            ("remote.origin.url", SOURCE),
+        ):
+            plan.add(["git", "-C", paths.clone, "config", key, value], env=_ISOLATED_GIT)
+        plan.add(
+            ["git", "-C", paths.clone, "-c", "checkout.workers=0", "checkout", "--quiet", "--force"], env=_ISOLATED_GIT
+        )
+        plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.url", paths.clone])
+        plan.add(
+            [
+                "git",
+                "-C",
+                spec.repo_root,
+                "config",
+                "--replace-all",
+                f"remote.{remote}.fetch",
+                f"+refs/heads/*:refs/remotes/{remote}/*",
+            ]
+        )
+        plan.add(
+            [
+                "git",
+                "-C",
+                spec.repo_root,
+                "config",
+                "--add",
+                f"remote.{remote}.fetch",
+                f"+refs/heads/*:refs/sandboxes/{spec.name}/*",
+            ]
+        )
+        plan.call(
+            f"record {paths.meta}",
+            lambda: paths.write_meta(
+                {
+                    "name": spec.name,
+                    "agent": spec.agent,
+                    "repo": spec.repo_root,
+                    "common_dir": spec.common_dir,
+                    "network": None,
+                    "config_sha256": _config_hash(paths.git_dir),
+                }
+            ),
+        )
+
+    def bwrap_argv(self, name: str, command: list[str], spec: SandboxSpec | None = None) -> list[str]:
+        paths = Paths(name)
+        meta = paths.read_meta()
+        repo = spec.repo_root if spec else meta.get("repo", "")
+        network = meta.get("network") or (spec.network if spec else "deny-all")
+        workspace = f"/workspace/{os.path.basename(repo.rstrip('/')) or 'repo'}"
+        argv = [
+            BWRAP,
+            "--die-with-parent",
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+            "--hostname",
+            f"airlock-{name}"[:63].rstrip("-."),
+        ]
+        if network != "allow-all":
+            argv.append("--unshare-net")
+        for top in SYSTEM_DIRS:
+            if os.path.islink(top):
+                argv += ["--symlink", os.readlink(top), top]
+            elif os.path.isdir(top):
+                argv += ["--ro-bind", top, top]
+        for entry in ETC_ENTRIES:
+            if os.path.lexists(f"/etc/{entry}"):
+                argv += ["--ro-bind", f"/etc/{entry}", f"/etc/{entry}"]
+        argv += [
+            "--ro-bind",
+            os.path.join(paths.etc, "passwd"),
+            "/etc/passwd",
+            "--ro-bind",
+            os.path.join(paths.etc, "group"),
+            "/etc/group",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            "/var/tmp",
+            "--tmpfs",
+            "/run",
+            "--ro-bind",
+            repo,
+            repo,
+            "--ro-bind",
+            repo,
+            SOURCE,
+            "--bind",
+            paths.home,
+            SANDBOX_HOME,
+            "--bind",
+            paths.clone,
+            workspace,
+            "--ro-bind",
+            os.path.join(paths.git_dir, "config"),
+            f"{workspace}/.git/config",
+            "--chdir",
+            workspace,
+            "--clearenv",
+        ]
+        env = {
+            "HOME": SANDBOX_HOME,
+            "PATH": SANDBOX_PATH,
+            "USER": "agent",
+            "LOGNAME": "agent",
+            "SHELL": "/bin/bash",
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "TMPDIR": "/tmp",
+            "TERM": os.environ.get("TERM", "xterm-256color"),
+        }
+        for var in spec.pass_env if spec else ():
+            if var in os.environ:
+                env[var] = os.environ[var]
+        for key, value in env.items():
+            argv += ["--setenv", key, value]
+        argv += ["--setenv", MARKER, name, "--", *command]
+        return argv
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def fetch_plan(self, name: str, running: bool) -> Plan:
+        return Plan().call(
+            f"check that sandbox {name}'s clone was not turned against the host", lambda: verify_clone(name)
+        )
+
+    def shell_plan(self, name: str) -> Plan:
+        return Plan([Step(tuple(self.bwrap_argv(name, ["bash"])), interactive=True, check=False)])
+
+    def stop_plan(self, name: str) -> Plan:
+        return Plan().call(f"stop the bwrap processes of sandbox {name}", lambda: _kill(name))
+
+    def remove_plan(self, name: str, repo_root: str) -> Plan:
+        paths = Paths(name)
+        remote = f"sandbox-{name}"
+        plan = self.stop_plan(name)
+        plan.call(f"remove {paths.root}", lambda: shutil.rmtree(paths.root, ignore_errors=True))
+        plan.add(["git", "-C", repo_root, "config", "--remove-section", f"remote.{remote}"], check=False)
+        plan.call(
+            f"delete refs/remotes/{remote}/* (refs/sandboxes/{name}/* stay for recovery)",
+            lambda: _delete_refs(repo_root, f"refs/remotes/{remote}/"),
+        )
+        return plan
+
+    # -- network ------------------------------------------------------------
+
+    def policy_init_plan(self, mode: str) -> Plan:
+        return Plan()
+
+    def lockdown_plan(self, name: str, hosts: list[str]) -> Plan:
+        return Plan().call(
+            f"set sandbox {name}'s network to deny-all from its next start", lambda: _set_network(name, "deny-all")
+        )
+
+    def unlock_plan(self, name: str | None, mode: str) -> Plan:
+        if name is None:
+            raise AirlockError("the bwrap engine's network is set per sandbox", hint="run `unlock` in the repository")
+        return Plan().call(
+            f"set sandbox {name}'s network back to {mode} from its next start", lambda: _set_network(name, None)
+        )
+
+    def net_plan(self, name: str | None) -> Plan:
+        raise AirlockError(
+            "the bwrap engine keeps no network log: its sandboxes have no network at all (deny-all) "
+            "or the host's (allow-all)",
+            hint="`git airlock status` shows which",
+        )
+
+    # -- the clone from the host side ---------------------------------------
+
+    def uncommitted(self, name: str) -> list[str]:
+        """Changed paths in the clone's working tree, read without any of the user's git configuration."""
+        import subprocess
+
+        paths = Paths(name)
+        if not paths.exists():
+            return []
+        proc = subprocess.run(
+            [
+                "git",
+                "-c",
+                "core.fsmonitor=false",
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-C",
+                paths.clone,
+                "status",
+                "--porcelain",
+                "-z",
+                "--untracked-files=all",
+            ],
+            capture_output=True,
+            text=True,
+            errors="surrogateescape",
+            env={**os.environ, **_ISOLATED_GIT},
+        )
+        return [entry[3:] for entry in proc.stdout.split("\0") if len(entry) > 3]
+
+    def commit_plan(self, name: str, message: str) -> Plan:
+        paths = Paths(name)
+        safe = ["-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-C", paths.clone]
+        return Plan(
+            [
+                Step(("git", *safe, "add", "--all"), env=_ISOLATED_GIT),
+                Step(("git", *safe, "commit", "--quiet", "--no-verify", "-m", message), env=_ISOLATED_GIT),
+            ]
+        )
+
+
+def _make_dirs(paths: Paths) -> None:
+    for directory in (paths.root, paths.home, paths.etc):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    uid, gid = os.getuid(), os.getgid()
+    user = "root" if uid == 0 else "agent"
+    with open(os.path.join(paths.etc, "passwd"), "w", encoding="utf-8") as handle:
+        handle.write(f"{user}:x:{uid}:{gid}:sandbox agent:{SANDBOX_HOME}:/bin/bash\n")
+        if uid != 0:
+            handle.write("root:x:0:0:root:/root:/bin/false\n")
+        handle.write("nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+    with open(os.path.join(paths.etc, "group"), "w", encoding="utf-8") as handle:
+        handle.write(f"{user}:x:{gid}:\n" + ("root:x:0:\n" if gid != 0 else "") + "nogroup:x:65534:\n")
+
+
+def _copy_seed(seed: SeedFile, home: str) -> None:
+    relative = os.path.relpath(seed.target, SANDBOX_HOME)
+    target = os.path.join(home, relative)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(seed.source, target)
+
+
+def _delete_refs(repo_root: str, prefix: str) -> None:
+    import subprocess
+
+    listing = subprocess.run(
+        ["git", "-C", repo_root, "for-each-ref", "--format=%(refname)", prefix], capture_output=True, text=True
+    ).stdout.split()
+    if listing:
+        subprocess.run(
+            ["git", "-C", repo_root, "update-ref", "--stdin"],
+            input="".join(f"delete {ref}\n" for ref in listing),
+            text=True,
+            check=True,
+        )
+
+
+def _set_network(name: str, mode: str | None) -> None:
+    paths = Paths(name)
+    if not paths.exists():
+        raise AirlockError(f"no sandbox named {name!r}", hint="start one with `git airlock --engine bwrap up`")
+    meta = paths.read_meta()
+    meta["network"] = mode
+    paths.write_meta(meta)
+
+
+def verify_clone(name: str) -> None:
+    """Refuse to fetch from a clone whose git configuration the sandbox managed to change.
+
+    A host-side ``git fetch`` runs ``git upload-pack`` in the clone, which
+    obeys the clone's configuration (``core.alternateRefsCommand`` runs a
+    command) and a ``commondir`` file (which points at another configuration).
+    The sandbox sees ``.git/config`` read-only; this check makes sure.
+    """
+    paths = Paths(name)
+    if not paths.exists():
+        return
+    planted = [f for f in ("commondir", "gitdir", "config.worktree") if os.path.lexists(os.path.join(paths.git_dir, f))]
+    expected = paths.read_meta().get("config_sha256")
+    if planted or (expected and _config_hash(paths.git_dir) != expected):
+        what = ", ".join(planted) or "config"
+        raise AirlockError(
+            f"sandbox {name}'s clone has a changed or planted .git/{what}; not fetching from it",
+            hint=f"inspect {paths.git_dir} (or remove the sandbox with `git airlock rm --no-fetch`)",
+        )
