@@ -1,0 +1,237 @@
+"""The bubblewrap engine, for real: isolation asserted from outside, then the whole loop."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import FAKES, Env, airlock, git, snapshot
+
+
+def data_dir(hermetic: Env, name: str) -> Path:
+    return hermetic.home / ".local" / "share" / "git-airlock" / "sandboxes" / name
+
+
+def run_in_sandbox(project: Path, name: str, script: str, *flags: str, env: dict | None = None):
+    """`git airlock up` with the shell agent running ``script`` (a stand-in for an agent)."""
+    return airlock(
+        "--engine", "bwrap", "--agent", "shell", "--name", name, *flags, "up", "--", "-c", script, cwd=project, env=env
+    )
+
+
+@pytest.fixture
+def tcp_server() -> Iterator[int]:
+    """A real TCP server on the host's loopback that answers 'hello'."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"hello\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    server.close()
+
+
+PROBE = """\
+{{
+  echo "write-host: $(echo x 2>/dev/null > {repo}/planted && echo ok || echo refused)"
+  echo "secret: $(cat {home}/.ssh/id_test 2>/dev/null || echo unreadable)"
+  echo "home-visible: $(ls {home} >/dev/null 2>&1 && echo yes || echo no)"
+  echo "aws: ${{AWS_SECRET_ACCESS_KEY:-absent}}"
+  connect='import socket; print(socket.create_connection(("127.0.0.1", {port}), timeout=2).recv(5).decode())'
+  echo "tcp: $(python3 -c "$connect" 2>/dev/null || echo refused)"
+  echo "uid-map: $(cat /proc/self/uid_map | tr -s ' ')"
+}} > probe.txt
+"""
+
+
+def probe(project: Path, hermetic: Env, name: str, port: int, *flags: str) -> dict[str, str]:
+    script = PROBE.format(repo=shlex.quote(str(project)), home=shlex.quote(str(hermetic.home)), port=port)
+    result = run_in_sandbox(project, name, script, *flags, env={"AWS_SECRET_ACCESS_KEY": "planted-aws-secret"})
+    assert result.returncode == 0, result.stderr
+    text = (data_dir(hermetic, name) / "clone" / "probe.txt").read_text()
+    return dict(line.split(": ", 1) for line in text.splitlines())
+
+
+def test_isolation_seen_from_outside(project: Path, hermetic: Env, tcp_server: int) -> None:
+    (hermetic.home / ".ssh").mkdir()
+    (hermetic.home / ".ssh" / "id_test").write_text("PRIVATE KEY\n")
+    before = snapshot(project)
+    found = probe(project, hermetic, "iso", tcp_server)
+    assert found["write-host"] == "refused"
+    assert found["secret"] == "unreadable"
+    assert found["home-visible"] == "no"
+    assert found["aws"] == "absent"
+    assert found["tcp"] == "refused"
+    assert snapshot(project) == before
+    assert not (project / "planted").exists()
+
+
+def test_allow_all_is_an_explicit_choice(project: Path, hermetic: Env, tcp_server: int) -> None:
+    """The control for the network check: with allow-all the same probe reaches the server."""
+    hermetic.mp.setenv("GLOBAL_NETWORK_POLICY", "allow-all")
+    assert probe(project, hermetic, "open", tcp_server)["tcp"] == "hello"
+
+
+def test_sandboxes_do_not_see_each_other_and_stop_leaves_nothing(project: Path, hermetic: Env) -> None:
+    a_clone = data_dir(hermetic, "a") / "clone"
+    agent = subprocess.Popen(
+        [
+            "git",
+            "airlock",
+            "--engine",
+            "bwrap",
+            "--agent",
+            "shell",
+            "--name",
+            "a",
+            "up",
+            "--",
+            "-c",
+            "echo ready; exec sleep 317",
+        ],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert agent.stdout.readline().strip() == "ready"
+        script = f"""\
+{{
+  echo "other-clone: $(ls {shlex.quote(str(a_clone))} >/dev/null 2>&1 && echo visible || echo hidden)"
+  echo "sleepers: $(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'slee[p] 317')"
+}} > probe.txt
+"""
+        assert run_in_sandbox(project, "b", script).returncode == 0
+        found = dict(
+            line.split(": ", 1) for line in (data_dir(hermetic, "b") / "clone" / "probe.txt").read_text().splitlines()
+        )
+        assert found["other-clone"] == "hidden"
+        assert found["sleepers"] == "0"
+        status = airlock("--engine", "bwrap", "--name", "a", "status", cwd=project).stdout
+        assert "sandbox:  a (running)" in status and "bwrap pid" in status
+        stopped = airlock("--engine", "bwrap", "--name", "a", "stop", cwd=project)
+        assert stopped.returncode == 0, stopped.stderr
+        assert agent.wait(timeout=30) is not None
+    finally:
+        airlock("--engine", "bwrap", "--name", "a", "stop", cwd=project)
+        agent.kill()
+        agent.communicate()
+    leftovers = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"GIT_AIRLOCK_SANDBOX=a\0" in environ or b"sleep\x00317" in cmdline:
+            leftovers.append(pid)
+    assert leftovers == []
+    assert (
+        "sandbox:  a (exists but stopped)" in airlock("--engine", "bwrap", "--name", "a", "status", cwd=project).stdout
+    )
+
+
+def test_full_loop(project: Path, hermetic: Env) -> None:
+    script = "echo \"print('from the sandbox')\" > app.py && git commit -q -am 'agent: rewrite app'"
+    assert run_in_sandbox(project, "loop", script).returncode == 0
+    assert (project / "app.py").read_text() == "print('v1')\n"
+    for args in (("fetch",), ("diff",), ("log",)):
+        result = airlock("--engine", "bwrap", "--name", "loop", *args, cwd=project)
+        assert result.returncode == 0, result.stderr
+    assert "+print('from the sandbox')" in airlock("--engine", "bwrap", "--name", "loop", "diff", cwd=project).stdout
+    git(project, "config", "difftool.ok.cmd", "true")
+    review = airlock("--engine", "bwrap", "--name", "loop", "review", "--tool", "ok", "--mark", cwd=project)
+    assert review.returncode == 0, review.stderr
+    merged = airlock("--engine", "bwrap", "--name", "loop", "merge", cwd=project)
+    assert merged.returncode == 0, merged.stderr
+    assert (project / "app.py").read_text() == "print('from the sandbox')\n"
+    removed = airlock("--engine", "bwrap", "--name", "loop", "rm", "--yes", cwd=project)
+    assert removed.returncode == 0, removed.stderr
+    assert not data_dir(hermetic, "loop").exists()
+    assert git(project, "config", "--get", "remote.sandbox-loop.url", check=False) == ""
+    assert git(project, "rev-parse", "refs/sandboxes/loop/main").strip() == git(project, "rev-parse", "main").strip()
+
+
+def test_home_persists_across_stop_and_up(project: Path, hermetic: Env) -> None:
+    assert run_in_sandbox(project, "hm", "echo logged-in > ~/.agent-login").returncode == 0
+    assert airlock("--engine", "bwrap", "--name", "hm", "stop", cwd=project).returncode == 0
+    assert run_in_sandbox(project, "hm", "cat ~/.agent-login > seen.txt").returncode == 0
+    assert (data_dir(hermetic, "hm") / "clone" / "seen.txt").read_text() == "logged-in\n"
+    assert not (hermetic.home / ".agent-login").exists()
+
+
+def test_uncommitted_work_is_reported_and_committable(project: Path, hermetic: Env) -> None:
+    assert run_in_sandbox(project, "wip", "echo draft > draft.txt").returncode == 0
+    fetched = airlock("--engine", "bwrap", "--name", "wip", "fetch", cwd=project)
+    assert "the sandbox has 1 uncommitted change(s) that a fetch does not bring: draft.txt" in fetched.stderr
+    assert "1 uncommitted change(s)" in airlock("--engine", "bwrap", "--name", "wip", "status", cwd=project).stdout
+    committed = airlock("--engine", "bwrap", "--name", "wip", "commit", "-m", "keep the draft", cwd=project)
+    assert committed.returncode == 0, committed.stderr
+    assert airlock("--engine", "bwrap", "--name", "wip", "fetch", cwd=project).returncode == 0
+    assert git(project, "log", "-1", "--format=%s", "sandbox-wip/main").strip() == "keep the draft"
+
+
+def test_clone_config_is_read_only_and_tampering_stops_fetch(project: Path, hermetic: Env) -> None:
+    script = """\
+{ git config core.alternateRefsCommand 'touch /tmp/pwned' && echo config-written || echo config-refused; } > probe.txt
+echo ../../evil > .git/commondir
+"""
+    assert run_in_sandbox(project, "tamper", script).returncode == 0
+    assert (data_dir(hermetic, "tamper") / "clone" / "probe.txt").read_text().strip() == "config-refused"
+    fetched = airlock("--engine", "bwrap", "--name", "tamper", "fetch", cwd=project)
+    assert fetched.returncode == 1
+    assert "has a changed or planted .git/commondir; not fetching from it" in fetched.stderr
+
+
+def test_dry_run_prints_the_bwrap_command(project: Path, hermetic: Env) -> None:
+    result = airlock("--engine", "bwrap", "--name", "dr", "--dry-run", "up", "--", "--model", "x", cwd=project)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    argv = shlex.split(last)
+    assert argv[:2] == ["bwrap", "--die-with-parent"]
+    assert "--unshare-net" in argv and "--clearenv" in argv
+    assert argv[argv.index("--ro-bind", argv.index("/etc/group")) + 1] == str(project)
+    assert argv[-4:] == ["--", "claude", "--model", "x"]
+    assert not data_dir(hermetic, "dr").exists()
+    assert git(project, "remote") == ""
+
+
+def test_auto_engine_picks_bwrap_without_sbx(project: Path, hermetic: Env) -> None:
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != FAKES)
+    result = airlock("--name", "auto", "status", cwd=project, env={"PATH": path})
+    assert "engine:   bwrap (sbx is not installed; bubblewrap is)" in result.stdout
+    doctor = airlock("doctor", cwd=project, env={"PATH": path})
+    assert "OK    engine           bwrap (sbx is not installed; bubblewrap is)" in doctor.stdout
+    assert "OK    namespaces" in doctor.stdout
+
+
+def test_credential_looking_pass_env_is_refused(project: Path, hermetic: Env) -> None:
+    result = run_in_sandbox(project, "pe", "true", env={"AIRLOCK_PASS_ENV": "CI,GITHUB_TOKEN"})
+    assert result.returncode == 1
+    assert "AIRLOCK_PASS_ENV names GITHUB_TOKEN, which look like credentials" in result.stderr
+    passed = run_in_sandbox(project, "pe", 'echo "$CI" > ci.txt', env={"AIRLOCK_PASS_ENV": "CI", "CI": "yes"})
+    assert passed.returncode == 0
+    assert (data_dir(hermetic, "pe") / "clone" / "ci.txt").read_text() == "yes\n"
