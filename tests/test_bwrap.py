@@ -19,6 +19,13 @@ def data_dir(hermetic: Env, name: str) -> Path:
     return hermetic.home / ".local" / "share" / "git-airlock" / "sandboxes" / name
 
 
+def sandbox_file(hermetic: Env, name: str, relative: str) -> Path:
+    """A file the agent wrote in its working tree: in the overlay layer, or in a plain clone."""
+    root = data_dir(hermetic, name)
+    upper = root / "upper" / relative
+    return upper if (root / "upper").is_dir() else root / "clone" / relative
+
+
 def run_in_sandbox(project: Path, name: str, script: str, *flags: str, env: dict | None = None):
     """`git airlock up` with the shell agent running ``script`` (a stand-in for an agent)."""
     return airlock(
@@ -69,7 +76,7 @@ def probe(project: Path, hermetic: Env, name: str, port: int, *flags: str) -> di
     script = PROBE.format(repo=shlex.quote(str(project)), home=shlex.quote(str(hermetic.home)), port=port)
     result = run_in_sandbox(project, name, script, *flags, env={"AWS_SECRET_ACCESS_KEY": "planted-aws-secret"})
     assert result.returncode == 0, result.stderr
-    text = (data_dir(hermetic, name) / "clone" / "probe.txt").read_text()
+    text = sandbox_file(hermetic, name, "probe.txt").read_text()
     return dict(line.split(": ", 1) for line in text.splitlines())
 
 
@@ -125,9 +132,7 @@ def test_sandboxes_do_not_see_each_other_and_stop_leaves_nothing(project: Path, 
 }} > probe.txt
 """
         assert run_in_sandbox(project, "b", script).returncode == 0
-        found = dict(
-            line.split(": ", 1) for line in (data_dir(hermetic, "b") / "clone" / "probe.txt").read_text().splitlines()
-        )
+        found = dict(line.split(": ", 1) for line in sandbox_file(hermetic, "b", "probe.txt").read_text().splitlines())
         assert found["other-clone"] == "hidden"
         assert found["sleepers"] == "0"
         status = airlock("--engine", "bwrap", "--name", "a", "status", cwd=project).stdout
@@ -179,7 +184,7 @@ def test_home_persists_across_stop_and_up(project: Path, hermetic: Env) -> None:
     assert run_in_sandbox(project, "hm", "echo logged-in > ~/.agent-login").returncode == 0
     assert airlock("--engine", "bwrap", "--name", "hm", "stop", cwd=project).returncode == 0
     assert run_in_sandbox(project, "hm", "cat ~/.agent-login > seen.txt").returncode == 0
-    assert (data_dir(hermetic, "hm") / "clone" / "seen.txt").read_text() == "logged-in\n"
+    assert sandbox_file(hermetic, "hm", "seen.txt").read_text() == "logged-in\n"
     assert not (hermetic.home / ".agent-login").exists()
 
 
@@ -200,7 +205,7 @@ def test_clone_config_is_read_only_and_tampering_stops_fetch(project: Path, herm
 echo ../../evil > .git/commondir
 """
     assert run_in_sandbox(project, "tamper", script).returncode == 0
-    assert (data_dir(hermetic, "tamper") / "clone" / "probe.txt").read_text().strip() == "config-refused"
+    assert sandbox_file(hermetic, "tamper", "probe.txt").read_text().strip() == "config-refused"
     fetched = airlock("--engine", "bwrap", "--name", "tamper", "fetch", cwd=project)
     assert fetched.returncode == 1
     assert "has a changed or planted .git/commondir; not fetching from it" in fetched.stderr
@@ -211,11 +216,15 @@ def test_dry_run_prints_the_bwrap_command(project: Path, hermetic: Env) -> None:
     assert result.returncode == 0, result.stderr
     last = result.stdout.strip().splitlines()[-1]
     argv = shlex.split(last)
+    assert argv[:5] == ["unshare", "--user", "--map-root-user", "--mount", "--"]
+    assert argv[argv.index("git_airlock.overlay") - 1] == "-m"
+    argv = argv[argv.index("bwrap") :]
     assert argv[:2] == ["bwrap", "--die-with-parent"]
     assert "--unshare-net" in argv and "--clearenv" in argv
     assert argv[argv.index("--ro-bind", argv.index("/etc/group")) + 1] == str(project)
     assert argv[-4:] == ["--", "claude", "--model", "x"]
     assert not data_dir(hermetic, "dr").exists()
+    assert not (hermetic.home / ".local" / "share" / "git-airlock").exists(), "a dry run creates nothing"
     assert git(project, "remote") == ""
 
 
@@ -234,4 +243,29 @@ def test_credential_looking_pass_env_is_refused(project: Path, hermetic: Env) ->
     assert "AIRLOCK_PASS_ENV names GITHUB_TOKEN, which look like credentials" in result.stderr
     passed = run_in_sandbox(project, "pe", 'echo "$CI" > ci.txt', env={"AIRLOCK_PASS_ENV": "CI", "CI": "yes"})
     assert passed.returncode == 0
-    assert (data_dir(hermetic, "pe") / "clone" / "ci.txt").read_text() == "yes\n"
+    assert sandbox_file(hermetic, "pe", "ci.txt").read_text() == "yes\n"
+
+
+def test_plain_checkout_when_no_overlay_can_be_mounted(project: Path, hermetic: Env, tmp_path: Path) -> None:
+    """overlay options cannot name a path with a comma, so such a data directory gets a full private checkout."""
+    data = tmp_path / "data,dir"
+    hermetic.mp.setenv("XDG_DATA_HOME", str(data))
+    script = "echo plain > app.py && git commit -q -am 'agent: plain' && echo draft > draft.txt"
+    assert run_in_sandbox(project, "pl", script).returncode == 0
+    box = data / "git-airlock" / "sandboxes" / "pl"
+    assert not (box / "upper").exists()
+    assert (box / "clone" / "draft.txt").read_text() == "draft\n"
+    fetched = airlock("--engine", "bwrap", "--name", "pl", "fetch", cwd=project)
+    assert "1 uncommitted change(s) that a fetch does not bring: draft.txt" in fetched.stderr
+    assert git(project, "log", "-1", "--format=%s", "sandbox-pl/main").strip() == "agent: plain"
+
+
+def test_overlay_sandboxes_share_one_checkout(project: Path, hermetic: Env) -> None:
+    assert run_in_sandbox(project, "o1", "echo one > mine.txt").returncode == 0
+    peek = "cat mine.txt > seen.txt 2>/dev/null || echo absent > seen.txt"
+    assert run_in_sandbox(project, "o2", peek).returncode == 0
+    checkouts = list((hermetic.home / ".local" / "share" / "git-airlock" / "checkouts").iterdir())
+    assert len(checkouts) == 1
+    assert (checkouts[0] / "tree" / "app.py").read_text() == "print('v1')\n"
+    assert not (checkouts[0] / "tree" / "mine.txt").exists(), "a sandbox never writes the shared checkout"
+    assert sandbox_file(hermetic, "o2", "seen.txt").read_text() == "absent\n"

@@ -29,6 +29,9 @@ import os
 import re
 import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 
 from git_airlock.engines.base import SandboxSpec, SandboxState, SeedFile
@@ -96,6 +99,9 @@ class Paths:
         self.home = os.path.join(self.root, "home")
         self.etc = os.path.join(self.root, "etc")
         self.meta = os.path.join(self.root, "meta.json")
+        self.upper = os.path.join(self.root, "upper")
+        self.work = os.path.join(self.root, "work")
+        self.merged = os.path.join(self.root, "merged")
 
     def exists(self) -> bool:
         return os.path.isfile(self.meta) and os.path.isdir(self.git_dir)
@@ -112,6 +118,78 @@ class Paths:
         with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(meta, handle, indent=2)
         os.replace(tmp, self.meta)
+
+
+def checkout_cache(tree: str) -> str:
+    """A read-only checkout of one tree, shared by every sandbox made from it (the overlay's lower layer)."""
+    return os.path.join(os.path.dirname(data_root()), "checkouts", tree)
+
+
+def overlay_usable(probe_root: str) -> bool:
+    """Whether this kernel lets us mount an overlay in a user namespace (Linux 5.11+), tried for real."""
+    if not _overlay_tools() or re.search(r"[,:\\]", probe_root):
+        return False
+    os.makedirs(probe_root, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=probe_root) as scratch:
+        dirs = [os.path.join(scratch, d) for d in ("lower", "upper", "work", "merged")]
+        for directory in dirs:
+            os.mkdir(directory)
+        probe = subprocess.run([*_overlay_prefix(*dirs, read_only=False), "true"], capture_output=True)
+        _make_removable(scratch)
+        return probe.returncode == 0
+
+
+def _overlay_tools() -> bool:
+    return bool(shutil.which("unshare") and shutil.which("mount"))
+
+
+def _overlay_prefix(lower: str, upper: str, work: str, merged: str, read_only: bool) -> list[str]:
+    helper = [sys.executable, "-m", "git_airlock.overlay", *(["--read-only"] if read_only else [])]
+    return ["unshare", "--user", "--map-root-user", "--mount", "--", *helper, lower, upper, work, merged, "--"]
+
+
+def _make_removable(root: str) -> None:
+    """overlayfs leaves a mode-000 directory in its work dir; make everything removable."""
+    for folder, dirs, _ in os.walk(root):
+        for name in dirs:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o700)
+
+
+def _build_cache(common_dir: str, commit: str, cache: str) -> None:
+    """Check out ``commit`` once into the shared cache (atomically: readers never see half of it)."""
+    if os.path.isfile(os.path.join(cache, "index")):
+        return
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".building-", dir=os.path.dirname(cache))
+    os.mkdir(os.path.join(tmp, "tree"))
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.sparseCheckout=false",
+            "-c",
+            "checkout.workers=0",
+            f"--git-dir={common_dir}",
+            f"--work-tree={os.path.join(tmp, 'tree')}",
+            "read-tree",
+            "-u",
+            "--reset",
+            commit,
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "GIT_INDEX_FILE": os.path.join(tmp, "index")},
+    )
+    try:
+        os.rename(tmp, cache)
+    except OSError:  # another sandbox built it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _config_hash(git_dir: str) -> str:
@@ -206,15 +284,15 @@ class BwrapEngine:
                 f"AIRLOCK_PASS_ENV names {', '.join(bad)}, which look like credentials",
                 hint="credentials stay on the host; pass only non-secret variables to the sandbox",
             )
-        if not exists:
-            self._create(plan, spec, paths)
+        layout = self._create(plan, spec, paths) if not exists else None
         for seed in seeds:
             plan.call(f"copy {seed.source} to {seed.target}", lambda s=seed: _copy_seed(s, paths.home))
         command = [AGENT_COMMANDS.get(spec.agent, spec.agent), *agent_args]
-        argv = self.bwrap_argv(spec.name, command, spec)
+        argv = self.bwrap_argv(spec.name, command, spec, layout)
         return plan, Step(tuple(argv), interactive=True, check=False)
 
-    def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> None:
+    def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> tuple[str, str]:
+        """Plan the sandbox's creation; returns its layout ("overlay" or "plain") and overlay lower dir."""
         remote = f"sandbox-{spec.name}"
         plan.call(f"create {paths.root} (home, etc)", lambda: _make_dirs(paths))
         plan.add(
@@ -227,9 +305,26 @@ class BwrapEngine:
             ("remote.origin.url", SOURCE),
         ):
             plan.add(["git", "-C", paths.clone, "config", key, value], env=_ISOLATED_GIT)
-        plan.add(
-            ["git", "-C", paths.clone, "-c", "checkout.workers=0", "checkout", "--quiet", "--force"], env=_ISOLATED_GIT
-        )
+        layout, lower = "plain", ""
+        commit = _git_out(spec.repo_root, "rev-parse", "-q", "--verify", "HEAD^{commit}")
+        probe_root = os.path.join(os.path.dirname(data_root()), "probe")
+        if commit and (_overlay_tools() if spec.dry_run else overlay_usable(probe_root)):
+            cache = checkout_cache(_git_out(spec.repo_root, "rev-parse", f"{commit}^{{tree}}"))
+            layout, lower = "overlay", os.path.join(cache, "tree")
+            if not os.path.isfile(os.path.join(cache, "index")):
+                plan.call(
+                    f"check out {commit[:10]} once into the shared checkout {cache}",
+                    lambda: _build_cache(spec.common_dir, commit, cache),
+                )
+            plan.call(
+                "give the clone the shared checkout's index; its own changes go to an overlay layer",
+                lambda: _start_overlay(paths, cache),
+            )
+        else:
+            plan.add(
+                ["git", "-C", paths.clone, "-c", "checkout.workers=0", "checkout", "--quiet", "--force"],
+                env=_ISOLATED_GIT,
+            )
         plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.url", paths.clone])
         plan.add(
             [
@@ -253,27 +348,35 @@ class BwrapEngine:
                 f"+refs/heads/*:refs/sandboxes/{spec.name}/*",
             ]
         )
+        meta = {
+            "name": spec.name,
+            "agent": spec.agent,
+            "repo": spec.repo_root,
+            "common_dir": spec.common_dir,
+            "network": None,
+            "layout": layout,
+            "lower": lower,
+        }
         plan.call(
             f"record {paths.meta}",
-            lambda: paths.write_meta(
-                {
-                    "name": spec.name,
-                    "agent": spec.agent,
-                    "repo": spec.repo_root,
-                    "common_dir": spec.common_dir,
-                    "network": None,
-                    "config_sha256": _config_hash(paths.git_dir),
-                }
-            ),
+            lambda: paths.write_meta({**meta, "config_sha256": _config_hash(paths.git_dir)}),
         )
+        return layout, lower
 
-    def bwrap_argv(self, name: str, command: list[str], spec: SandboxSpec | None = None) -> list[str]:
+    def bwrap_argv(
+        self, name: str, command: list[str], spec: SandboxSpec | None = None, layout: tuple[str, str] | None = None
+    ) -> list[str]:
+        """The full command line; ``layout`` is given while the sandbox is still being created."""
         paths = Paths(name)
         meta = paths.read_meta()
         repo = spec.repo_root if spec else meta.get("repo", "")
         network = meta.get("network") or (spec.network if spec else "deny-all")
+        kind, lower = layout or (meta.get("layout", "plain"), meta.get("lower", ""))
         workspace = f"/workspace/{os.path.basename(repo.rstrip('/')) or 'repo'}"
+        overlay = kind == "overlay"
+        prefix = _overlay_prefix(lower, paths.upper, paths.work, paths.merged, False) if overlay else []
         argv = [
+            *prefix,
             BWRAP,
             "--die-with-parent",
             "--unshare-user",
@@ -284,6 +387,8 @@ class BwrapEngine:
             "--hostname",
             f"airlock-{name}"[:63].rstrip("-."),
         ]
+        if overlay:  # appear inside as yourself, not as the namespace's root
+            argv += ["--uid", str(os.getuid()), "--gid", str(os.getgid())]
         if network != "allow-all":
             argv.append("--unshare-net")
         for top in SYSTEM_DIRS:
@@ -321,8 +426,11 @@ class BwrapEngine:
             paths.home,
             SANDBOX_HOME,
             "--bind",
-            paths.clone,
+            paths.merged if overlay else paths.clone,
             workspace,
+            "--bind",
+            paths.git_dir,
+            f"{workspace}/.git",
             "--ro-bind",
             os.path.join(paths.git_dir, "config"),
             f"{workspace}/.git/config",
@@ -356,6 +464,11 @@ class BwrapEngine:
         )
 
     def shell_plan(self, name: str) -> Plan:
+        if Paths(name).read_meta().get("layout") == "overlay" and running_pids(name):
+            raise AirlockError(
+                f"sandbox {name} is running, and its copy-on-write working tree can be mounted only once",
+                hint="open a shell from the agent's terminal (`git airlock attach`), or stop it first",
+            )
         return Plan([Step(tuple(self.bwrap_argv(name, ["bash"])), interactive=True, check=False)])
 
     def stop_plan(self, name: str) -> Plan:
@@ -365,7 +478,7 @@ class BwrapEngine:
         paths = Paths(name)
         remote = f"sandbox-{name}"
         plan = self.stop_plan(name)
-        plan.call(f"remove {paths.root}", lambda: shutil.rmtree(paths.root, ignore_errors=True))
+        plan.call(f"remove {paths.root}", lambda: _remove_tree(paths.root))
         plan.add(["git", "-C", repo_root, "config", "--remove-section", f"remote.{remote}"], check=False)
         plan.call(
             f"delete refs/remotes/{remote}/* (refs/sandboxes/{name}/* stay for recovery)",
@@ -399,27 +512,38 @@ class BwrapEngine:
 
     # -- the clone from the host side ---------------------------------------
 
-    def uncommitted(self, name: str) -> list[str]:
-        """Changed paths in the clone's working tree, read without any of the user's git configuration."""
-        import subprocess
+    def _worktree_git(self, name: str, *args: str, writable: bool = False) -> list[str]:
+        """A host-side git command on the clone's working tree, without any of the user's configuration.
 
+        For the overlay layout, git runs in a private mount namespace that stacks the sandbox's layer on
+        the shared checkout (read-only unless ``writable``); the mount never exists on the host.
+        """
         paths = Paths(name)
-        if not paths.exists():
+        meta = paths.read_meta()
+        overlay = meta.get("layout") == "overlay"
+        tree = paths.merged if overlay else paths.clone
+        git = [
+            "git",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+            f"--git-dir={paths.git_dir}",
+            f"--work-tree={tree}",
+            "-C",
+            tree,
+            *args,
+        ]
+        if not overlay:
+            return git
+        return [*_overlay_prefix(meta["lower"], paths.upper, paths.work, paths.merged, not writable), *git]
+
+    def uncommitted(self, name: str) -> list[str]:
+        """Changed paths in the clone's working tree (the agent's work not committed yet)."""
+        if not Paths(name).exists():
             return []
         proc = subprocess.run(
-            [
-                "git",
-                "-c",
-                "core.fsmonitor=false",
-                "-c",
-                "core.hooksPath=/dev/null",
-                "-C",
-                paths.clone,
-                "status",
-                "--porcelain",
-                "-z",
-                "--untracked-files=all",
-            ],
+            self._worktree_git(name, "status", "--porcelain", "-z", "--untracked-files=all"),
             capture_output=True,
             text=True,
             errors="surrogateescape",
@@ -429,13 +553,36 @@ class BwrapEngine:
 
     def commit_plan(self, name: str, message: str) -> Plan:
         paths = Paths(name)
-        safe = ["-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-C", paths.clone]
+        if paths.read_meta().get("layout") == "overlay" and running_pids(name):
+            raise AirlockError(
+                f"sandbox {name} is running; its working tree can only be changed from inside while it runs",
+                hint="commit from the agent's terminal (`git airlock attach`), or `git airlock stop` first",
+            )
         return Plan(
             [
-                Step(("git", *safe, "add", "--all"), env=_ISOLATED_GIT),
-                Step(("git", *safe, "commit", "--quiet", "--no-verify", "-m", message), env=_ISOLATED_GIT),
+                Step(tuple(self._worktree_git(name, "add", "--all", writable=True)), env=_ISOLATED_GIT),
+                Step(
+                    tuple(self._worktree_git(name, "commit", "--quiet", "--no-verify", "-m", message, writable=True)),
+                    env=_ISOLATED_GIT,
+                ),
             ]
         )
+
+
+def _git_out(repo: str, *args: str) -> str:
+    return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True).stdout.strip()
+
+
+def _start_overlay(paths: Paths, cache: str) -> None:
+    for directory in (paths.upper, paths.work, paths.merged):
+        os.makedirs(directory, exist_ok=True)
+    shutil.copyfile(os.path.join(cache, "index"), os.path.join(paths.git_dir, "index"))
+
+
+def _remove_tree(root: str) -> None:
+    if os.path.isdir(root):
+        _make_removable(root)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _make_dirs(paths: Paths) -> None:
