@@ -23,6 +23,8 @@ class Agent:
     """Environment variable names of the credentials it reads."""
     seed_files: tuple[str, ...] = field(default=())
     """User-level instruction files and folders (relative to HOME) that ``--seed-config`` copies."""
+    npm_package: str = ""
+    """Where the agent's CLI comes from, for install hints."""
 
     def headless_args(self, task: str) -> tuple[list[str], bool]:
         """Arguments for running ``task`` unattended, and whether the mapping is a guess."""
@@ -41,6 +43,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.anthropic.com", "claude.ai", "console.anthropic.com", "statsig.anthropic.com"),
             credentials=("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
             seed_files=(".claude/CLAUDE.md", ".claude/agents", ".claude/commands", ".claude/skills"),
+            npm_package="@anthropic-ai/claude-code",
         ),
         Agent(
             "codex",
@@ -49,6 +52,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.openai.com", "auth.openai.com", "chatgpt.com"),
             credentials=("OPENAI_API_KEY",),
             seed_files=(".codex/AGENTS.md", ".codex/prompts"),
+            npm_package="@openai/codex",
         ),
         Agent(
             "opencode",
@@ -58,6 +62,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.anthropic.com", "api.openai.com", "opencode.ai", "models.dev"),
             credentials=("ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
             seed_files=(".config/opencode/AGENTS.md", ".config/opencode/agent", ".config/opencode/command"),
+            npm_package="opencode-ai",
         ),
         Agent(
             "gemini",
@@ -66,6 +71,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("generativelanguage.googleapis.com", "oauth2.googleapis.com", "accounts.google.com"),
             credentials=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
             seed_files=(".gemini/GEMINI.md", ".gemini/commands"),
+            npm_package="@google/gemini-cli",
         ),
         Agent(
             "copilot",
@@ -73,6 +79,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.githubcopilot.com", "github.com", "api.github.com"),
             credentials=("GH_TOKEN", "GITHUB_TOKEN"),
             seed_files=(".copilot/copilot-instructions.md",),
+            npm_package="@github/copilot",
         ),
         Agent(
             "cursor",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 import threading
@@ -269,3 +270,20 @@ def test_overlay_sandboxes_share_one_checkout(project: Path, hermetic: Env) -> N
     assert (checkouts[0] / "tree" / "app.py").read_text() == "print('v1')\n"
     assert not (checkouts[0] / "tree" / "mine.txt").exists(), "a sandbox never writes the shared checkout"
     assert sandbox_file(hermetic, "o2", "seen.txt").read_text() == "absent\n"
+
+
+def test_missing_agent_cli_is_a_clear_error(project: Path, hermetic: Env) -> None:
+    result = airlock(
+        "--engine",
+        "bwrap",
+        "--agent",
+        "codex",
+        "--name",
+        "nocli",
+        "up",
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin:" + os.path.dirname(shutil.which("git-airlock"))},
+    )
+    assert result.returncode == 1
+    assert "`codex` is not installed where the sandbox can run it" in result.stderr
+    assert "npm install --global --prefix" in result.stderr and "@openai/codex" in result.stderr

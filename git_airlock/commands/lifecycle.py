@@ -77,7 +77,10 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
     if not os.path.exists(os.path.join(root, "AGENTS.md")):
         app.info("note: this repository has no AGENTS.md; `git airlock init` writes a starter one")
     app.info(f"sandbox: {sandbox} (agent: {agent.name}, engine: {engine.name})")
-    app.info(f"auth: {agent.auth_hint}")
+    if engine.name == "bwrap":
+        app.info(f"auth: log in inside {agent.name} once; the sandbox keeps its own HOME across stop and up")
+    else:
+        app.info(f"auth: {agent.auth_hint}")
 
     seeds = []
     if app.seed_config:

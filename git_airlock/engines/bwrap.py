@@ -288,6 +288,19 @@ class BwrapEngine:
         for seed in seeds:
             plan.call(f"copy {seed.source} to {seed.target}", lambda s=seed: _copy_seed(s, paths.home))
         command = [AGENT_COMMANDS.get(spec.agent, spec.agent), *agent_args]
+        if not spec.dry_run and not _on_sandbox_path(command[0], paths.home):
+            from git_airlock.agents import AGENTS
+
+            package = AGENTS[spec.agent].npm_package if spec.agent in AGENTS else ""
+            install = (
+                f"npm install --global --prefix {paths.home}/.npm-global {package}"
+                if package
+                else f"install it into {paths.home}/.local/bin"
+            )
+            raise AirlockError(
+                f"`{command[0]}` is not installed where the sandbox can run it",
+                hint=f"the sandbox sees /usr and its own HOME, not yours: {install}",
+            )
         argv = self.bwrap_argv(spec.name, command, spec, layout)
         return plan, Step(tuple(argv), interactive=True, check=False)
 
@@ -567,6 +580,15 @@ class BwrapEngine:
                 ),
             ]
         )
+
+
+def _on_sandbox_path(command: str, home: str) -> bool:
+    """Whether ``command`` exists on the sandbox's PATH, looked up through the host paths behind it."""
+    for folder in SANDBOX_PATH.split(":"):
+        host = home + folder[len(SANDBOX_HOME) :] if folder.startswith(SANDBOX_HOME) else folder
+        if os.access(os.path.join(host, command), os.X_OK):
+            return True
+    return False
 
 
 def _git_out(repo: str, *args: str) -> str:
