@@ -287,3 +287,14 @@ def test_missing_agent_cli_is_a_clear_error(project: Path, hermetic: Env) -> Non
     assert result.returncode == 1
     assert "`codex` is not installed where the sandbox can run it" in result.stderr
     assert "npm install --global --prefix" in result.stderr and "@openai/codex" in result.stderr
+
+
+def test_lockdown_and_unlock_set_the_sandbox_network(project: Path, hermetic: Env, tcp_server: int) -> None:
+    hermetic.mp.setenv("GLOBAL_NETWORK_POLICY", "allow-all")
+    assert probe(project, hermetic, "net", tcp_server)["tcp"] == "hello"
+    locked = airlock("--engine", "bwrap", "--name", "net", "lockdown", cwd=project)
+    assert locked.returncode == 0, locked.stderr
+    assert "no network from its next start" in locked.stderr
+    assert probe(project, hermetic, "net", tcp_server)["tcp"] == "refused"
+    assert airlock("--engine", "bwrap", "--name", "net", "unlock", cwd=project).returncode == 0
+    assert probe(project, hermetic, "net", tcp_server)["tcp"] == "hello"

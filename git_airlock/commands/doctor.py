@@ -71,14 +71,22 @@ def check_virtualization(report: Report) -> None:
         report.line("WARN", "virtualization", f"{system}: not checked")
 
 
-def check_sbx(report: Report) -> None:
-    path = shutil.which("sbx")
+def check_installed(report: Report, tool: str, version_args: list[str], hint: str) -> str | None:
+    """An OK line with the tool's version, or a FAIL line with ``hint``; returns its path."""
+    path = shutil.which(tool)
     if path is None:
-        report.line("FAIL", "sbx", "not installed (hint: https://docs.docker.com/ai/sandboxes/)")
+        report.line("FAIL", tool, f"not installed (hint: {hint})")
+        return None
+    version = _run([path, *version_args])
+    lines = version.stdout.strip().splitlines() if version else []
+    report.line("OK", tool, f"{lines[0] if lines else 'version unknown'} ({path})")
+    return path
+
+
+def check_sbx(report: Report) -> None:
+    path = check_installed(report, "sbx", ["version"], "https://docs.docker.com/ai/sandboxes/")
+    if path is None:
         return
-    version = _run([path, "version"])
-    text = version.stdout.strip().splitlines()[0] if version and version.stdout.strip() else "version unknown"
-    report.line("OK", "sbx", f"{text} ({path})")
     listing = _run([path, "ls", "--json"])
     if listing is None:
         report.line("FAIL", "sbx daemon", "`sbx ls` did not answer (hint: `sbx diagnose`)")
@@ -94,12 +102,9 @@ def check_sbx(report: Report) -> None:
 
 
 def check_bwrap(report: Report) -> None:
-    path = shutil.which("bwrap")
+    path = check_installed(report, "bwrap", ["--version"], "`apt-get install bubblewrap`")
     if path is None:
-        report.line("FAIL", "bwrap", "not installed (hint: `apt-get install bubblewrap`)")
         return
-    version = _run([path, "--version"])
-    report.line("OK", "bwrap", f"{version.stdout.strip() if version else 'version unknown'} ({path})")
     trial = _run(
         [
             path,

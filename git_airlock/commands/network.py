@@ -20,6 +20,8 @@ pass_app = click.make_pass_decorator(App)
 
 
 def _confirm_reset(app: App, yes: bool) -> None:
+    if not app.engine.policy_reset_stops_sandboxes:
+        return
     if not confirm(
         "This resets sbx's network policies and stops running sandboxes. Continue?",
         default=False,
@@ -51,7 +53,11 @@ def lockdown_command(app: App, yes: bool) -> None:
     app.require_engine()
     _confirm_reset(app, yes)
     app.runner.execute(app.engine.lockdown_plan(app.sandbox, hosts))
-    if not app.dry_run:
+    if app.dry_run:
+        return
+    if app.engine.name == "bwrap":
+        app.info(f"sandbox {app.sandbox}: no network from its next start (allowlists need the egress gate)")
+    else:
         app.info(f"network locked down: deny-all, except {len(hosts)} host rule(s) for {app.sandbox}")
 
 

@@ -55,6 +55,8 @@ class SandboxSpec:
 
 class Engine(Protocol):
     name: str
+    install_hint: str
+    policy_reset_stops_sandboxes: bool
 
     def executable(self) -> str | None:
         """Path of the engine's main program, or None when it is not installed."""

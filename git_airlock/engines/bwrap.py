@@ -248,6 +248,7 @@ def _alive(pid: int) -> bool:
 class BwrapEngine:
     name = "bwrap"
     install_hint = INSTALL_HINT
+    policy_reset_stops_sandboxes = False
 
     def executable(self) -> str | None:
         return shutil.which(BWRAP)

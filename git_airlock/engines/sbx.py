@@ -34,6 +34,8 @@ class SbxEngine:
         return shutil.which(SBX)
 
     install_hint = INSTALL_HINT
+    policy_reset_stops_sandboxes = True
+    """`sbx policy reset` restarts the daemon, which stops every running sandbox."""
 
     def sandbox_home(self) -> str:
         return SANDBOX_HOME
