@@ -80,7 +80,7 @@ EXPECTED = {
     ("attach",): ["tmux attach-session -t =git-airlock-box"],
     ("status",): [
         "sbx ls --json",
-        "# in-process (libgit2): count commits on refs/remotes/sandbox-box/* not in the base",
+        "# git rev-list --count for each refs/remotes/sandbox-box/* not in the base",
     ],
 }
 

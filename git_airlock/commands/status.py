@@ -1,4 +1,7 @@
-"""``status``: one screen that says where everything stands, without fetching."""
+"""``status``: one screen that says where everything stands, without fetching.
+
+It runs often, so it asks git with plumbing calls instead of loading pygit2.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import click
 from git_airlock import tmux
 from git_airlock.app import App
 from git_airlock.commands._shared import sandbox_state
+from git_airlock.gitcmd import Git
 from git_airlock.terminal import sanitize
 
 pass_app = click.make_pass_decorator(App)
@@ -15,13 +19,13 @@ pass_app = click.make_pass_decorator(App)
 @click.command("status")
 @pass_app
 def status_command(app: App) -> None:
-    """Show the sandbox, its tmux session, its remote and its new commits.
+    """Show the sandbox, its engine, tmux session, remote and new commits.
 
     Counts come from the last fetch; run `git airlock fetch` to update them.
     """
     state = sandbox_state(app)
     if app.dry_run:
-        app.runner.show(f"in-process (libgit2): count commits on refs/remotes/{app.remote}/* not in the base")
+        app.runner.show(f"git rev-list --count for each refs/remotes/{app.remote}/* not in the base")
         return
     status = "absent" if state is None else ("running" if state.running else "exists but stopped")
     engine, why = app.engine_choice
@@ -38,19 +42,22 @@ def status_command(app: App) -> None:
         click.echo(f"tmux:     {app.tmux_session} (no session)")
     else:
         click.echo(f"tmux:     {app.tmux_session} ({clients} attached client(s))")
-    url = app.repo.remote_url(app.remote)
+    git = Git(app.location.root)
+    url = git.config(f"remote.{app.remote}.url")
     click.echo(f"remote:   {app.remote} -> {sanitize(url)}" if url else f"remote:   {app.remote} (not registered)")
 
-    base = app.repo.current_branch()
-    base_id = app.repo.ref_commit(f"refs/heads/{base}") if base else None
-    branches = app.repo.refs_under(f"refs/remotes/{app.remote}/")
+    branches = git.refs(f"refs/remotes/{app.remote}/")
+    branches.pop(f"refs/remotes/{app.remote}/HEAD", None)
     if not branches:
         click.echo("commits:  nothing fetched yet (`git airlock fetch`)")
         return
-    for ref, tip in sorted(branches.items()):
+    base = git.run("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
+    base_id = git.run("rev-parse", "-q", "--verify", "HEAD^{commit}", check=False).strip() if base else ""
+    names = sorted(branches)
+    counts = git.run_many([["rev-list", "--count", branches[ref], f"^{base_id}"] for ref in names]) if base_id else []
+    for i, ref in enumerate(names):
         name = sanitize(ref.removeprefix("refs/remotes/"))
-        if base_id is None:
-            click.echo(f"commits:  {name} at {tip[:10]}")
-            continue
-        ahead, _ = app.repo.ahead_behind(tip, base_id)
-        click.echo(f"commits:  {name}: {ahead} commit(s) not in {base}")
+        if base_id:
+            click.echo(f"commits:  {name}: {counts[i].strip()} commit(s) not in {sanitize(base)}")
+        else:
+            click.echo(f"commits:  {name} at {branches[ref][:10]}")
