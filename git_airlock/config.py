@@ -34,6 +34,13 @@ KEYS: tuple[Key, ...] = (
     Key("repo_dir", "REPO_DIR", "airlock.repoDir", "", "repository to work on (default: the current one)"),
     Key("engine", "AIRLOCK_ENGINE", "airlock.engine", "auto", "sandbox engine: sbx, bwrap or auto"),
     Key(
+        "egress_resolve",
+        "AIRLOCK_EGRESS_RESOLVE",
+        "airlock.egressResolve",
+        "",
+        "host=address pairs the bwrap egress proxy dials instead of asking DNS (comma-separated)",
+    ),
+    Key(
         "pass_env",
         "AIRLOCK_PASS_ENV",
         "airlock.passEnv",
@@ -78,6 +85,17 @@ class Settings:
             return self.values[attr]
         except KeyError:
             raise AttributeError(attr) from None
+
+    @property
+    def resolve_pairs(self) -> tuple[tuple[str, str], ...]:
+        pairs = []
+        for item in self.values["egress_resolve"].split(","):
+            host, sep, address = item.strip().partition("=")
+            if item.strip() and (not sep or not host or not address):
+                raise AirlockError(f"bad AIRLOCK_EGRESS_RESOLVE entry {item.strip()!r}", hint="use host=address")
+            if sep:
+                pairs.append((host.strip().lower(), address.strip()))
+        return tuple(pairs)
 
     @property
     def pass_env_names(self) -> tuple[str, ...]:

@@ -27,6 +27,17 @@ DEFAULT_ALLOW: tuple[str, ...] = (
     "*.npmjs.com",
 )
 
+BALANCED_TOOLING: tuple[str, ...] = (
+    "registry.npmjs.org",
+    "*.npmjs.org",
+    "pypi.org",
+    "files.pythonhosted.org",
+    "github.com",
+    "*.github.com",
+    "*.githubusercontent.com",
+)
+"""Package registries and GitHub: allowed in balanced mode next to the agent's own hosts."""
+
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOST = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
 

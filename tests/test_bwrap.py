@@ -217,13 +217,25 @@ def test_dry_run_prints_the_bwrap_command(project: Path, hermetic: Env) -> None:
     assert result.returncode == 0, result.stderr
     last = result.stdout.strip().splitlines()[-1]
     argv = shlex.split(last)
+    assert argv[1:3] == ["-m", "git_airlock.egress.supervise"] and argv[4] == "--"  # the egress gate (balanced)
+    argv = argv[argv.index("unshare") :]
     assert argv[:5] == ["unshare", "--user", "--map-root-user", "--mount", "--"]
     assert argv[argv.index("git_airlock.overlay") - 1] == "-m"
     argv = argv[argv.index("bwrap") :]
     assert argv[:2] == ["bwrap", "--die-with-parent"]
     assert "--unshare-net" in argv and "--clearenv" in argv
     assert argv[argv.index("--ro-bind", argv.index("/etc/group")) + 1] == str(project)
-    assert argv[-4:] == ["--", "claude", "--model", "x"]
+    assert argv[-9:] == [
+        "--",
+        "python3",
+        "/run/airlock-relay.py",
+        "3128",
+        "/run/airlock/egress.sock",
+        "--",
+        "claude",
+        "--model",
+        "x",
+    ]
     assert not data_dir(hermetic, "dr").exists()
     assert not (hermetic.home / ".local" / "share" / "git-airlock").exists(), "a dry run creates nothing"
     assert git(project, "remote") == ""
@@ -294,7 +306,44 @@ def test_lockdown_and_unlock_set_the_sandbox_network(project: Path, hermetic: En
     assert probe(project, hermetic, "net", tcp_server)["tcp"] == "hello"
     locked = airlock("--engine", "bwrap", "--name", "net", "lockdown", cwd=project)
     assert locked.returncode == 0, locked.stderr
-    assert "no network from its next start" in locked.stderr
+    assert "only 12 host rule(s) reachable, from its next start" in locked.stderr
     assert probe(project, hermetic, "net", tcp_server)["tcp"] == "refused"
     assert airlock("--engine", "bwrap", "--name", "net", "unlock", cwd=project).returncode == 0
     assert probe(project, hermetic, "net", tcp_server)["tcp"] == "hello"
+
+
+FETCH = """\
+import sys, urllib.request, urllib.error
+for url in sys.argv[1:]:
+    try:
+        print(urllib.request.urlopen(url, timeout=10).status)
+    except urllib.error.HTTPError as error:
+        print(error.code)
+    except OSError as error:
+        print("error", error)
+"""
+
+
+def test_balanced_network_goes_through_the_egress_gate(project: Path, hermetic: Env) -> None:
+    import http.server
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        names = ("registry.npmjs.org", "cdn.npmjs.org", "evil-npmjs.org", "example.com")
+        resolve = ",".join(f"{name}=127.0.0.1" for name in names)
+        urls = " ".join(f"http://{name}:{port}/" for name in names)
+        script = f"python3 -c {shlex.quote(FETCH)} {urls} > fetched.txt"
+        result = run_in_sandbox(project, "gate", script, env={"AIRLOCK_EGRESS_RESOLVE": resolve})
+        assert result.returncode == 0, result.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sandbox_file(hermetic, "gate", "fetched.txt").read_text().split("\n")[:4] == ["200", "200", "403", "403"]
+    net = airlock("--engine", "bwrap", "--name", "gate", "net", cwd=project).stdout
+    rows = {line.split()[0]: line.split()[1:3] for line in net.splitlines()[1:]}
+    assert rows[f"registry.npmjs.org:{port}"] == ["1", "0"]
+    assert rows[f"evil-npmjs.org:{port}"] == ["0", "1"]
+    assert rows[f"example.com:{port}"] == ["0", "1"]

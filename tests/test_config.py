@@ -33,6 +33,7 @@ def test_config_json_lists_every_setting(project: Path) -> None:
         "SANDBOX_NAME",
         "REPO_DIR",
         "AIRLOCK_ENGINE",
+        "AIRLOCK_EGRESS_RESOLVE",
         "AIRLOCK_PASS_ENV",
         "GLOBAL_NETWORK_POLICY",
         "ALLOW",
@@ -137,7 +138,7 @@ def test_unknown_key_in_sandbox_conf(project: Path, hermetic: Env) -> None:
         result = airlock(*args, cwd=project)
         assert result.returncode == 1, args
         assert f"error: {conf}:4: unknown setting 'AGNET'" in result.stderr
-        assert "hint: known settings: AGENT, AIRLOCK_ENGINE, AIRLOCK_PASS_ENV, ALLOW," in result.stderr
+        assert "hint: known settings: AGENT, AIRLOCK_EGRESS_RESOLVE, AIRLOCK_ENGINE, AIRLOCK_PASS_ENV, ALLOW," in result.stderr
     assert hermetic.sbx_calls() == []
 
 

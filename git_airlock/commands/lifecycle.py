@@ -116,6 +116,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
         location.common_dir if location else os.path.join(root, ".git"),
         app.settings.global_network_policy,
         app.settings.pass_env_names,
+        app.settings.resolve_pairs,
         app.dry_run,
     )
     setup, agent_step = engine.launch(spec, agent_args, seeds, exists=state is not None)

@@ -9,12 +9,16 @@ prompt). A reset stops running sandboxes, so both ask first.
 
 from __future__ import annotations
 
+import json
+import os
+
 import click
 
 from git_airlock.app import App
 from git_airlock.commands._shared import confirm
 from git_airlock.errors import AirlockError
 from git_airlock.policy import parse_allowlist
+from git_airlock.terminal import sanitize
 
 pass_app = click.make_pass_decorator(App)
 
@@ -30,13 +34,80 @@ def _confirm_reset(app: App, yes: bool) -> None:
         raise AirlockError("the network policy was not changed", hint="pass --yes to skip the question")
 
 
+def summarize(lines: list[str]) -> list[tuple[str, str, int, int, int]]:
+    """(sandbox, host:port, allowed, blocked, bytes) per destination, busiest first."""
+    table: dict[tuple[str, str], list[int]] = {}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            key = (str(entry["sandbox"]), f"{entry['host']}:{entry['port']}")
+        except (ValueError, KeyError, TypeError):
+            continue
+        row = table.setdefault(key, [0, 0, 0])
+        row[0 if entry.get("action") == "allowed" else 1] += 1
+        row[2] += int(entry.get("sent", 0)) + int(entry.get("received", 0))
+    return sorted(((s, h, *r) for (s, h), r in table.items()), key=lambda row: (-(row[2] + row[3]), row[1]))
+
+
+def _read_lines(paths: list[str]) -> list[str]:
+    lines: list[str] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines.extend(handle)
+        except FileNotFoundError:
+            continue
+    return lines
+
+
+def _follow(paths: list[str]) -> None:
+    """Print new log entries as they arrive, like `tail -f`, until Ctrl-C."""
+    import time
+
+    offsets = {path: os.path.getsize(path) if os.path.exists(path) else 0 for path in paths}
+    while True:
+        for path in paths:
+            if not os.path.exists(path):
+                continue
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                handle.seek(offsets[path])
+                for line in handle:
+                    for sandbox, dest, allowed, _, size in summarize([line]):
+                        click.echo(
+                            f"{'allowed' if allowed else 'blocked':<8} {sanitize(dest):<40} {size:>10} B  {sandbox}",
+                            nl=True,
+                        )
+                offsets[path] = handle.tell()
+        time.sleep(0.5)
+
+
 @click.command("net")
 @click.option("--all", "all_sandboxes", is_flag=True, help="Show every sandbox, not only this one.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing connections as they happen (bwrap engine).")
 @pass_app
-def net_command(app: App, all_sandboxes: bool) -> None:
-    """Show the hosts the sandbox reached or was refused (`sbx policy log`)."""
+def net_command(app: App, all_sandboxes: bool, follow: bool) -> None:
+    """Show the hosts the sandbox reached or was refused, with counts.
+
+    sbx: `sbx policy log`. bwrap: the egress proxy's log of every connection attempt.
+    """
     app.require_engine()
-    app.runner.execute(app.engine.net_plan(None if all_sandboxes else app.sandbox))
+    net_logs = getattr(app.engine, "net_logs", None)
+    if net_logs is None:
+        app.runner.execute(app.engine.net_plan(None if all_sandboxes else app.sandbox))
+        return
+    paths = net_logs(None if all_sandboxes else app.sandbox)
+    if app.dry_run:
+        app.runner.show(f"read {', '.join(paths) or 'no log yet'}")
+        return
+    rows = summarize(_read_lines(paths))
+    if not rows and not follow:
+        click.echo("no connection attempts logged yet")
+    if rows:
+        click.echo(f"{'destination':<40} {'allowed':>8} {'blocked':>8} {'bytes':>12}  sandbox")
+    for sandbox, dest, allowed, blocked, size in rows:
+        click.echo(f"{sanitize(dest):<40} {allowed:>8} {blocked:>8} {size:>12}  {sandbox}")
+    if follow:
+        _follow(paths)
 
 
 @click.command("lockdown")
@@ -56,7 +127,7 @@ def lockdown_command(app: App, yes: bool) -> None:
     if app.dry_run:
         return
     if app.engine.name == "bwrap":
-        app.info(f"sandbox {app.sandbox}: no network from its next start (allowlists need the egress gate)")
+        app.info(f"sandbox {app.sandbox}: only {len(hosts)} host rule(s) reachable, from its next start")
     else:
         app.info(f"network locked down: deny-all, except {len(hosts)} host rule(s) for {app.sandbox}")
 

@@ -49,6 +49,8 @@ class SandboxSpec:
     """allow-all, balanced or deny-all."""
     pass_env: tuple[str, ...] = field(default_factory=tuple)
     """Host environment variables the user chose to hand to the agent."""
+    resolve: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    """Host name -> address overrides for the egress proxy."""
     dry_run: bool = False
     """Plan only: engines must not probe the system (they assume what a real run would most likely do)."""
 

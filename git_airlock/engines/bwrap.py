@@ -120,6 +120,42 @@ class Paths:
         os.replace(tmp, self.meta)
 
 
+RELAY_PORT = 3128
+RELAY_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "egress", "relay.py")
+
+
+class Gate:
+    """Where a sandbox's egress proxy lives: its socket (short path: Unix sockets allow ~100 bytes),
+    the proxy's configuration, and the connection log."""
+
+    def __init__(self, name: str) -> None:
+        from platformdirs import user_state_dir
+
+        key = hashlib.sha256(name.encode()).hexdigest()[:12]
+        self.dir = os.path.join(tempfile.gettempdir(), f"git-airlock-{os.getuid()}", key)
+        self.socket = os.path.join(self.dir, "egress.sock")
+        self.config = os.path.join(self.dir, "egress.json")
+        self.log = os.path.join(user_state_dir("git-airlock"), "net", f"{name}.jsonl")
+
+    def write(self, name: str, allow: list[str], resolve: dict[str, str]) -> None:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        config = {"sandbox": name, "socket": self.socket, "log": self.log, "allow": allow, "resolve": resolve}
+        with open(self.config, "w", encoding="utf-8") as handle:
+            json.dump(config, handle, indent=2)
+
+
+def gate_allowlist(meta: dict, agent: str) -> list[str]:
+    """What the proxy lets through: the lockdown list, else (balanced) the agent's hosts and the registries."""
+    from git_airlock.agents import AGENTS
+    from git_airlock.policy import BALANCED_TOOLING
+
+    if meta.get("network") == "lockdown":
+        return list(meta.get("allow") or [])
+    hosts = AGENTS[agent].hosts if agent in AGENTS else ()
+    return list(dict.fromkeys([*hosts, *BALANCED_TOOLING]))
+
+
 def checkout_cache(tree: str) -> str:
     """A read-only checkout of one tree, shared by every sandbox made from it (the overlay's lower layer)."""
     return os.path.join(os.path.dirname(data_root()), "checkouts", tree)
@@ -288,6 +324,7 @@ class BwrapEngine:
         layout = self._create(plan, spec, paths) if not exists else None
         for seed in seeds:
             plan.call(f"copy {seed.source} to {seed.target}", lambda s=seed: _copy_seed(s, paths.home))
+        self._plan_gate(plan, spec.name, spec.agent, spec.network, dict(spec.resolve))
         command = [AGENT_COMMANDS.get(spec.agent, spec.agent), *agent_args]
         if not spec.dry_run and not _on_sandbox_path(command[0], paths.home):
             from git_airlock.agents import AGENTS
@@ -304,6 +341,26 @@ class BwrapEngine:
             )
         argv = self.bwrap_argv(spec.name, command, spec, layout)
         return plan, Step(tuple(argv), interactive=True, check=False)
+
+    def _plan_gate(self, plan: Plan, name: str, agent: str, network: str, resolve: dict[str, str]) -> None:
+        """Write the egress proxy's configuration, when the sandbox's network goes through it."""
+        meta = Paths(name).read_meta()
+        if (meta.get("network") or network) in ("allow-all", "deny-all"):
+            return
+        if not os.access("/usr/bin/python3", os.X_OK):
+            raise AirlockError(
+                "the network allowlist needs python3 in /usr (it relays the sandbox's connections to the proxy)",
+                hint="install python3, or choose GLOBAL_NETWORK_POLICY=deny-all or allow-all",
+            )
+        gate = Gate(name)
+        resolve = resolve or meta.get("resolve") or {}
+        plan.call(
+            f"write the egress policy for {name} to {gate.config}",
+            lambda: (
+                gate.write(name, gate_allowlist(Paths(name).read_meta(), agent), resolve),
+                _remember(name, "resolve", resolve),
+            ),
+        )
 
     def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> tuple[str, str]:
         """Plan the sandbox's creation; returns its layout ("overlay" or "plain") and overlay lower dir."""
@@ -389,6 +446,11 @@ class BwrapEngine:
         workspace = f"/workspace/{os.path.basename(repo.rstrip('/')) or 'repo'}"
         overlay = kind == "overlay"
         prefix = _overlay_prefix(lower, paths.upper, paths.work, paths.merged, False) if overlay else []
+        gate = Gate(name) if network not in ("allow-all", "deny-all") else None
+        if gate:
+            # the sandbox has no network; its only way out is the proxy, through a socket bound into it
+            prefix = [sys.executable, "-m", "git_airlock.egress.supervise", gate.config, "--", *prefix]
+            command = ["python3", "/run/airlock-relay.py", str(RELAY_PORT), "/run/airlock/egress.sock", "--", *command]
         argv = [
             *prefix,
             BWRAP,
@@ -452,6 +514,8 @@ class BwrapEngine:
             workspace,
             "--clearenv",
         ]
+        if gate:
+            argv += ["--bind", gate.dir, "/run/airlock", "--ro-bind", RELAY_FILE, "/run/airlock-relay.py"]
         env = {
             "HOME": SANDBOX_HOME,
             "PATH": SANDBOX_PATH,
@@ -462,6 +526,11 @@ class BwrapEngine:
             "TMPDIR": "/tmp",
             "TERM": os.environ.get("TERM", "xterm-256color"),
         }
+        if gate:
+            proxy = f"http://127.0.0.1:{RELAY_PORT}"
+            for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+                env[var] = proxy
+            env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
         for var in spec.pass_env if spec else ():
             if var in os.environ:
                 env[var] = os.environ[var]
@@ -483,7 +552,10 @@ class BwrapEngine:
                 f"sandbox {name} is running, and its copy-on-write working tree can be mounted only once",
                 hint="open a shell from the agent's terminal (`git airlock attach`), or stop it first",
             )
-        return Plan([Step(tuple(self.bwrap_argv(name, ["bash"])), interactive=True, check=False)])
+        meta = Paths(name).read_meta()
+        plan = Plan()
+        self._plan_gate(plan, name, meta.get("agent", ""), meta.get("network") or "deny-all", {})
+        return plan.extend(Plan([Step(tuple(self.bwrap_argv(name, ["bash"])), interactive=True, check=False)]))
 
     def stop_plan(self, name: str) -> Plan:
         return Plan().call(f"stop the bwrap processes of sandbox {name}", lambda: _kill(name))
@@ -507,7 +579,8 @@ class BwrapEngine:
 
     def lockdown_plan(self, name: str, hosts: list[str]) -> Plan:
         return Plan().call(
-            f"set sandbox {name}'s network to deny-all from its next start", lambda: _set_network(name, "deny-all")
+            f"set sandbox {name}'s network to its allowlist ({len(hosts)} rule(s)) from its next start",
+            lambda: _set_network(name, "lockdown", hosts),
         )
 
     def unlock_plan(self, name: str | None, mode: str) -> Plan:
@@ -518,11 +591,14 @@ class BwrapEngine:
         )
 
     def net_plan(self, name: str | None) -> Plan:
-        raise AirlockError(
-            "the bwrap engine keeps no network log: its sandboxes have no network at all (deny-all) "
-            "or the host's (allow-all)",
-            hint="`git airlock status` shows which",
-        )
+        return Plan()
+
+    def net_logs(self, name: str | None) -> list[str]:
+        """The egress proxy's connection logs (JSON lines): one sandbox's, or every sandbox's."""
+        folder = os.path.dirname(Gate("x").log)
+        if name:
+            return [Gate(name).log]
+        return sorted(os.path.join(folder, f) for f in os.listdir(folder)) if os.path.isdir(folder) else []
 
     # -- the clone from the host side ---------------------------------------
 
@@ -644,12 +720,20 @@ def _delete_refs(repo_root: str, prefix: str) -> None:
         )
 
 
-def _set_network(name: str, mode: str | None) -> None:
+def _remember(name: str, key: str, value: object) -> None:
+    paths = Paths(name)
+    meta = paths.read_meta()
+    meta[key] = value
+    paths.write_meta(meta)
+
+
+def _set_network(name: str, mode: str | None, allow: list[str] | None = None) -> None:
     paths = Paths(name)
     if not paths.exists():
         raise AirlockError(f"no sandbox named {name!r}", hint="start one with `git airlock --engine bwrap up`")
     meta = paths.read_meta()
     meta["network"] = mode
+    meta["allow"] = allow
     paths.write_meta(meta)
 
 

@@ -1,0 +1,78 @@
+"""Serve a sandbox's egress proxy while its bwrap runs.
+
+``python -m git_airlock.egress.supervise CONFIG.json -- COMMAND...``: reads
+the sandbox's policy from CONFIG, serves the proxy on the Unix socket that
+CONFIG names (bound into the sandbox), runs COMMAND (bwrap) as its child and
+exits with its status. bwrap runs with --die-with-parent, so the sandbox
+never outlives its gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from git_airlock.egress.proxy import JsonLog, Proxy
+from git_airlock.egress.rules import Rules
+
+_control: dict = {}
+"""The proxy thread's loop and stop event, for the main thread to end it."""
+
+
+def serve(config: dict, started: threading.Event) -> None:
+    """Run the proxy on the config's Unix socket until told to stop (in its own thread)."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _control.update(stop=stop, loop=asyncio.get_running_loop())
+        log = JsonLog(config["log"])
+        resolve = config.get("resolve") or {}
+        proxy = Proxy(
+            config["sandbox"],
+            Rules(config["allow"], config.get("deny", []), config.get("allow_all", False)),
+            log,
+            lambda host: resolve.get(host, host),
+        )
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(config["socket"])
+        server = await asyncio.start_unix_server(proxy.handle, config["socket"])
+        os.chmod(config["socket"], 0o600)
+        started.set()
+        async with server:
+            await stop.wait()
+        log.close()
+
+    asyncio.run(main())
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--":
+        print("usage: python -m git_airlock.egress.supervise CONFIG.json -- COMMAND...", file=sys.stderr)
+        return 2
+    with open(argv[0], encoding="utf-8") as handle:
+        config = json.load(handle)
+    os.makedirs(os.path.dirname(config["socket"]), mode=0o700, exist_ok=True)
+    os.makedirs(os.path.dirname(config["log"]), exist_ok=True)
+    started = threading.Event()
+    thread = threading.Thread(target=serve, args=(config, started), daemon=True)
+    thread.start()
+    if not started.wait(10):
+        print("git-airlock: the egress proxy did not start", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the agent in the foreground
+    code = subprocess.call(argv[2:])
+    _control["loop"].call_soon_threadsafe(_control["stop"].set)
+    thread.join(5)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(config["socket"])
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

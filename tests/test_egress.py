@@ -1,0 +1,237 @@
+"""The egress proxy: rules, both request forms, logging, and hostile clients, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from git_airlock.egress.proxy import Proxy
+from git_airlock.egress.rules import Rules
+
+ALLOW = ["allowed.test", "*.npmjs.org", "api.example:443"]
+
+
+class Upstream:
+    """A real loopback server: echoes after CONNECT, answers plain HTTP, or streams a lot of data."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            try:
+                first = conn.recv(65536)
+                if first.startswith(b"GET /big"):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+                    while True:
+                        conn.sendall(b"x" * 65536)
+                elif first.startswith(b"GET "):
+                    body = b"upstream saw: " + first.split(b"\r\n")[0]
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                else:
+                    while first:
+                        conn.sendall(first)
+                        first = conn.recv(65536)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.server.close()
+
+
+class Running:
+    """A Proxy served on 127.0.0.1 by an asyncio loop in a thread."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.entries: list[dict] = []
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        async def main() -> None:
+            self.proxy = Proxy("box", Rules(ALLOW), self.entries.append, lambda host: "127.0.0.1")
+            self.server = await asyncio.start_server(self.proxy.handle, "127.0.0.1", 0)
+            self.port = self.server.sockets[0].getsockname()[1]
+            started.set()
+
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(main(), self.loop).result(10)
+        started.wait(10)
+        self.upstream = upstream
+
+    def wait_idle(self) -> None:
+        async def idle() -> None:
+            await self.proxy.idle.wait()
+
+        asyncio.run_coroutine_threadsafe(idle(), self.loop).result(30)
+
+    def connect(self) -> socket.socket:
+        return socket.create_connection(("127.0.0.1", self.port), timeout=30)
+
+    def close(self) -> None:
+        self.wait_idle()
+
+        async def shutdown() -> None:
+            self.server.close()
+            await self.server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def proxy() -> Iterator[Running]:
+    upstream = Upstream()
+    running = Running(upstream)
+    yield running
+    running.close()
+    upstream.close()
+
+
+def read_head(sock: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def tunnel(proxy: Running, host: str, payload: bytes = b"ping") -> tuple[bytes, bytes]:
+    with proxy.connect() as sock:
+        sock.sendall(f"CONNECT {host}:{proxy.upstream.port} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        head = read_head(sock)
+        echoed = b""
+        if head.startswith(b"HTTP/1.1 200"):
+            sock.sendall(payload)
+            while len(echoed) < len(payload):
+                echoed += sock.recv(4096)
+        return head, echoed
+
+
+def test_rules_exact_wildcard_port_and_deny() -> None:
+    rules = Rules(["registry.npmjs.org", "*.npmjs.org", "api.example:443"], deny=["bad.npmjs.org"])
+    assert rules.allows("registry.npmjs.org", 443)
+    assert rules.allows("cdn.npmjs.org", 80)
+    assert not rules.allows("npmjs.org", 443), "a wildcard covers sub-domains only"
+    assert not rules.allows("evil-npmjs.org", 443)
+    assert not rules.allows("npmjs.org.evil.com", 443)
+    assert rules.allows("api.example", 443) and not rules.allows("api.example", 80)
+    assert not rules.allows("bad.npmjs.org", 443), "deny wins over allow"
+    assert Rules([], deny=["x.test"], allow_all=True).allows("anything.test", 1)
+
+
+def test_connect_allowed_blocked_and_logged(proxy: Running) -> None:
+    head, echoed = tunnel(proxy, "allowed.test")
+    assert head.startswith(b"HTTP/1.1 200") and echoed == b"ping"
+    head, _ = tunnel(proxy, "blocked.test")
+    assert head.startswith(b"HTTP/1.1 403")
+    head, _ = tunnel(proxy, "evil-npmjs.org")
+    assert head.startswith(b"HTTP/1.1 403")
+    head, echoed = tunnel(proxy, "registry.npmjs.org")
+    assert echoed == b"ping"
+    proxy.wait_idle()
+    by_host = {e["host"]: e for e in proxy.entries}  # a tunnel is logged when it closes, so order varies
+    assert {host: e["action"] for host, e in by_host.items()} == {
+        "allowed.test": "allowed",
+        "blocked.test": "blocked",
+        "evil-npmjs.org": "blocked",
+        "registry.npmjs.org": "allowed",
+    }
+    assert by_host["allowed.test"]["sent"] == 4 and by_host["allowed.test"]["received"] == 4
+    assert by_host["allowed.test"]["sandbox"] == "box" and by_host["allowed.test"]["port"] == proxy.upstream.port
+
+
+def test_plain_http_is_forwarded_in_origin_form(proxy: Running) -> None:
+    with proxy.connect() as sock:
+        sock.sendall(
+            f"GET http://allowed.test:{proxy.upstream.port}/path?q=1 HTTP/1.1\r\n"
+            "Host: allowed.test\r\nProxy-Authorization: secret\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := sock.recv(4096):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200")
+    assert data.endswith(b"upstream saw: GET /path?q=1 HTTP/1.1")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"CONNECT nohost HTTP/1.1\r\n\r\n",
+        b"CONNECT allowed.test:99999 HTTP/1.1\r\n\r\n",
+        b"CONNECT allowed.test:443 SPDY/9\r\n\r\n",
+        b"GET /relative HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
+        b"CONNECT a b c d\r\n\r\n",
+        b"\xff\xfe\x00\r\n\r\n",
+    ],
+)
+def test_malformed_requests_get_400_and_the_proxy_goes_on(proxy: Running, line: bytes) -> None:
+    with proxy.connect() as sock:
+        sock.sendall(line)
+        assert read_head(sock).startswith(b"HTTP/1.1 400")
+    assert tunnel(proxy, "allowed.test")[1] == b"ping"
+
+
+def test_oversized_head_is_refused(proxy: Running) -> None:
+    with proxy.connect() as sock:
+        sock.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+        assert read_head(sock).startswith(b"HTTP/1.1 431")
+
+
+def test_slow_client_is_dropped(proxy: Running) -> None:
+    proxy.proxy.head_timeout = 0.2
+    with proxy.connect() as sock:
+        sock.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n")
+        assert read_head(sock).startswith(b"HTTP/1.1 408")
+
+
+def test_client_leaving_mid_stream_does_not_hurt(proxy: Running) -> None:
+    for _ in range(5):
+        with proxy.connect() as sock:
+            sock.sendall(f"GET http://allowed.test:{proxy.upstream.port}/big HTTP/1.1\r\n\r\n".encode())
+            assert sock.recv(65536)
+    proxy.wait_idle()
+    assert tunnel(proxy, "allowed.test")[1] == b"ping"
+
+
+def test_200_concurrent_connections_and_no_leaked_descriptors(proxy: Running) -> None:
+    tunnel(proxy, "allowed.test")
+    proxy.wait_idle()
+    before = len(os.listdir("/proc/self/fd"))
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        results = list(pool.map(lambda i: tunnel(proxy, "allowed.test", b"n%d" % i), range(200)))
+    assert all(echo == b"n%d" % i for i, (_, echo) in enumerate(results))
+    with ThreadPoolExecutor(max_workers=50) as pool:  # hostile ones too
+        list(pool.map(lambda _: _garbage(proxy), range(50)))
+    proxy.wait_idle()
+    assert proxy.proxy.open_connections == 0
+    assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def _garbage(proxy: Running) -> None:
+    with proxy.connect() as sock:
+        sock.sendall(b"\x00" * 100 + b"\r\n\r\n")
+        read_head(sock)
