@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "net": ("network", "Show allowed and blocked network hosts."),
     "lockdown": ("network", "Deny all network traffic except an allowlist."),
     "unlock": ("network", "Reset the sandbox network policies."),
+    "secret": ("secretcmds", "Keep model API credentials on the host (set, ls, rm)."),
+    "presets": ("secretcmds", "Show the host presets and where each credential may go."),
     "init": ("setup", "Write a starter AGENTS.md if the repository has none."),
     "doctor": ("doctor", "Check that everything git-airlock needs is in place."),
     "config": ("setup", "Show every effective setting and where it came from."),

@@ -41,6 +41,13 @@ KEYS: tuple[Key, ...] = (
         "host=address pairs the bwrap egress proxy dials instead of asking DNS (comma-separated)",
     ),
     Key(
+        "service_urls",
+        "AIRLOCK_SERVICE_URLS",
+        "airlock.serviceUrls",
+        "",
+        "service=URL pairs that replace a model API's address behind the egress gate (comma-separated)",
+    ),
+    Key(
         "pass_env",
         "AIRLOCK_PASS_ENV",
         "airlock.passEnv",
@@ -95,6 +102,17 @@ class Settings:
                 raise AirlockError(f"bad AIRLOCK_EGRESS_RESOLVE entry {item.strip()!r}", hint="use host=address")
             if sep:
                 pairs.append((host.strip().lower(), address.strip()))
+        return tuple(pairs)
+
+    @property
+    def service_url_pairs(self) -> tuple[tuple[str, str], ...]:
+        pairs = []
+        for item in self.values["service_urls"].split(","):
+            name, sep, url = item.strip().partition("=")
+            if item.strip() and (not sep or not url.startswith(("http://", "https://"))):
+                raise AirlockError(f"bad AIRLOCK_SERVICE_URLS entry {item.strip()!r}", hint="use service=https://host")
+            if sep:
+                pairs.append((name.strip(), url.strip()))
         return tuple(pairs)
 
     @property

@@ -27,16 +27,27 @@ DEFAULT_ALLOW: tuple[str, ...] = (
     "*.npmjs.com",
 )
 
-BALANCED_TOOLING: tuple[str, ...] = (
-    "registry.npmjs.org",
-    "*.npmjs.org",
-    "pypi.org",
-    "files.pythonhosted.org",
-    "github.com",
-    "*.github.com",
-    "*.githubusercontent.com",
-)
+TOOLING_PRESETS: dict[str, tuple[str, ...]] = {
+    "npm": ("registry.npmjs.org", "*.npmjs.org"),
+    "pypi": ("pypi.org", "files.pythonhosted.org"),
+    "github": ("github.com", "*.github.com", "*.githubusercontent.com"),
+}
 """Package registries and GitHub: allowed in balanced mode next to the agent's own hosts."""
+
+
+def custom_presets(repo_dir: str | None) -> dict[str, tuple[str, ...]]:
+    """Presets added with ``git config airlock.preset.<name> "host,*.domain,..."`` (validated)."""
+    import subprocess
+
+    argv = ["git", *(["-C", repo_dir] if repo_dir else []), "config", "-z", "--get-regexp", r"^airlock\.preset\."]
+    found: dict[str, tuple[str, ...]] = {}
+    for entry in subprocess.run(argv, capture_output=True, text=True).stdout.split("\0"):
+        key, _, value = entry.partition("\n")
+        if key:
+            name = key.split(".", 2)[2]
+            found[name] = tuple(validate_rule(part) for part in value.split(",") if part.strip())
+    return found
+
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOST = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")

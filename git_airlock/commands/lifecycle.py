@@ -13,6 +13,7 @@ from git_airlock.commands._shared import confirm, fetch, require_sandbox, sandbo
 from git_airlock.engines.base import SandboxSpec
 from git_airlock.errors import AirlockError
 from git_airlock.plan import Plan, Step
+from git_airlock.policy import custom_presets
 from git_airlock.terminal import is_terminal
 
 pass_app = click.make_pass_decorator(App)
@@ -117,6 +118,8 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
         app.settings.global_network_policy,
         app.settings.pass_env_names,
         app.settings.resolve_pairs,
+        app.settings.service_url_pairs,
+        tuple(host for hosts in custom_presets(root).values() for host in hosts),
         app.dry_run,
     )
     setup, agent_step = engine.launch(spec, agent_args, seeds, exists=state is not None)

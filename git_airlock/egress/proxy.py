@@ -20,8 +20,10 @@ import asyncio
 import contextlib
 import json
 import re
+import ssl
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from git_airlock.egress.rules import Rules
 
@@ -38,12 +40,19 @@ class Proxy:
     """One proxy serving one sandbox's policy; ``resolve`` maps a host name to the address to dial."""
 
     def __init__(
-        self, sandbox: str, rules: Rules, log: Callable[[dict], None], resolve: Callable[[str], str] | None = None
+        self,
+        sandbox: str,
+        rules: Rules,
+        log: Callable[[dict], None],
+        resolve: Callable[[str], str] | None = None,
+        services: dict[str, dict] | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.rules = rules
         self.log = log
         self.resolve = resolve or (lambda host: host)
+        self.services = services or {}
+        """name -> {"upstream": URL, "header": name, "prefix": str, "secret": value}: credential endpoints."""
         self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self.head_timeout = HEAD_TIMEOUT
         self.open_connections = 0
@@ -87,6 +96,9 @@ class Proxy:
             await _reply(writer, 400, "malformed request line")
             return
         method, target, _ = parts
+        if target.startswith("/airlock/"):
+            await self._service(method, target, rest, reader, writer)
+            return
         if method == "CONNECT":
             match = _HOST_PORT.match(target)
             if not match:
@@ -108,22 +120,68 @@ class Proxy:
             self.log({**entry, "action": "blocked", "sent": 0, "received": 0})
             await _reply(writer, 403, f"{host}:{port} is not allowed by the sandbox's network policy")
             return
+        await self._relay(entry, host.lower(), port, forward, reader, writer, established=method == "CONNECT")
+
+    async def _service(
+        self, method: str, target: str, rest: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Forward to a service's real API, putting the host-held credential on the request."""
+        name, _, path = target[len("/airlock/") :].partition("/")
+        service = self.services.get(name)
+        if service is None or not service.get("secret"):
+            await _reply(writer, 404, f"no credential endpoint {name!r} (is a credential stored for it?)")
+            return
+        upstream = urlsplit(service["upstream"])
+        host, tls = upstream.hostname or "", upstream.scheme == "https"
+        port = upstream.port or (443 if tls else 80)
+        entry = {"time": time.time(), "sandbox": self.sandbox, "host": host, "port": port, "credential": name}
+        if not self.rules.allows(host, port):
+            self.log({**entry, "action": "blocked", "sent": 0, "received": 0})
+            await _reply(writer, 403, f"{host}:{port} is not allowed by the sandbox's network policy")
+            return
+        dropped = (b"host:", b"x-api-key:", b"authorization:", service["header"].encode().lower() + b":")
+        headers = [line for line in _close(rest).split(b"\r\n") if line and not line.lower().startswith(dropped)]
+        authority = host if upstream.port is None else f"{host}:{port}"
+        head = (
+            f"{method} {upstream.path.rstrip('/')}/{path} HTTP/1.1\r\nHost: {authority}\r\n"
+            f"{service['header']}: {service.get('prefix', '')}{service['secret']}\r\n"
+        ).encode("latin-1")
+        head += b"\r\n".join(headers) + b"\r\n\r\n"
+        await self._relay(entry, host, port, head, reader, writer, tls=tls)
+
+    async def _relay(
+        self,
+        entry: dict,
+        host: str,
+        port: int,
+        head: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tls: bool = False,
+        established: bool = False,
+    ) -> None:
+        """Dial the destination, send ``head`` (or confirm a tunnel), then pipe both ways; log once at the end."""
         try:
             up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(self.resolve(host.lower()), port, limit=BUFFER), CONNECT_TIMEOUT
+                asyncio.open_connection(
+                    self.resolve(host),
+                    port,
+                    limit=BUFFER,
+                    ssl=ssl.create_default_context() if tls else None,
+                    server_hostname=host if tls else None,
+                ),
+                CONNECT_TIMEOUT,
             )
         except (OSError, asyncio.TimeoutError) as exc:
             self.log({**entry, "action": "failed", "sent": 0, "received": 0})
             await _reply(writer, 504 if isinstance(exc, asyncio.TimeoutError) else 502, f"cannot reach {host}:{port}")
             return
-        counts = [0, 0]
+        counts = [len(head), 0]
         try:
-            if method == "CONNECT":
+            if established:
                 writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-            else:
-                up_writer.write(forward)
-                counts[0] += len(forward)
-            await writer.drain()
+                await writer.drain()
+            up_writer.write(head)
             await asyncio.gather(_pipe(reader, up_writer, counts, 0), _pipe(up_reader, writer, counts, 1))
         finally:
             up_writer.close()
@@ -157,6 +215,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, coun
 async def _reply(writer: asyncio.StreamWriter, status: int, message: str) -> None:
     reasons = {
         400: "Bad Request",
+        404: "Not Found",
         403: "Forbidden",
         408: "Request Timeout",
         431: "Request Header Fields Too Large",

@@ -20,6 +20,7 @@ import threading
 
 from git_airlock.egress.proxy import JsonLog, Proxy
 from git_airlock.egress.rules import Rules
+from git_airlock.secrets import lookup
 
 _control: dict = {}
 """The proxy thread's loop and stop event, for the main thread to end it."""
@@ -33,11 +34,17 @@ def serve(config: dict, started: threading.Event) -> None:
         _control.update(stop=stop, loop=asyncio.get_running_loop())
         log = JsonLog(config["log"])
         resolve = config.get("resolve") or {}
+        services = {}
+        for name, service in (config.get("services") or {}).items():
+            secret = lookup(name, service["key_env"])
+            if secret:
+                services[name] = {**service, "secret": secret}
         proxy = Proxy(
             config["sandbox"],
             Rules(config["allow"], config.get("deny", []), config.get("allow_all", False)),
             log,
             lambda host: resolve.get(host, host),
+            services,
         )
         with contextlib.suppress(FileNotFoundError):
             os.unlink(config["socket"])

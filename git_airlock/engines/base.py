@@ -51,6 +51,10 @@ class SandboxSpec:
     """Host environment variables the user chose to hand to the agent."""
     resolve: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """Host name -> address overrides for the egress proxy."""
+    service_urls: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    extra_hosts: tuple[str, ...] = field(default_factory=tuple)
+    """Hosts of custom presets (git config airlock.preset.*), allowed in balanced mode."""
+    """Model API service -> URL overrides for the egress gate's credential endpoints."""
     dry_run: bool = False
     """Plan only: engines must not probe the system (they assume what a real run would most likely do)."""
 

@@ -137,23 +137,56 @@ class Gate:
         self.config = os.path.join(self.dir, "egress.json")
         self.log = os.path.join(user_state_dir("git-airlock"), "net", f"{name}.jsonl")
 
-    def write(self, name: str, allow: list[str], resolve: dict[str, str]) -> None:
+    def write(self, name: str, allow: list[str], resolve: dict[str, str], services: dict[str, dict]) -> None:
+        """The proxy's configuration: rules and service endpoints, never a credential (the proxy reads those)."""
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         os.chmod(self.dir, 0o700)
-        config = {"sandbox": name, "socket": self.socket, "log": self.log, "allow": allow, "resolve": resolve}
+        config = {
+            "sandbox": name,
+            "socket": self.socket,
+            "log": self.log,
+            "allow": allow,
+            "resolve": resolve,
+            "services": services,
+        }
         with open(self.config, "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2)
 
 
-def gate_allowlist(meta: dict, agent: str) -> list[str]:
-    """What the proxy lets through: the lockdown list, else (balanced) the agent's hosts and the registries."""
-    from git_airlock.agents import AGENTS
-    from git_airlock.policy import BALANCED_TOOLING
+def gate_allowlist(meta: dict, agent: str, services: dict[str, dict]) -> list[str]:
+    """What the proxy lets through: the lockdown list, else (balanced) the agent's hosts and the registries;
+    plus, always, the API host behind each credential endpoint."""
+    from urllib.parse import urlsplit
 
+    from git_airlock.agents import AGENTS
+    from git_airlock.policy import TOOLING_PRESETS
+
+    endpoints = []
+    for service in services.values():
+        url = urlsplit(service["upstream"])
+        endpoints.append(f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}")
     if meta.get("network") == "lockdown":
-        return list(meta.get("allow") or [])
+        return list(dict.fromkeys([*(meta.get("allow") or []), *endpoints]))
     hosts = AGENTS[agent].hosts if agent in AGENTS else ()
-    return list(dict.fromkeys([*hosts, *BALANCED_TOOLING]))
+    tooling = [host for preset in TOOLING_PRESETS.values() for host in preset]
+    return list(dict.fromkeys([*hosts, *tooling, *(meta.get("extra_hosts") or []), *endpoints]))
+
+
+def gate_services(urls: dict[str, str]) -> dict[str, dict]:
+    """Credential endpoints for the services whose credential the host holds (stored, or in its environment)."""
+    from git_airlock.secrets import lookup
+    from git_airlock.services import SERVICES
+
+    return {
+        name: {
+            "upstream": urls.get(name, service.upstream),
+            "header": service.header,
+            "prefix": service.prefix,
+            "key_env": service.key_env,
+        }
+        for name, service in SERVICES.items()
+        if lookup(name, service.key_env)
+    }
 
 
 def checkout_cache(tree: str) -> str:
@@ -324,7 +357,9 @@ class BwrapEngine:
         layout = self._create(plan, spec, paths) if not exists else None
         for seed in seeds:
             plan.call(f"copy {seed.source} to {seed.target}", lambda s=seed: _copy_seed(s, paths.home))
-        self._plan_gate(plan, spec.name, spec.agent, spec.network, dict(spec.resolve))
+        self._plan_gate(
+            plan, spec.name, spec.agent, spec.network, dict(spec.resolve), dict(spec.service_urls), spec.extra_hosts
+        )
         command = [AGENT_COMMANDS.get(spec.agent, spec.agent), *agent_args]
         if not spec.dry_run and not _on_sandbox_path(command[0], paths.home):
             from git_airlock.agents import AGENTS
@@ -342,7 +377,16 @@ class BwrapEngine:
         argv = self.bwrap_argv(spec.name, command, spec, layout)
         return plan, Step(tuple(argv), interactive=True, check=False)
 
-    def _plan_gate(self, plan: Plan, name: str, agent: str, network: str, resolve: dict[str, str]) -> None:
+    def _plan_gate(
+        self,
+        plan: Plan,
+        name: str,
+        agent: str,
+        network: str,
+        resolve: dict[str, str],
+        urls: dict[str, str],
+        extra: tuple[str, ...] | None = None,
+    ) -> None:
         """Write the egress proxy's configuration, when the sandbox's network goes through it."""
         meta = Paths(name).read_meta()
         if (meta.get("network") or network) in ("allow-all", "deny-all"):
@@ -354,13 +398,17 @@ class BwrapEngine:
             )
         gate = Gate(name)
         resolve = resolve or meta.get("resolve") or {}
-        plan.call(
-            f"write the egress policy for {name} to {gate.config}",
-            lambda: (
-                gate.write(name, gate_allowlist(Paths(name).read_meta(), agent), resolve),
-                _remember(name, "resolve", resolve),
-            ),
-        )
+        urls = urls or meta.get("service_urls") or {}
+
+        def write() -> None:
+            if extra is not None:
+                _remember(name, "extra_hosts", list(extra))
+            services = gate_services(urls)
+            gate.write(name, gate_allowlist(Paths(name).read_meta(), agent, services), resolve, services)
+            _remember(name, "resolve", resolve)
+            _remember(name, "service_urls", urls)
+
+        plan.call(f"write the egress policy for {name} to {gate.config}", write)
 
     def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> tuple[str, str]:
         """Plan the sandbox's creation; returns its layout ("overlay" or "plain") and overlay lower dir."""
@@ -531,6 +579,13 @@ class BwrapEngine:
             for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
                 env[var] = proxy
             env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
+            from git_airlock.services import PLACEHOLDER, SERVICES
+
+            urls = dict(spec.service_urls) if spec else meta.get("service_urls") or {}
+            for service_name in gate_services(urls):
+                service = SERVICES[service_name]
+                env[service.base_url_env] = f"{proxy}/airlock/{service_name}{service.base_url_suffix}"
+                env[service.key_env] = PLACEHOLDER
         for var in spec.pass_env if spec else ():
             if var in os.environ:
                 env[var] = os.environ[var]
@@ -554,7 +609,7 @@ class BwrapEngine:
             )
         meta = Paths(name).read_meta()
         plan = Plan()
-        self._plan_gate(plan, name, meta.get("agent", ""), meta.get("network") or "deny-all", {})
+        self._plan_gate(plan, name, meta.get("agent", ""), meta.get("network") or "deny-all", {}, {})
         return plan.extend(Plan([Step(tuple(self.bwrap_argv(name, ["bash"])), interactive=True, check=False)]))
 
     def stop_plan(self, name: str) -> Plan:

@@ -1,0 +1,123 @@
+"""Credentials and presets: secret set|ls|rm, presets."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from git_airlock.app import App
+from git_airlock.errors import AirlockError
+from git_airlock.plan import Plan, Step
+from git_airlock.terminal import is_terminal
+
+pass_app = click.make_pass_decorator(App)
+
+
+def _read_value(service: str) -> str:
+    """The credential from a hidden prompt, or from standard input: never from the command line."""
+    if is_terminal(sys.stdin):
+        return click.prompt(f"{service} credential", hide_input=True, err=True)
+    return sys.stdin.read()
+
+
+def _local_service(service: str):
+    from git_airlock.services import SERVICES
+
+    if service not in SERVICES:
+        raise AirlockError(
+            f"no credential endpoint for {service!r} on the bwrap engine", hint="known services: " + ", ".join(SERVICES)
+        )
+    return SERVICES[service]
+
+
+@click.group("secret")
+def secret_command() -> None:
+    """Keep model API credentials on the host; sandboxes only ever see a placeholder.
+
+    sbx: wraps `sbx secret` (sbx's own store and proxy). bwrap: a file only you can read,
+    under the user config directory, or the service's variable in your environment.
+    """
+
+
+@secret_command.command("set")
+@click.argument("service")
+@pass_app
+def secret_set(app: App, service: str) -> None:
+    """Store the credential for SERVICE (read from a hidden prompt or standard input)."""
+    app.require_engine()
+    if app.engine.name == "sbx":
+        step = Step(("sbx", "secret", "set", "-g", service), stdin=None if app.dry_run else _read_value(service))
+        app.runner.execute(Plan([step]))
+        return
+    _local_service(service)
+    if app.dry_run:
+        app.runner.show(f"store the {service} credential in the user config directory (mode 0600)")
+        return
+    from git_airlock.secrets import set_secret, store_path
+
+    set_secret(service, _read_value(service))
+    app.info(f"stored the {service} credential in {store_path()}")
+
+
+@secret_command.command("ls")
+@pass_app
+def secret_ls(app: App) -> None:
+    """List the services that have a credential (never the values)."""
+    app.require_engine()
+    if app.engine.name == "sbx":
+        app.runner.execute(Plan([Step(("sbx", "secret", "ls"), interactive=True)]))
+        return
+    from git_airlock.secrets import stored_services
+    from git_airlock.services import SERVICES
+
+    stored = set(stored_services())
+
+    for name, service in SERVICES.items():
+        where = (
+            "stored" if name in stored else (f"from ${service.key_env}" if os.environ.get(service.key_env) else "none")
+        )
+        click.echo(f"{name:<10} {where:<24} -> {service.upstream}")
+
+
+@secret_command.command("rm")
+@click.argument("service")
+@pass_app
+def secret_rm(app: App, service: str) -> None:
+    """Forget the stored credential for SERVICE."""
+    app.require_engine()
+    if app.engine.name == "sbx":
+        app.runner.execute(Plan([Step(("sbx", "secret", "rm", "-g", service))]))
+        return
+    from git_airlock.secrets import remove_secret
+
+    if app.dry_run:
+        app.runner.show(f"remove the stored {service} credential")
+    elif not remove_secret(service):
+        raise AirlockError(f"no stored credential for {service!r}", hint="`git airlock secret ls` lists them")
+
+
+@click.command("presets")
+@pass_app
+def presets_command(app: App) -> None:
+    """The host lists a sandbox may reach in balanced mode, and which credential goes where.
+
+    Each agent brings its own hosts; npm, pypi and github are always in; add your own
+    with `git config airlock.preset.NAME "host,*.domain,..."`.
+    """
+    from git_airlock.agents import AGENTS
+    from git_airlock.policy import TOOLING_PRESETS, custom_presets
+    from git_airlock.services import SERVICES
+
+    location = app.location_or_none
+    for agent in AGENTS.values():
+        if agent.hosts:
+            keys = ", ".join(agent.credentials) or "-"
+            click.echo(f"{agent.name:<10} agent   {', '.join(agent.hosts)}  (credentials: {keys})")
+    for name, hosts in TOOLING_PRESETS.items():
+        click.echo(f"{name:<10} tooling {', '.join(hosts)}")
+    for name, hosts in custom_presets(location.root if location else None).items():
+        click.echo(f"{name:<10} custom  {', '.join(hosts)}")
+    for name, service in SERVICES.items():
+        click.echo(f"{name:<10} credential ${service.key_env} -> {service.header} header to {service.upstream} only")
