@@ -36,8 +36,9 @@ def make_repo(path: Path, files: int, env: dict[str, str]) -> None:
     for i in range(files):
         content = f"file {i}\n"
         body.append(f"M 100644 inline d{i // 1000:03d}/f{i:06d}.txt\ndata {len(content)}\n{content}")
-    subprocess.run(["git", "-C", str(path), "fast-import", "--quiet"], input="\n".join(body) + "\n", text=True,
-                   check=True, env=env)
+    subprocess.run(
+        ["git", "-C", str(path), "fast-import", "--quiet"], input="\n".join(body) + "\n", text=True, check=True, env=env
+    )
     subprocess.run(["git", "-C", str(path), "symbolic-ref", "HEAD", "refs/heads/main"], check=True, env=env)
     subprocess.run(["git", "-C", str(path), "reset", "-q", "--hard"], check=True, env=env)
 
@@ -52,9 +53,27 @@ def up(repo: Path, name: str, env: dict[str, str], data: Path) -> tuple[float, f
     """(ms to the agent's first command, ms for the whole `up`)."""
     start_ns = time.time_ns()
     start = time.perf_counter()
-    subprocess.run(["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", name, "up", "--", "-c",
-                    "date +%s%N > started"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            "git",
+            "airlock",
+            "--engine",
+            "bwrap",
+            "--agent",
+            "shell",
+            "--name",
+            name,
+            "up",
+            "--",
+            "-c",
+            "date +%s%N > started",
+        ],
+        cwd=repo,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     total = (time.perf_counter() - start) * 1000
     box = data / "git-airlock" / "sandboxes" / name
     stamp = box / "upper" / "started" if (box / "upper").is_dir() else box / "clone" / "started"
@@ -62,8 +81,14 @@ def up(repo: Path, name: str, env: dict[str, str], data: Path) -> tuple[float, f
 
 
 def remove(repo: Path, name: str, env: dict[str, str]) -> None:
-    subprocess.run(["git", "airlock", "--engine", "bwrap", "--name", name, "rm", "--yes", "--no-fetch"], cwd=repo,
-                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["git", "airlock", "--engine", "bwrap", "--name", name, "rm", "--yes", "--no-fetch"],
+        cwd=repo,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def bench(label: str, repo: Path, tmp: Path, env: dict[str, str], data: Path, runs: int) -> None:
@@ -71,8 +96,11 @@ def bench(label: str, repo: Path, tmp: Path, env: dict[str, str], data: Path, ru
     for i in range(runs):
         clones.append(timed(["git", "clone", "-q", "--shared", str(repo), str(tmp / f"c{i}")], tmp, env))
         shutil.rmtree(tmp / f"c{i}")
-    bare = [timed(["git", "clone", "-q", "--shared", "--no-checkout", str(repo), str(tmp / "n")], tmp, env)
-            for _ in range(1) if not (tmp / "n").exists()]
+    bare = [
+        timed(["git", "clone", "-q", "--shared", "--no-checkout", str(repo), str(tmp / "n")], tmp, env)
+        for _ in range(1)
+        if not (tmp / "n").exists()
+    ]
     shutil.rmtree(tmp / "n", ignore_errors=True)
     first = up(repo, f"{label}-first", env, data)
     warm = []
@@ -85,9 +113,11 @@ def bench(label: str, repo: Path, tmp: Path, env: dict[str, str], data: Path, ru
     print(f"{label:<8} git clone --shared               {clone_ms:9.1f} ms (median of {runs})")
     print(f"{label:<8} git clone --shared --no-checkout {bare[0]:9.1f} ms")
     print(f"{label:<8} up, first sandbox of the commit  {first[0]:9.1f} ms to first command ({first[1]:.0f} ms total)")
-    print(f"{label:<8} up, later sandboxes              {warm_first:9.1f} ms to first command "
-          f"({statistics.median(w[1] for w in warm):.0f} ms total, median of {runs}) "
-          f"= {clone_ms / warm_first:.1f}x faster than git clone --shared")
+    print(
+        f"{label:<8} up, later sandboxes              {warm_first:9.1f} ms to first command "
+        f"({statistics.median(w[1] for w in warm):.0f} ms total, median of {runs}) "
+        f"= {clone_ms / warm_first:.1f}x faster than git clone --shared"
+    )
 
 
 def main() -> None:
@@ -98,10 +128,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         data = tmp / "data"
-        env = {**os.environ, "HOME": str(tmp), "XDG_DATA_HOME": str(data), "GIT_CONFIG_NOSYSTEM": "1",
-               "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b",
-               "GIT_COMMITTER_EMAIL": "b@b",
-               "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]])}
+        env = {
+            **os.environ,
+            "HOME": str(tmp),
+            "XDG_DATA_HOME": str(data),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_AUTHOR_NAME": "b",
+            "GIT_AUTHOR_EMAIL": "b@b",
+            "GIT_COMMITTER_NAME": "b",
+            "GIT_COMMITTER_EMAIL": "b@b",
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
+        }
         for label, files in (("small", 50), ("large", args.files)):
             repo = tmp / label
             started = time.perf_counter()

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from git_airlock.egress.proxy import Proxy
+from git_airlock.egress.proxy import BUFFER, Proxy
 from git_airlock.egress.rules import Rules
 
 ALLOW = ["allowed.test", "*.npmjs.org", "api.example:443"]
@@ -67,7 +67,7 @@ class Running:
 
         async def main() -> None:
             self.proxy = Proxy("box", Rules(ALLOW), self.entries.append, lambda host: "127.0.0.1")
-            self.server = await asyncio.start_server(self.proxy.handle, "127.0.0.1", 0)
+            self.server = await asyncio.start_server(self.proxy.handle, "127.0.0.1", 0, limit=BUFFER)
             self.port = self.server.sockets[0].getsockname()[1]
             started.set()
 

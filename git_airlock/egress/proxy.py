@@ -31,7 +31,7 @@ MAX_HEAD = 64 * 1024
 HEAD_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
 MAX_CONNECTIONS = 512
-BUFFER = 256 * 1024
+BUFFER = 1 << 20
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
 _ABSOLUTE = re.compile(r"^http://(?P<host>[A-Za-z0-9.-]{1,253})(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^ ]*)?$")
 
@@ -89,6 +89,9 @@ class Proxy:
             await _reply(writer, 431, "request head too large")
             return
         except asyncio.IncompleteReadError:
+            return
+        if len(head) > MAX_HEAD:  # the stream's limit is larger, for throughput
+            await _reply(writer, 431, "request head too large")
             return
         request_line, _, rest = head.partition(b"\r\n")
         parts = request_line.decode("latin-1").split(" ")

@@ -11,11 +11,13 @@ import asyncio
 import os
 import sys
 
+CHUNK = 1 << 20
+
 
 async def _pipe(reader, writer):
     try:
         while True:
-            data = await reader.read(65536)
+            data = await reader.read(CHUNK)
             if not data:
                 break
             writer.write(data)
@@ -29,7 +31,7 @@ async def _pipe(reader, writer):
 async def _serve(port, socket_path, ready_fd):
     async def handle(reader, writer):
         try:
-            up_reader, up_writer = await asyncio.open_unix_connection(socket_path)
+            up_reader, up_writer = await asyncio.open_unix_connection(socket_path, limit=CHUNK)
         except OSError:
             writer.close()
             return
@@ -37,7 +39,7 @@ async def _serve(port, socket_path, ready_fd):
         up_writer.close()
         writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    server = await asyncio.start_server(handle, "127.0.0.1", port, limit=CHUNK)
     os.write(ready_fd, b"1")
     os.close(ready_fd)
     async with server:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 
-from git_airlock.egress.proxy import JsonLog, Proxy
+from git_airlock.egress.proxy import BUFFER, JsonLog, Proxy
 from git_airlock.egress.rules import Rules
 from git_airlock.secrets import lookup
 
@@ -48,7 +48,7 @@ def serve(config: dict, started: threading.Event) -> None:
         )
         with contextlib.suppress(FileNotFoundError):
             os.unlink(config["socket"])
-        server = await asyncio.start_unix_server(proxy.handle, config["socket"])
+        server = await asyncio.start_unix_server(proxy.handle, config["socket"], limit=BUFFER)
         os.chmod(config["socket"], 0o600)
         started.set()
         async with server:
