@@ -347,3 +347,23 @@ def test_balanced_network_goes_through_the_egress_gate(project: Path, hermetic: 
     assert rows[f"registry.npmjs.org:{port}"] == ["1", "0"]
     assert rows[f"evil-npmjs.org:{port}"] == ["0", "1"]
     assert rows[f"example.com:{port}"] == ["0", "1"]
+
+
+def test_net_follow_streams_new_connections(project: Path, hermetic: Env) -> None:
+    assert run_in_sandbox(project, "fw", "true").returncode == 0
+    follow = subprocess.Popen(
+        ["git", "airlock", "--engine", "bwrap", "--name", "fw", "net", "--follow"],
+        cwd=project,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        fetch = f"python3 -c {shlex.quote(FETCH)} http://blocked.example.test/"
+        assert run_in_sandbox(project, "fw", fetch).returncode == 0
+        line = follow.stdout.readline()
+        assert line.split()[:2] == ["blocked", "blocked.example.test:80"]
+    finally:
+        follow.terminate()
+        follow.communicate(timeout=30)

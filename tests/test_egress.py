@@ -235,3 +235,15 @@ def _garbage(proxy: Running) -> None:
     with proxy.connect() as sock:
         sock.sendall(b"\x00" * 100 + b"\r\n\r\n")
         read_head(sock)
+
+
+def test_a_stalling_client_does_not_hold_up_others(proxy: Running) -> None:
+    proxy.proxy.head_timeout = 30
+    stalled = [proxy.connect() for _ in range(20)]
+    try:
+        for sock in stalled:
+            sock.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n")  # never finishes its head
+        assert tunnel(proxy, "allowed.test")[1] == b"ping"
+    finally:
+        for sock in stalled:
+            sock.close()
