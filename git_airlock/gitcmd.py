@@ -99,6 +99,15 @@ class Git:
         value = self.run("config", "--get", key, check=False).strip()
         return value or None
 
+    def config_entries(self, regexp: str) -> list[tuple[str, str]]:
+        """``(key, value)`` for every config entry (all scopes) whose key matches ``regexp``."""
+        entries = []
+        for entry in self.run("config", "-z", "--get-regexp", regexp, check=False).split("\0"):
+            key, _, value = entry.partition("\n")
+            if key:
+                entries.append((key, value))
+        return entries
+
     def rev_list(self, include: list[str], exclude: list[str]) -> list[str]:
         """Commits reachable from ``include`` and not from ``exclude``, newest first."""
         if not include:

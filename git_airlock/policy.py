@@ -37,15 +37,12 @@ TOOLING_PRESETS: dict[str, tuple[str, ...]] = {
 
 def custom_presets(repo_dir: str | None) -> dict[str, tuple[str, ...]]:
     """Presets added with ``git config airlock.preset.<name> "host,*.domain,..."`` (validated)."""
-    import subprocess
+    from git_airlock.gitcmd import Git
 
-    argv = ["git", *(["-C", repo_dir] if repo_dir else []), "config", "-z", "--get-regexp", r"^airlock\.preset\."]
     found: dict[str, tuple[str, ...]] = {}
-    for entry in subprocess.run(argv, capture_output=True, text=True).stdout.split("\0"):
-        key, _, value = entry.partition("\n")
-        if key:
-            name = key.split(".", 2)[2]
-            found[name] = tuple(validate_rule(part) for part in value.split(",") if part.strip())
+    for key, value in Git(repo_dir or ".", safe=False).config_entries(r"^airlock\.preset\."):
+        name = key.split(".", 2)[2]
+        found[name] = tuple(validate_rule(part) for part in value.split(",") if part.strip())
     return found
 
 

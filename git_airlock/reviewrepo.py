@@ -17,25 +17,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from git_airlock.gitcmd import scrubbed_git_env
+from git_airlock.gitcmd import Git, scrubbed_git_env
 
 DIFFTOOL_KEYS = r"^(difftool\..*|diff\.tool|diff\.guitool|mergetool\..*|merge\.tool|merge\.guitool)$"
 
 
 def difftool_settings(repo_root: str) -> list[tuple[str, str]]:
     """The user's difftool configuration (all scopes), to carry into the review repository."""
-    proc = subprocess.run(
-        ["git", "-C", repo_root, "config", "-z", "--get-regexp", DIFFTOOL_KEYS],
-        capture_output=True,
-        text=True,
-        env=scrubbed_git_env(),
-    )
-    settings = []
-    for entry in proc.stdout.split("\0"):
-        key, _, value = entry.partition("\n")
-        if key:
-            settings.append((key, value))
-    return settings
+    return Git(repo_root, safe=False).config_entries(DIFFTOOL_KEYS)
 
 
 @contextmanager

@@ -10,16 +10,14 @@ import click
 from git_airlock.app import App
 from git_airlock.engines.base import SandboxState
 from git_airlock.errors import AirlockError
-from git_airlock.gitcmd import scrubbed_git_env
+from git_airlock.gitcmd import SAFE, Git
 from git_airlock.plan import Step
 from git_airlock.terminal import is_terminal
 
-# Settings that keep anything from the sandbox's side from running on the host
-# while git reads sandbox objects: no hooks, no fsmonitor, objects checked,
-# only the transports our engines use.
-SAFE_GIT_CONFIG: tuple[str, ...] = (
-    "core.hooksPath=/dev/null",
-    "core.fsmonitor=false",
+# On top of gitcmd.SAFE (no hooks, no fsmonitor): objects checked, only the
+# transports our engines use, no submodule recursion, so nothing from the
+# sandbox's side runs on the host while git reads sandbox objects.
+FETCH_SAFETY: tuple[str, ...] = (
     "fetch.fsckObjects=true",
     "transfer.fsckObjects=true",
     "protocol.allow=never",
@@ -31,8 +29,9 @@ SAFE_GIT_CONFIG: tuple[str, ...] = (
 
 
 def safe_git(*args: str) -> list[str]:
-    argv = ["git"]
-    for setting in SAFE_GIT_CONFIG:
+    """git with the plumbing safety settings (no hooks, no fsmonitor) plus the fetch ones."""
+    argv = ["git", *SAFE]
+    for setting in FETCH_SAFETY:
         argv += ["-c", setting]
     return [*argv, *args]
 
@@ -105,15 +104,7 @@ def fetch_steps(app: App) -> list[Step]:
 
 
 def _remote_url(app: App) -> str | None:
-    import subprocess
-
-    proc = subprocess.run(
-        ["git", "-C", app.location.root, "config", "--get", f"remote.{app.remote}.url"],
-        capture_output=True,
-        text=True,
-        env=scrubbed_git_env(),
-    )
-    return proc.stdout.strip() or None
+    return Git(app.location.root).config(f"remote.{app.remote}.url")
 
 
 def _initialised_submodules(app: App) -> list[tuple[str, str]]:

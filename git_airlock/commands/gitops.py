@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 
 import click
 
@@ -17,6 +16,7 @@ from git_airlock.commands._shared import (
     resolve_tip,
 )
 from git_airlock.errors import AirlockError
+from git_airlock.gitcmd import Git
 from git_airlock.plan import Plan, Step
 from git_airlock.terminal import is_terminal, page, sanitize
 
@@ -105,10 +105,7 @@ def _difftool_config(tool: str, repo_root: str) -> list[tuple[str, str]]:
     """`vscode` is not a difftool git knows before 2.42: define it unless the user did."""
     if tool != "vscode":
         return []
-    proc = subprocess.run(
-        ["git", "-C", repo_root, "config", "--get", "difftool.vscode.cmd"], capture_output=True, text=True
-    )
-    if proc.stdout.strip():
+    if Git(repo_root, safe=False).config("difftool.vscode.cmd"):
         return []
     return [("difftool.vscode.cmd", 'code --wait --new-window --diff "$LOCAL" "$REMOTE"')]
 
