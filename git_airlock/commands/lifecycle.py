@@ -12,6 +12,7 @@ from git_airlock.app import App
 from git_airlock.commands._shared import confirm, fetch, require_sandbox, sandbox_state
 from git_airlock.engines.base import SandboxSpec
 from git_airlock.errors import AirlockError
+from git_airlock.gitcmd import Git
 from git_airlock.plan import Plan, Step
 from git_airlock.policy import custom_presets
 from git_airlock.terminal import is_terminal
@@ -130,14 +131,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
 
 
 def _has_commits(root: str) -> bool:
-    import subprocess
-
-    return (
-        subprocess.run(
-            ["git", "-C", root, "rev-parse", "-q", "--verify", "HEAD^{commit}"], capture_output=True
-        ).returncode
-        == 0
-    )
+    return bool(Git(root).run("rev-parse", "-q", "--verify", "HEAD^{commit}", check=False).strip())
 
 
 def _dry_run_name(root: str) -> str:

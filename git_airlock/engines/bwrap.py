@@ -36,6 +36,7 @@ import time
 
 from git_airlock.engines.base import SandboxSpec, SandboxState, SeedFile
 from git_airlock.errors import AirlockError
+from git_airlock.gitcmd import Git
 from git_airlock.plan import Plan, Runner, Step
 
 BWRAP = "bwrap"
@@ -724,7 +725,7 @@ def _on_sandbox_path(command: str, home: str) -> bool:
 
 
 def _git_out(repo: str, *args: str) -> str:
-    return subprocess.run(["git", "-C", repo, *args], capture_output=True, text=True).stdout.strip()
+    return Git(repo, safe=False).run(*args, check=False).strip()
 
 
 def _start_overlay(paths: Paths, cache: str) -> None:
@@ -761,18 +762,10 @@ def _copy_seed(seed: SeedFile, home: str) -> None:
 
 
 def _delete_refs(repo_root: str, prefix: str) -> None:
-    import subprocess
-
-    listing = subprocess.run(
-        ["git", "-C", repo_root, "for-each-ref", "--format=%(refname)", prefix], capture_output=True, text=True
-    ).stdout.split()
-    if listing:
-        subprocess.run(
-            ["git", "-C", repo_root, "update-ref", "--stdin"],
-            input="".join(f"delete {ref}\n" for ref in listing),
-            text=True,
-            check=True,
-        )
+    git = Git(repo_root, safe=False)
+    refs = git.refs(prefix)
+    if refs:
+        git.run("update-ref", "--stdin", input="".join(f"delete {ref}\n" for ref in refs))
 
 
 def _remember(name: str, key: str, value: object) -> None:
