@@ -130,13 +130,17 @@ class Gate:
     the proxy's configuration, and the connection log."""
 
     def __init__(self, name: str) -> None:
-        from platformdirs import user_state_dir
-
         key = hashlib.sha256(name.encode()).hexdigest()[:12]
         self.dir = os.path.join(tempfile.gettempdir(), f"git-airlock-{os.getuid()}", key)
         self.socket = os.path.join(self.dir, "egress.sock")
         self.config = os.path.join(self.dir, "egress.json")
-        self.log = os.path.join(user_state_dir("git-airlock"), "net", f"{name}.jsonl")
+        self.log = os.path.join(self.log_dir(), f"{name}.jsonl")
+
+    @staticmethod
+    def log_dir() -> str:
+        from platformdirs import user_state_dir
+
+        return os.path.join(user_state_dir("git-airlock"), "net")
 
     def write(self, name: str, allow: list[str], resolve: dict[str, str], services: dict[str, dict]) -> None:
         """The proxy's configuration: rules and service endpoints, never a credential (the proxy reads those)."""
@@ -651,7 +655,7 @@ class BwrapEngine:
 
     def net_logs(self, name: str | None) -> list[str]:
         """The egress proxy's connection logs (JSON lines): one sandbox's, or every sandbox's."""
-        folder = os.path.dirname(Gate("x").log)
+        folder = Gate.log_dir()
         if name:
             return [Gate(name).log]
         return sorted(os.path.join(folder, f) for f in os.listdir(folder)) if os.path.isdir(folder) else []
