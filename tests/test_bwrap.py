@@ -367,3 +367,13 @@ def test_net_follow_streams_new_connections(project: Path, hermetic: Env) -> Non
     finally:
         follow.terminate()
         follow.communicate(timeout=30)
+
+
+def test_status_and_doctor_describe_the_bwrap_sandbox(project: Path, hermetic: Env) -> None:
+    assert run_in_sandbox(project, "st", "true").returncode == 0
+    status = airlock("--engine", "bwrap", "--name", "st", "status", cwd=project).stdout
+    assert "(overlay working tree); network: the configured policy" in status
+    assert airlock("--engine", "bwrap", "--name", "st", "lockdown", cwd=project).returncode == 0
+    assert "network: lockdown" in airlock("--engine", "bwrap", "--name", "st", "status", cwd=project).stdout
+    doctor = airlock("--engine", "bwrap", "doctor", cwd=project).stdout
+    assert "OK    overlay          copy-on-write working trees" in doctor

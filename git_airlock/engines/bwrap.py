@@ -340,8 +340,12 @@ class BwrapEngine:
         if not paths.exists():
             return None
         pids = running_pids(name)
-        detail = f"clone {paths.clone}" + (f"; bwrap pid {', '.join(map(str, pids))}" if pids else "")
-        return SandboxState(name, "running" if pids else "stopped", paths.read_meta().get("agent", ""), detail)
+        meta = paths.read_meta()
+        network = meta.get("network") or "the configured policy"
+        detail = f"clone {paths.clone} ({meta.get('layout', 'plain')} working tree); network: {network}" + (
+            f"; bwrap pid {', '.join(map(str, pids))}" if pids else ""
+        )
+        return SandboxState(name, "running" if pids else "stopped", meta.get("agent", ""), detail)
 
     def clone_path(self, name: str) -> str:
         return Paths(name).clone
