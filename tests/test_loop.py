@@ -170,3 +170,14 @@ def test_pr_pushes_a_branch_and_prints_compare_hint(project: Path, hermetic: Env
     assert pushed == git(project, "rev-parse", "refs/remotes/sandbox-feat/main").strip()
     assert "open a pull request" in pr.stdout
     assert git(project, "rev-parse", "main").strip() != pushed, "pr never touches the base branch"
+
+
+def test_up_starts_a_stopped_sandbox_again(project: Path, hermetic: Env) -> None:
+    write_agent(hermetic, 'printf "%s\\n" "$@" > "$AGENT_LOG"\n')
+    assert airlock("--name", "again", "up", cwd=project).returncode == 0
+    assert airlock("--name", "again", "stop", cwd=project).returncode == 0
+    restarted = airlock("--name", "again", "up", "--", "--resume", cwd=project)
+    assert restarted.returncode == 0, restarted.stderr
+    assert "exists and is stopped: starting it again" in restarted.stderr
+    assert ["run", "again", "--", "--resume"] in hermetic.sbx_calls()
+    assert (hermetic.tmp / "agent-args.txt").read_text() == "--resume\n"
