@@ -56,11 +56,16 @@ class Proxy:
         self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self.head_timeout = HEAD_TIMEOUT
         self.open_connections = 0
+        self.tasks: set[asyncio.Task] = set()
         self.idle = asyncio.Event()
         """Set whenever no connection is open (tests wait on it instead of sleeping)."""
         self.idle.set()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # asyncio keeps only weak references to tasks: a tunnel whose two sockets are both
+        # out of the selector (one half-closed, one draining) would be collected mid-flight
+        task = asyncio.current_task()
+        self.tasks.add(task)
         self.open_connections += 1
         self.idle.clear()
         try:
@@ -76,6 +81,7 @@ class Proxy:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             self.open_connections -= 1
+            self.tasks.discard(task)
             if not self.open_connections:
                 self.idle.set()
 

@@ -29,7 +29,17 @@ async def _pipe(reader, writer):
 
 
 async def _serve(port, socket_path, ready_fd):
+    running = set()  # asyncio keeps only weak references to tasks; a relayed connection must not vanish
+
     async def handle(reader, writer):
+        task = asyncio.current_task()
+        running.add(task)
+        try:
+            await relay(reader, writer)
+        finally:
+            running.discard(task)
+
+    async def relay(reader, writer):
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(socket_path, limit=CHUNK)
         except OSError:
