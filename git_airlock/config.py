@@ -74,7 +74,6 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("tmux_attach", "TMUX_ATTACH", "airlock.tmuxAttach", "true", "attach to the tmux session after `up --tmux`"),
 )
-KEYS_BY_ATTR = {key.attr: key for key in KEYS}
 KEYS_BY_ENV = {key.env: key for key in KEYS}
 POLICY_MODES = ("allow-all", "balanced", "deny-all")
 SANDBOX_CONF = "sandbox.conf"

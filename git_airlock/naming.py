@@ -50,8 +50,9 @@ def remote_name(sandbox: str) -> str:
     return f"sandbox-{sandbox}"
 
 
-def remote_ref_prefix(sandbox: str) -> str:
-    return f"refs/remotes/{remote_name(sandbox)}/"
+def fetch_refspecs(sandbox: str) -> tuple[str, str]:
+    """Where a sandbox's branches land on the host: its remote-tracking refs and sbx's recovery refs."""
+    return (f"+refs/heads/*:refs/remotes/{remote_name(sandbox)}/*", f"+refs/heads/*:refs/sandboxes/{sandbox}/*")
 
 
 def tmux_session_name(sandbox: str) -> str:

@@ -12,19 +12,10 @@ import os
 from dataclasses import dataclass
 
 import pygit2
-from pygit2.enums import CheckoutNotify, CheckoutStrategy, DiffStatsFormat, SortMode
+from pygit2.enums import CheckoutNotify, CheckoutStrategy, DiffStatsFormat
 
 from git_airlock.errors import AirlockError
 from git_airlock.location import RepoLocation
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    id: str
-    short_id: str
-    author: str
-    time: int
-    subject: str
 
 
 @dataclass(frozen=True)
@@ -125,29 +116,9 @@ class Repo:
 
     # -- history ------------------------------------------------------------
 
-    def ahead_behind(self, tip: str, base: str) -> tuple[int, int]:
-        """Commits ``tip`` has that ``base`` lacks, and the reverse."""
-        return self.git.ahead_behind(pygit2.Oid(hex=tip), pygit2.Oid(hex=base))
-
     def merge_base(self, a: str, b: str) -> str | None:
         oid = self.git.merge_base(pygit2.Oid(hex=a), pygit2.Oid(hex=b))
         return str(oid) if oid else None
-
-    def commits_between(self, base: str | None, tip: str) -> list[CommitInfo]:
-        """Commits reachable from ``tip`` but not ``base``, oldest first."""
-        walker = self.git.walk(pygit2.Oid(hex=tip), SortMode.TOPOLOGICAL | SortMode.REVERSE)
-        if base:
-            walker.hide(pygit2.Oid(hex=base))
-        return [
-            CommitInfo(
-                str(c.id),
-                str(c.id)[:10],
-                c.author.name,
-                c.commit_time,
-                (c.message or "").split("\n", 1)[0],
-            )
-            for c in walker
-        ]
 
     def diff(self, base: str, tip: str, stat: bool = False) -> str:
         """The patch (or ``--stat`` summary) between two commits.

@@ -62,13 +62,12 @@ def confirm(question: str, default: bool, assume: bool | None = None) -> bool:
     return click.confirm(question, default=default, err=True)
 
 
-def fetch_steps(app: App) -> list[Step]:
-    """The git commands that bring the sandbox's branches (and initialised submodules) home."""
+def fetch_steps(app: App, url: str | None) -> list[Step]:
+    """The git commands that bring the sandbox's branches (and, from ``url``, initialised submodules) home."""
+    from git_airlock.naming import fetch_refspecs
+
     remote = app.remote
-    refspecs = [
-        f"+refs/heads/*:refs/remotes/{remote}/*",
-        f"+refs/heads/*:refs/sandboxes/{app.sandbox}/*",
-    ]
+    refspecs = fetch_refspecs(app.sandbox)
     progress = "--progress" if is_terminal(sys.stderr) else "--quiet"
     steps = [
         Step(
@@ -81,7 +80,6 @@ def fetch_steps(app: App) -> list[Step]:
             "nothing was written to your branches. `git airlock status` shows its state",
         )
     ]
-    url = _remote_url(app)
     if url:
         for name, gitdir in _initialised_submodules(app):
             steps.append(
@@ -137,7 +135,7 @@ def fetch(app: App, state: SandboxState | None = None, known: bool = False) -> N
         state = sandbox_state(app)
     if app.dry_run:
         app.runner.execute(app.engine.fetch_plan(app.sandbox, running=False))
-        for step in fetch_steps(app):
+        for step in fetch_steps(app, _remote_url(app)):
             app.runner.show(step)
         return
     if state is None:
@@ -152,13 +150,14 @@ def fetch(app: App, state: SandboxState | None = None, known: bool = False) -> N
     if not state.running and app.engine.name == "sbx":
         app.info(f"starting sandbox {app.sandbox} so its commits can be fetched ...")
     app.runner.execute(prepare)
-    if _remote_url(app) is None:
+    url = _remote_url(app)
+    if url is None:
         raise AirlockError(
             f"the remote {app.remote!r} is missing from this repository",
             hint="it is written by the sandbox engine at start; `git airlock stop` then "
             "`git airlock shell` restarts the sandbox",
         )
-    steps = fetch_steps(app)
+    steps = fetch_steps(app, url)
     app.runner.run(steps[0])
     _ensure_base(app)
     warn_uncommitted(app)

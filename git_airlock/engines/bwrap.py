@@ -37,6 +37,7 @@ import time
 from git_airlock.engines.base import SandboxSpec, SandboxState, SeedFile
 from git_airlock.errors import AirlockError
 from git_airlock.gitcmd import Git
+from git_airlock.naming import fetch_refspecs, remote_name
 from git_airlock.plan import Plan, Runner, Step
 
 BWRAP = "bwrap"
@@ -347,9 +348,6 @@ class BwrapEngine:
         )
         return SandboxState(name, "running" if pids else "stopped", meta.get("agent", ""), detail)
 
-    def clone_path(self, name: str) -> str:
-        return Paths(name).clone
-
     # -- creating -----------------------------------------------------------
 
     def launch(
@@ -421,7 +419,7 @@ class BwrapEngine:
 
     def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> tuple[str, str]:
         """Plan the sandbox's creation; returns its layout ("overlay" or "plain") and overlay lower dir."""
-        remote = f"sandbox-{spec.name}"
+        remote = remote_name(spec.name)
         plan.call(f"create {paths.root} (home, etc)", lambda: _make_dirs(paths))
         plan.add(
             ["git", "clone", "--quiet", "--shared", "--no-checkout", "--template=", spec.repo_root, paths.clone],
@@ -454,28 +452,9 @@ class BwrapEngine:
                 env=_ISOLATED_GIT,
             )
         plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.url", paths.clone])
-        plan.add(
-            [
-                "git",
-                "-C",
-                spec.repo_root,
-                "config",
-                "--replace-all",
-                f"remote.{remote}.fetch",
-                f"+refs/heads/*:refs/remotes/{remote}/*",
-            ]
-        )
-        plan.add(
-            [
-                "git",
-                "-C",
-                spec.repo_root,
-                "config",
-                "--add",
-                f"remote.{remote}.fetch",
-                f"+refs/heads/*:refs/sandboxes/{spec.name}/*",
-            ]
-        )
+        tracking, recovery = fetch_refspecs(spec.name)
+        plan.add(["git", "-C", spec.repo_root, "config", "--replace-all", f"remote.{remote}.fetch", tracking])
+        plan.add(["git", "-C", spec.repo_root, "config", "--add", f"remote.{remote}.fetch", recovery])
         meta = {
             "name": spec.name,
             "agent": spec.agent,
@@ -626,7 +605,7 @@ class BwrapEngine:
 
     def remove_plan(self, name: str, repo_root: str) -> Plan:
         paths = Paths(name)
-        remote = f"sandbox-{name}"
+        remote = remote_name(name)
         plan = self.stop_plan(name)
         plan.call(f"remove {paths.root}", lambda: _remove_tree(paths.root))
         plan.add(["git", "-C", repo_root, "config", "--remove-section", f"remote.{remote}"], check=False)

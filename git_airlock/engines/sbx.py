@@ -42,9 +42,6 @@ class SbxEngine:
 
     # -- queries ------------------------------------------------------------
 
-    def version_step(self) -> Step:
-        return Step((SBX, "version"))
-
     def list_step(self) -> Step:
         return Step((SBX, "ls", "--json"), hint=INSTALL_HINT)
 
