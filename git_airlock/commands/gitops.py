@@ -7,6 +7,7 @@ import shutil
 
 import click
 
+from git_airlock import ledger
 from git_airlock.app import App
 from git_airlock.commands._shared import (
     base_commit,
@@ -115,7 +116,6 @@ def _branch_of(app: App, tip_ref: str) -> str:
 
 
 def _mark(app: App, tip_ref: str, tip: str) -> None:
-    from git_airlock import ledger
     from git_airlock.gitcmd import Git
 
     ledger.mark_reviewed(Git(app.location.root), app.sandbox, _branch_of(app, tip_ref), tip)
@@ -130,7 +130,7 @@ def _mark_step(app: App, tip_ref: str) -> Step:
             "-C",
             app.location.root,
             "update-ref",
-            f"refs/airlock/reviewed/{app.sandbox}/{_branch_of(app, tip_ref)}",
+            f"{ledger.REVIEWED}{app.sandbox}/{_branch_of(app, tip_ref)}",
             tip_ref,
         )
     )
@@ -223,7 +223,6 @@ def _host_code_lines(app: App, base_id: str, tip: str) -> list[str]:
 
 def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool) -> None:
     """Refuse unreviewed commits and ask about host-code changes before a merge."""
-    from git_airlock import ledger
     from git_airlock.gitcmd import Git
 
     git = Git(app.location.root)

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from git_airlock import ledger
 from git_airlock.agents import Agent, get_agent
 from git_airlock.app import App
 from git_airlock.commands._shared import confirm, fetch, require_sandbox, sandbox_state
@@ -104,7 +105,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
                             "update-ref",
                             "-m",
                             "git-airlock: sandbox base",
-                            f"refs/airlock/base/{sandbox}",
+                            f"{ledger.BASE}{sandbox}",
                             "HEAD",
                         )
                     )
