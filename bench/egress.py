@@ -1,17 +1,21 @@
 """Throughput and latency through the bwrap egress gate, as ratios to the same traffic without it.
 
-Run by hand: ``python bench/egress.py [--size-mb 200] [--requests 400]``.
+Run by hand: ``python bench/egress.py [--size-mb 400] [--requests 2000] [--rounds 5]``.
 
-The path measured is the one a sandboxed client uses: client -> the relay
-(``git_airlock/egress/relay.py`` on 127.0.0.1, as inside a sandbox) -> the
-gate's Unix socket (``python -m git_airlock.egress.supervise``) -> the
-upstream server, all on this machine, each in its own process. Clients use
-``CONNECT`` tunnels, as HTTPS clients do. "direct" is the same client
-talking to the upstream server itself.
+The path measured is the one a sandboxed client uses: the client connects to
+127.0.0.1:PORT, a listening socket that ``git_airlock/egress/handoff.py``
+opened and handed to the gate (``python -m git_airlock.egress.supervise``),
+which checks the policy, dials the upstream server and splices the two
+sockets together. Client, gate and upstream each run in their own process on
+this machine. Clients use ``CONNECT`` tunnels, as HTTPS clients do.
+"direct" is the same client talking to the upstream server itself.
 
-Reported: aggregate throughput of large downloads with 1 and 50 concurrent
-clients, and the median time of a small request on a new connection (connect,
-tunnel, request, response) with 1 and 50 concurrent clients.
+Reported, as medians over the rounds (direct and gated alternate in each):
+aggregate throughput of large downloads with 1 and 50 concurrent clients;
+the median time of a small request on a new connection (connect, tunnel,
+request, response) with 1 and 50 concurrent clients sending back to back
+(which saturates this machine's cores), and with 50 clients each sending
+one request every 50 ms; and the gate's own CPU time per small request.
 """
 
 from __future__ import annotations
@@ -77,23 +81,33 @@ async def throughput(port: int, via: bool, upstream: int, clients: int, size: in
     return sum(sizes) / (time.perf_counter() - start) / 1e6
 
 
-async def latency(port: int, via: bool, upstream: int, clients: int, requests: int) -> float:
+async def latency(port: int, via: bool, upstream: int, clients: int, requests: int, pace: float = 0.0) -> float:
+    """Median milliseconds of a small request; ``pace``: seconds between one client's request starts."""
     samples: list[float] = []
 
-    async def one_client() -> None:
+    async def one_client(offset: float) -> None:
+        await asyncio.sleep(offset)
         for _ in range(requests // clients):
             start = time.perf_counter()
             await fetch(port, 100, via, upstream)
             samples.append((time.perf_counter() - start) * 1000)
+            if pace:
+                await asyncio.sleep(max(0.0, pace - (time.perf_counter() - start)))
 
-    await asyncio.gather(*(one_client() for _ in range(clients)))
+    await asyncio.gather(*(one_client(pace * i / clients) for i in range(clients)))
     return statistics.median(samples)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size-mb", type=int, default=200)
-    parser.add_argument("--requests", type=int, default=400)
+    parser.add_argument("--size-mb", type=int, default=400)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="ga-bench-") as tmp:
@@ -111,7 +125,7 @@ def main() -> None:
                 }
             )
         )
-        relay_port = free_port()
+        port = free_port()
         gate = subprocess.Popen(
             [
                 sys.executable,
@@ -120,8 +134,8 @@ def main() -> None:
                 str(config),
                 "--",
                 sys.executable,
-                str(ROOT / "git_airlock/egress/relay.py"),
-                str(relay_port),
+                str(ROOT / "git_airlock/egress/handoff.py"),
+                str(port),
                 f"{tmp}/egress.sock",
                 "--",
                 "sleep",
@@ -131,44 +145,50 @@ def main() -> None:
             start_new_session=True,
         )
         try:
-            for _ in range(500):  # until the relay answers
+            for _ in range(500):  # until the gate serves the handed-over socket
                 try:
-                    socket.create_connection(("127.0.0.1", relay_port), timeout=1).close()
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
                 except OSError:
                     time.sleep(0.01)
-            size = args.size_mb * 1_000_000
-            rows = []
-            for clients in (1, 50):
-                direct = asyncio.run(throughput(upstream, False, upstream, clients, size))
-                gated = asyncio.run(throughput(relay_port, True, upstream, clients, size))
-                rows.append(
-                    (
-                        f"large download, {clients} client(s)",
-                        f"{direct:8.0f} MB/s",
-                        f"{gated:8.0f} MB/s",
-                        f"{gated / direct:6.0%} of direct",
-                    )
-                )
-            for clients in (1, 50):
-                direct = asyncio.run(latency(upstream, False, upstream, clients, args.requests))
-                gated = asyncio.run(latency(relay_port, True, upstream, clients, args.requests))
-                rows.append(
-                    (
-                        f"small request, {clients} client(s)",
-                        f"{direct:8.2f} ms",
-                        f"{gated:8.2f} ms",
-                        f"+{gated - direct:5.2f} ms median",
-                    )
-                )
-            print(f"{'':<32} {'direct':>12} {'through gate':>14}  ratio")
-            for label, direct_text, gated_text, ratio in rows:
-                print(f"{label:<32} {direct_text:>12} {gated_text:>14}  {ratio}")
+            report(args, port, upstream, gate.pid)
         finally:
-            os.killpg(gate.pid, 15)  # the gate, the relay and its stand-in agent
+            os.killpg(gate.pid, 15)  # the gate and its stand-in agent
             upstream_proc.terminate()
             gate.wait()
             upstream_proc.wait()
+
+
+def report(args: argparse.Namespace, port: int, upstream: int, gate_pid: int) -> None:
+    size = args.size_mb * 1_000_000
+    rows = []
+    for clients in (1, 50):
+        direct, gated = [], []
+        for _ in range(args.rounds):
+            direct.append(asyncio.run(throughput(upstream, False, upstream, clients, size)))
+            gated.append(asyncio.run(throughput(port, True, upstream, clients, size)))
+        d, g = statistics.median(direct), statistics.median(gated)
+        label = f"large download, {clients} client(s)"
+        rows.append((label, f"{d:8.0f} MB/s", f"{g:8.0f} MB/s", f"{g / d:6.0%} of direct"))
+    gate_cpu = []
+    for label, clients, pace in (
+        ("small request, 1 client", 1, 0.0),
+        ("small request, 50 back to back", 50, 0.0),
+        ("small request, 50 at 20/s each", 50, 0.05),
+    ):
+        requests = args.requests if not pace else 50 * 20
+        direct, gated = [], []
+        for _ in range(args.rounds):
+            direct.append(asyncio.run(latency(upstream, False, upstream, clients, requests, pace)))
+            before = cpu_seconds(gate_pid)
+            gated.append(asyncio.run(latency(port, True, upstream, clients, requests, pace)))
+            gate_cpu.append((cpu_seconds(gate_pid) - before) / requests * 1e6)
+        d, g = statistics.median(direct), statistics.median(gated)
+        rows.append((label, f"{d:8.2f} ms", f"{g:8.2f} ms", f"+{g - d:5.2f} ms median"))
+    print(f"{'':<34} {'direct':>12} {'through gate':>14}  ratio")
+    for label, direct_text, gated_text, ratio in rows:
+        print(f"{label:<34} {direct_text:>12} {gated_text:>14}  {ratio}")
+    print(f"gate CPU per small request: {statistics.median(gate_cpu):.0f} us (median over all latency rounds)")
 
 
 if __name__ == "__main__":

@@ -228,7 +228,7 @@ def test_dry_run_prints_the_bwrap_command(project: Path, hermetic: Env) -> None:
     assert argv[-9:] == [
         "--",
         "python3",
-        "/run/airlock-relay.py",
+        "/run/airlock-handoff.py",
         "3128",
         "/run/airlock/egress.sock",
         "--",

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from git_airlock.egress.proxy import BUFFER, Proxy
+from git_airlock.egress import handoff
+from git_airlock.egress.proxy import MAX_LISTENERS, Proxy
 from git_airlock.egress.rules import Rules
 
 ALLOW = ["allowed.test", "*.npmjs.org", "api.example:443"]
@@ -58,17 +59,24 @@ class Upstream:
 
 
 class Running:
-    """A Proxy served on 127.0.0.1 by an asyncio loop in a thread."""
+    """A Proxy served on 127.0.0.1 by an asyncio loop in a thread (and on ``control``, a Unix
+    socket taking listeners handed over, as the gate's socket inside a sandbox)."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, control: str | None = None) -> None:
         self.entries: list[dict] = []
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
 
         async def main() -> None:
             self.proxy = Proxy("box", Rules(ALLOW), self.entries.append, lambda host: "127.0.0.1")
-            self.server = await asyncio.start_server(self.proxy.handle, "127.0.0.1", 0, limit=BUFFER)
-            self.port = self.server.sockets[0].getsockname()[1]
+            self.listener = socket.create_server(("127.0.0.1", 0))
+            self.port = self.listener.getsockname()[1]
+            self.serving = [asyncio.ensure_future(self.proxy.serve(self.listener))]
+            if control:
+                self.control = socket.socket(socket.AF_UNIX)
+                self.control.bind(control)
+                self.control.listen()
+                self.serving.append(asyncio.ensure_future(self.proxy.serve(self.control, handoff=True)))
             started.set()
 
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -90,8 +98,10 @@ class Running:
         self.wait_idle()
 
         async def shutdown() -> None:
-            self.server.close()
-            await self.server.wait_closed()
+            for task in self.serving:
+                task.cancel()
+            self.proxy.stop()
+            self.listener.close()
 
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -228,7 +238,9 @@ def test_200_concurrent_connections_and_no_leaked_descriptors(proxy: Running) ->
         list(pool.map(lambda _: _garbage(proxy), range(50)))
     proxy.wait_idle()
     assert proxy.proxy.open_connections == 0
-    assert len(os.listdir("/proc/self/fd")) <= before + 2
+    kept_pipes = 2 * len(proxy.proxy.pipes.idle)  # empty pipes kept for the next tunnels, bounded
+    assert kept_pipes <= 2 * proxy.proxy.pipes.keep
+    assert len(os.listdir("/proc/self/fd")) <= before + 2 + kept_pipes
 
 
 def _garbage(proxy: Running) -> None:
@@ -247,3 +259,60 @@ def test_a_stalling_client_does_not_hold_up_others(proxy: Running) -> None:
     finally:
         for sock in stalled:
             sock.close()
+
+
+@pytest.fixture
+def gate(tmp_path) -> Iterator[tuple[Running, str]]:
+    upstream = Upstream()
+    control = str(tmp_path / "egress.sock")
+    running = Running(upstream, control)
+    yield running, control
+    running.close()
+    upstream.close()
+
+
+def test_a_listener_handed_over_is_served_by_the_proxy(gate: tuple[Running, str]) -> None:
+    proxy, control = gate
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    assert handoff.hand_off(listener.fileno(), control)
+    listener.close()  # the proxy holds its own copy now, as after the handoff script execs the agent
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"CONNECT allowed.test:{proxy.upstream.port} HTTP/1.1\r\n\r\nearly".encode())
+        head, _, echoed = read_head(sock).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        while len(echoed) < 5:
+            echoed += sock.recv(4096)
+        assert echoed == b"early"  # bytes sent with the head are not lost
+    proxy.wait_idle()
+    assert proxy.entries[-1]["host"] == "allowed.test" and proxy.entries[-1]["action"] == "allowed"
+
+
+def test_anything_but_a_listening_tcp_socket_is_refused(gate: tuple[Running, str], tmp_path) -> None:
+    proxy, control = gate
+    before = len(os.listdir("/proc/self/fd"))
+    read_end, write_end = os.pipe()
+    connected_a, connected_b = socket.socketpair()
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    unlistened = socket.socket()
+    with open(tmp_path / "file", "w") as plain_file:
+        for fd in (read_end, connected_a.fileno(), udp.fileno(), unlistened.fileno(), plain_file.fileno()):
+            assert not handoff.hand_off(fd, control)
+    for sock in (connected_a, connected_b, udp, unlistened):
+        sock.close()
+    os.close(read_end)
+    os.close(write_end)
+    proxy.wait_idle()
+    assert len(os.listdir("/proc/self/fd")) <= before  # every descriptor received was closed
+    assert tunnel(proxy, "allowed.test")[1] == b"ping"
+
+
+def test_listeners_handed_over_are_capped(gate: tuple[Running, str]) -> None:
+    _, control = gate
+    listeners = [socket.create_server(("127.0.0.1", 0)) for _ in range(MAX_LISTENERS + 1)]
+    try:
+        results = [handoff.hand_off(listener.fileno(), control) for listener in listeners]
+    finally:
+        for listener in listeners:
+            listener.close()
+    assert results == [True] * MAX_LISTENERS + [False]

@@ -6,34 +6,65 @@ content) and absolute-form plain HTTP (``GET http://host/path``). Each
 attempt is checked against the rules and logged as one JSON line (time,
 sandbox, host, port, allowed/blocked, bytes each way).
 
-Written on asyncio (standard library) rather than a proxy framework: the
-job is small (two request forms, no caching, no TLS), and hostile clients
-are the normal case here, so every limit is explicit: request heads over
-64 KiB are refused (431), clients that do not send a head in time are
-dropped (408), a connection cap answers 503 beyond it, upstream connects
-time out (504), and every socket is closed on every path.
+Written on asyncio's socket level (standard library) rather than a proxy
+framework: the job is small (two request forms, no caching, no TLS
+interception), hostile clients are the normal case here, and speed comes
+from the kernel: once a destination is allowed, ``tunnel.join`` splices
+bytes between the two sockets without them passing through Python. Every
+limit is explicit: request heads over 64 KiB are refused (431), clients that
+do not send a head in time are dropped (408), a connection cap answers 503
+beyond it, upstream connects time out (504), and every socket is closed on
+every path.
+
+Besides its own Unix socket, the proxy serves listening sockets handed to it
+(``SCM_RIGHTS``) by ``handoff.py`` inside a sandbox: the sandbox binds
+127.0.0.1:3128 in its empty network namespace, passes the socket out, and
+the proxy accepts the sandbox's connections itself, with no relay hop.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import ipaddress
 import json
 import re
+import socket
 import ssl
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from git_airlock.egress import tunnel
 from git_airlock.egress.rules import Rules
 
 MAX_HEAD = 64 * 1024
 HEAD_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
 MAX_CONNECTIONS = 512
-BUFFER = 1 << 20
+MAX_LISTENERS = 8
+"""Listening sockets one proxy accepts from sandboxes (one per sandbox process that starts the network)."""
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
 _ABSOLUTE = re.compile(r"^http://(?P<host>[A-Za-z0-9.-]{1,253})(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^ ]*)?$")
+_REASONS = {
+    400: "Bad Request",
+    404: "Not Found",
+    403: "Forbidden",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+class Refused(Exception):
+    """A request the proxy answers with an error status instead of serving."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Proxy:
@@ -53,150 +84,280 @@ class Proxy:
         self.resolve = resolve or (lambda host: host)
         self.services = services or {}
         """name -> {"upstream": URL, "header": name, "prefix": str, "secret": value}: credential endpoints."""
-        self.slots = asyncio.Semaphore(MAX_CONNECTIONS)
         self.head_timeout = HEAD_TIMEOUT
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # serve() sets it
+        self.pipes = tunnel.Pipes()
         self.open_connections = 0
+        self.listeners: list[socket.socket] = []
         self.tasks: set[asyncio.Task] = set()
+        """Every accept loop and connection: asyncio keeps only weak references to tasks, and a tunnel
+        whose sockets are both out of the selector (one half-closed, one draining) would be collected."""
         self.idle = asyncio.Event()
         """Set whenever no connection is open (tests wait on it instead of sleeping)."""
         self.idle.set()
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # asyncio keeps only weak references to tasks: a tunnel whose two sockets are both
-        # out of the selector (one half-closed, one draining) would be collected mid-flight
-        task = asyncio.current_task()
+    def _spawn(self, coroutine) -> None:
+        task = self.loop.create_task(coroutine)
         self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def serve(self, listener: socket.socket, handoff: bool = False) -> None:
+        """Accept connections on ``listener`` until cancelled; ``handoff``: they may pass a listener in."""
+        self.loop = loop = asyncio.get_running_loop()
+        listener.setblocking(False)
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError:  # out of descriptors: let connections finish before accepting more
+                await asyncio.sleep(0.05)
+                continue
+            conn.setblocking(False)
+            self._spawn(self.handle(conn, handoff))
+
+    def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        for listener in self.listeners:
+            listener.close()
+        self.pipes.close()
+
+    async def handle(self, conn: socket.socket, handoff: bool = False) -> None:
         self.open_connections += 1
         self.idle.clear()
         try:
-            if self.slots.locked():
-                await _reply(writer, 503, "too many connections")
-                return
-            async with self.slots:
-                await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            if conn.family != socket.AF_UNIX:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.open_connections > MAX_CONNECTIONS:
+                raise Refused(503, "too many connections")
+            await self._serve(conn, handoff)
+        except Refused as refused:
+            await _reply(self.loop, conn, refused.status, str(refused))
+        except (OSError, asyncio.TimeoutError):
             pass
         finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            conn.close()
             self.open_connections -= 1
-            self.tasks.discard(task)
             if not self.open_connections:
                 self.idle.set()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, conn: socket.socket, handoff: bool) -> None:
+        deadline = self.loop.time() + self.head_timeout
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.head_timeout)
+            head, rest = await self._read_head(conn, handoff, deadline)
         except asyncio.TimeoutError:
-            await _reply(writer, 408, "request head not received in time")
+            raise Refused(408, "request head not received in time") from None
+        if not head:
             return
-        except asyncio.LimitOverrunError:
-            await _reply(writer, 431, "request head too large")
-            return
-        except asyncio.IncompleteReadError:
-            return
-        if len(head) > MAX_HEAD:  # the stream's limit is larger, for throughput
-            await _reply(writer, 431, "request head too large")
-            return
-        request_line, _, rest = head.partition(b"\r\n")
+        request_line, _, headers = head.partition(b"\r\n")
         parts = request_line.decode("latin-1").split(" ")
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            await _reply(writer, 400, "malformed request line")
-            return
+            raise Refused(400, "malformed request line")
         method, target, _ = parts
         if target.startswith("/airlock/"):
-            await self._service(method, target, rest, reader, writer)
+            await self._service(method, target, headers, rest, conn)
             return
         if method == "CONNECT":
             match = _HOST_PORT.match(target)
             if not match:
-                await _reply(writer, 400, "CONNECT needs host:port")
-                return
-            host, port, forward = match["host"].strip("[]"), int(match["port"]), b""
+                raise Refused(400, "CONNECT needs host:port")
+            host, port, forward = match["host"].strip("[]"), int(match["port"]), rest
         else:
             match = _ABSOLUTE.match(target)
             if not match:
-                await _reply(writer, 400, "only absolute http:// requests and CONNECT go through this proxy")
-                return
+                raise Refused(400, "only absolute http:// requests and CONNECT go through this proxy")
             host, port = match["host"], int(match["port"] or 80)
-            forward = f"{method} {match['path'] or '/'} HTTP/1.1\r\n".encode("latin-1") + _close(rest)
+            forward = f"{method} {match['path'] or '/'} HTTP/1.1\r\n".encode("latin-1") + _close(headers) + rest
         if not 0 < port < 65536:
-            await _reply(writer, 400, "bad port")
-            return
-        entry = {"time": time.time(), "sandbox": self.sandbox, "host": host.lower(), "port": port}
-        if not self.rules.allows(host, port):
-            self.log({**entry, "action": "blocked", "sent": 0, "received": 0})
-            await _reply(writer, 403, f"{host}:{port} is not allowed by the sandbox's network policy")
-            return
-        await self._relay(entry, host.lower(), port, forward, reader, writer, established=method == "CONNECT")
+            raise Refused(400, "bad port")
+        host = host.lower()
+        entry = {"time": time.time(), "sandbox": self.sandbox, "host": host, "port": port}
+        self._check(entry)
+        upstream = await self._dial(entry, host, port)
+        moved = [len(forward), 0]
+        try:
+            if method == "CONNECT":
+                await tunnel.send_all(self.loop, conn, b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            if forward:
+                await tunnel.send_all(self.loop, upstream, forward)
+            await tunnel.join(self.loop, self.pipes, conn, upstream, moved)
+        finally:
+            upstream.close()
+            self.log({**entry, "action": "allowed", "sent": moved[0], "received": moved[1]})
 
-    async def _service(
-        self, method: str, target: str, rest: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _read_head(self, conn: socket.socket, handoff: bool, deadline: float) -> tuple[bytes, bytes]:
+        """The request head and whatever followed it; an empty head when the client left first."""
+        data = await self._take_listener(conn, deadline) if handoff else b""
+        while (end := data.find(b"\r\n\r\n")) < 0:
+            if len(data) > MAX_HEAD:
+                raise Refused(431, "request head too large")
+            try:
+                chunk = conn.recv(65536)
+            except BlockingIOError:
+                await tunnel.readable(self.loop, conn, deadline)
+                continue
+            if not chunk:
+                return b"", b""
+            data += chunk
+        if end + 4 > MAX_HEAD:
+            raise Refused(431, "request head too large")
+        return data[: end + 4], data[end + 4 :]
+
+    async def _take_listener(self, conn: socket.socket, deadline: float) -> bytes:
+        """Read the first bytes; if a listening socket came with them, serve it and say so."""
+        fds = array.array("i")
+        while True:
+            try:
+                data, ancillary, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(fds.itemsize), socket.MSG_CMSG_CLOEXEC)
+                break
+            except BlockingIOError:
+                await tunnel.readable(self.loop, conn, deadline)
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+        if not fds:
+            return data
+        listener = _listening_socket(fds[0])
+        for extra in fds[1:]:
+            with contextlib.suppress(OSError):
+                socket.close(extra)
+        if listener is None or len(self.listeners) >= MAX_LISTENERS:
+            if listener:
+                listener.close()
+            await tunnel.send_all(self.loop, conn, b"refused\n")
+            return b""
+        self.listeners.append(listener)
+        self._spawn(self.serve(listener))
+        await tunnel.send_all(self.loop, conn, b"serving\n")
+        return b""
+
+    def _check(self, entry: dict) -> None:
+        if not self.rules.allows(entry["host"], entry["port"]):
+            self.log({**entry, "action": "blocked", "sent": 0, "received": 0})
+            raise Refused(403, f"{entry['host']}:{entry['port']} is not allowed by the sandbox's network policy")
+
+    async def _dial(self, entry: dict, host: str, port: int) -> socket.socket:
+        try:
+            return await asyncio.wait_for(_connect(self.loop, self.resolve(host), port), CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError) as exc:
+            self.log({**entry, "action": "failed", "sent": 0, "received": 0})
+            status = 504 if isinstance(exc, asyncio.TimeoutError) else 502
+            raise Refused(status, f"cannot reach {host}:{port}") from None
+
+    async def _service(self, method: str, target: str, headers: bytes, rest: bytes, conn: socket.socket) -> None:
         """Forward to a service's real API, putting the host-held credential on the request."""
         name, _, path = target[len("/airlock/") :].partition("/")
         service = self.services.get(name)
         if service is None or not service.get("secret"):
-            await _reply(writer, 404, f"no credential endpoint {name!r} (is a credential stored for it?)")
-            return
+            raise Refused(404, f"no credential endpoint {name!r} (is a credential stored for it?)")
         upstream = urlsplit(service["upstream"])
         host, tls = upstream.hostname or "", upstream.scheme == "https"
         port = upstream.port or (443 if tls else 80)
         entry = {"time": time.time(), "sandbox": self.sandbox, "host": host, "port": port, "credential": name}
-        if not self.rules.allows(host, port):
-            self.log({**entry, "action": "blocked", "sent": 0, "received": 0})
-            await _reply(writer, 403, f"{host}:{port} is not allowed by the sandbox's network policy")
-            return
+        self._check(entry)
         dropped = (b"host:", b"x-api-key:", b"authorization:", service["header"].encode().lower() + b":")
-        headers = [line for line in _close(rest).split(b"\r\n") if line and not line.lower().startswith(dropped)]
+        kept = [line for line in _close(headers).split(b"\r\n") if line and not line.lower().startswith(dropped)]
         authority = host if upstream.port is None else f"{host}:{port}"
         head = (
             f"{method} {upstream.path.rstrip('/')}/{path} HTTP/1.1\r\nHost: {authority}\r\n"
             f"{service['header']}: {service.get('prefix', '')}{service['secret']}\r\n"
         ).encode("latin-1")
-        head += b"\r\n".join(headers) + b"\r\n\r\n"
-        await self._relay(entry, host, port, head, reader, writer, tls=tls)
-
-    async def _relay(
-        self,
-        entry: dict,
-        host: str,
-        port: int,
-        head: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        tls: bool = False,
-        established: bool = False,
-    ) -> None:
-        """Dial the destination, send ``head`` (or confirm a tunnel), then pipe both ways; log once at the end."""
+        head += b"\r\n".join(kept) + b"\r\n\r\n" + rest
+        raw = await self._dial(entry, host, port)
+        moved = [len(head), 0]
         try:
-            up_reader, up_writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    self.resolve(host),
-                    port,
-                    limit=BUFFER,
-                    ssl=ssl.create_default_context() if tls else None,
-                    server_hostname=host if tls else None,
-                ),
-                CONNECT_TIMEOUT,
-            )
-        except (OSError, asyncio.TimeoutError) as exc:
-            self.log({**entry, "action": "failed", "sent": 0, "received": 0})
-            await _reply(writer, 504 if isinstance(exc, asyncio.TimeoutError) else 502, f"cannot reach {host}:{port}")
-            return
-        counts = [len(head), 0]
-        try:
-            if established:
-                writer.write(b"HTTP/1.1 200 Connection Established\r\n\r\n")
-                await writer.drain()
-            up_writer.write(head)
-            await asyncio.gather(_pipe(reader, up_writer, counts, 0), _pipe(up_reader, writer, counts, 1))
+            if tls:
+                await _bridge_tls(self.loop, conn, raw, host, head, moved)
+            else:
+                await tunnel.send_all(self.loop, raw, head)
+                await tunnel.join(self.loop, self.pipes, conn, raw, moved)
         finally:
-            up_writer.close()
-            with contextlib.suppress(Exception):
-                await up_writer.wait_closed()
-            self.log({**entry, "action": "allowed", "sent": counts[0], "received": counts[1]})
+            raw.close()
+            self.log({**entry, "action": "allowed", "sent": moved[0], "received": moved[1]})
+
+
+def _listening_socket(fd: int) -> socket.socket | None:
+    """The passed descriptor as a socket, if it is a listening TCP socket; anything else is closed."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            socket.close(fd)
+        return None
+    try:
+        if (
+            sock.family in (socket.AF_INET, socket.AF_INET6)
+            and sock.type == socket.SOCK_STREAM
+            and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        ):
+            return sock
+    except OSError:
+        pass
+    sock.close()
+    return None
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, address: str, port: int) -> socket.socket:
+    """A connected non-blocking socket; names go through the resolver, literal addresses do not."""
+    try:
+        literal = ipaddress.ip_address(address)
+        infos = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, (address, port))]
+    except ValueError:
+        found = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+        infos = [(family, sockaddr) for family, _, _, _, sockaddr in found]
+    error: OSError = OSError(f"no address for {address}")
+    for family, sockaddr in infos:
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+        except BaseException:
+            sock.close()
+            raise
+    raise error
+
+
+async def _bridge_tls(
+    loop: asyncio.AbstractEventLoop, conn: socket.socket, raw: socket.socket, host: str, head: bytes, moved: list[int]
+) -> None:
+    """Speak TLS to the service's API host (verified), relaying the plain client connection to it."""
+    context = ssl.create_default_context()
+    reader, writer = await asyncio.open_connection(sock=raw.dup(), ssl=context, server_hostname=host)
+
+    async def upward() -> None:
+        writer.write(head)
+        while True:
+            try:
+                data = conn.recv(65536)
+            except BlockingIOError:
+                await tunnel.readable(loop, conn)
+                continue
+            if not data:
+                break
+            moved[0] += len(data)
+            writer.write(data)
+            await writer.drain()
+
+    async def downward() -> None:
+        while data := await reader.read(1 << 16):
+            moved[1] += len(data)
+            await tunnel.send_all(loop, conn, data)
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_WR)
+
+    try:
+        sending = loop.create_task(upward())
+        await downward()
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, OSError):
+            await sending
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
 
 def _close(headers: bytes) -> bytes:
@@ -209,47 +370,40 @@ def _close(headers: bytes) -> bytes:
     return b"\r\n".join([*kept, b"Connection: close", b"", b""])
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counts: list[int], slot: int) -> None:
-    try:
-        while data := await reader.read(BUFFER):
-            counts[slot] += len(data)
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        writer.close()
-
-
-async def _reply(writer: asyncio.StreamWriter, status: int, message: str) -> None:
-    reasons = {
-        400: "Bad Request",
-        404: "Not Found",
-        403: "Forbidden",
-        408: "Request Timeout",
-        431: "Request Header Fields Too Large",
-        502: "Bad Gateway",
-        503: "Service Unavailable",
-        504: "Gateway Timeout",
-    }
+async def _reply(loop: asyncio.AbstractEventLoop, conn: socket.socket, status: int, message: str) -> None:
     body = f"git-airlock egress: {message}\n".encode()
-    with contextlib.suppress(ConnectionError, OSError):
-        writer.write(
-            f"HTTP/1.1 {status} {reasons[status]}\r\nContent-Type: text/plain\r\n"
+    with contextlib.suppress(OSError):
+        await tunnel.send_all(
+            loop,
+            conn,
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: text/plain\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body
+            + body,
         )
-        await writer.drain()
 
 
 class JsonLog:
-    """Appends one JSON object per connection attempt to a file (opened once, line-buffered)."""
+    """Appends one JSON object per connection attempt to a file (opened once).
+
+    Lines are written when the event loop has run what is ready, so a burst of
+    connections costs one write, and ``net --follow`` still sees each at once.
+    """
 
     def __init__(self, path: str) -> None:
-        self.handle = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (lives as long as the proxy)
+        self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the proxy)
+        self.pending: list[str] = []
 
     def __call__(self, entry: dict) -> None:
-        self.handle.write(json.dumps(entry) + "\n")
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append(json.dumps(entry) + "\n")
+
+    def flush(self) -> None:
+        self.handle.write("".join(self.pending))
+        self.handle.flush()
+        self.pending.clear()
 
     def close(self) -> None:
+        if self.pending:
+            self.flush()
         self.handle.close()

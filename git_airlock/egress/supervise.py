@@ -14,11 +14,12 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 
-from git_airlock.egress.proxy import BUFFER, JsonLog, Proxy
+from git_airlock.egress.proxy import MAX_CONNECTIONS, JsonLog, Proxy
 from git_airlock.egress.rules import Rules
 from git_airlock.secrets import lookup
 
@@ -48,14 +49,32 @@ def serve(config: dict, started: threading.Event) -> None:
         )
         with contextlib.suppress(FileNotFoundError):
             os.unlink(config["socket"])
-        server = await asyncio.start_unix_server(proxy.handle, config["socket"], limit=BUFFER)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(config["socket"])
         os.chmod(config["socket"], 0o600)
+        listener.listen(128)
+        serving = asyncio.ensure_future(proxy.serve(listener, handoff=True))
         started.set()
-        async with server:
-            await stop.wait()
+        await stop.wait()
+        serving.cancel()
+        proxy.stop()
+        listener.close()
         log.close()
 
     asyncio.run(main())
+
+
+def _raise_descriptor_limit() -> None:
+    """A full proxy holds two sockets and two pipes per direction for each of its connections;
+    the usual soft limit (1024) would refuse connections long before MAX_CONNECTIONS."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = MAX_CONNECTIONS * 6 + 256
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
 
 
 def main(argv: list[str]) -> int:
@@ -66,6 +85,7 @@ def main(argv: list[str]) -> int:
         config = json.load(handle)
     os.makedirs(os.path.dirname(config["socket"]), mode=0o700, exist_ok=True)
     os.makedirs(os.path.dirname(config["log"]), exist_ok=True)
+    _raise_descriptor_limit()
     started = threading.Event()
     thread = threading.Thread(target=serve, args=(config, started), daemon=True)
     thread.start()

@@ -122,8 +122,8 @@ class Paths:
         os.replace(tmp, self.meta)
 
 
-RELAY_PORT = 3128
-RELAY_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "egress", "relay.py")
+PROXY_PORT = 3128
+HANDOFF_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "egress", "handoff.py")
 
 
 class Gate:
@@ -400,7 +400,7 @@ class BwrapEngine:
             return
         if not os.access("/usr/bin/python3", os.X_OK):
             raise AirlockError(
-                "the network allowlist needs python3 in /usr (it relays the sandbox's connections to the proxy)",
+                "the network allowlist needs python3 in /usr (it hands the sandbox's proxy socket to the egress gate)",
                 hint="install python3, or choose GLOBAL_NETWORK_POLICY=deny-all or allow-all",
             )
         gate = Gate(name)
@@ -486,7 +486,8 @@ class BwrapEngine:
         if gate:
             # the sandbox has no network; its only way out is the proxy, through a socket bound into it
             prefix = [sys.executable, "-m", "git_airlock.egress.supervise", gate.config, "--", *prefix]
-            command = ["python3", "/run/airlock-relay.py", str(RELAY_PORT), "/run/airlock/egress.sock", "--", *command]
+            handoff = ["python3", "/run/airlock-handoff.py", str(PROXY_PORT), "/run/airlock/egress.sock", "--"]
+            command = [*handoff, *command]
         argv = [
             *prefix,
             BWRAP,
@@ -551,7 +552,7 @@ class BwrapEngine:
             "--clearenv",
         ]
         if gate:
-            argv += ["--bind", gate.dir, "/run/airlock", "--ro-bind", RELAY_FILE, "/run/airlock-relay.py"]
+            argv += ["--bind", gate.dir, "/run/airlock", "--ro-bind", HANDOFF_FILE, "/run/airlock-handoff.py"]
         env = {
             "HOME": SANDBOX_HOME,
             "PATH": SANDBOX_PATH,
@@ -563,7 +564,7 @@ class BwrapEngine:
             "TERM": os.environ.get("TERM", "xterm-256color"),
         }
         if gate:
-            proxy = f"http://127.0.0.1:{RELAY_PORT}"
+            proxy = f"http://127.0.0.1:{PROXY_PORT}"
             for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
                 env[var] = proxy
             env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"

@@ -1,0 +1,220 @@
+"""Move bytes between two sockets on an event loop, without copying them through Python.
+
+An established tunnel is most of what the egress gate does, and most of its
+cost when data flows: reading into Python objects and writing them out again
+copies every byte twice and wakes the interpreter per chunk. On Linux,
+``splice(2)`` moves data from a socket into a pipe and from the pipe into the
+other socket inside the kernel, so the interpreter only decides *when* to
+move, never *what*. Each direction is a small state machine driven by the
+event loop's readiness callbacks (one registration per socket and state, no
+task or future per chunk), so many tunnels share one thread cheaply; pipes
+are reused between tunnels. Where ``splice`` is unavailable (not Linux, or a
+socket type that refuses it) the same machine copies through a buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+
+PIPE_SIZE = 64 * 1024
+"""Bytes one splice moves at most: a pipe's default capacity. Larger pipes measured no faster
+(``bench/egress.py``) and count against the user's pipe budget (``fs.pipe-user-pages-soft``),
+past which Linux hands out pipes of two pages."""
+COPY_SIZE = 256 * 1024
+_BURST = 8
+"""Chunks one direction moves per wake-up before letting other connections have the loop."""
+_CAN_SPLICE = hasattr(os, "splice")
+_FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if _CAN_SPLICE else 0
+
+
+class Pipes:
+    """Empty pipes left by finished tunnels, kept for the next ones (making and closing one costs
+    three system calls per direction of every connection)."""
+
+    def __init__(self, keep: int = 128) -> None:
+        self.keep = keep
+        self.idle: list[tuple[int, int]] = []
+
+    def take(self) -> tuple[int, int]:
+        if self.idle:
+            return self.idle.pop()
+        return os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def give(self, pipe: tuple[int, int], empty: bool) -> None:
+        if empty and len(self.idle) < self.keep:
+            self.idle.append(pipe)
+        else:
+            os.close(pipe[0])
+            os.close(pipe[1])
+
+    def close(self) -> None:
+        while self.idle:
+            self.give(self.idle.pop(), False)
+
+
+def _wake(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError())
+
+
+async def readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float | None = None) -> None:
+    """Until ``sock`` has data, or its peer closed (the next read then returns nothing).
+
+    ``deadline`` (loop time) raises ``asyncio.TimeoutError`` when passed: cheaper
+    than ``asyncio.wait_for``, which costs a task per call. (The loop is passed
+    in everywhere here: asking asyncio for it costs a system call each time.)
+    """
+    future = loop.create_future()
+    timer = None if deadline is None else loop.call_at(deadline, _expire, future)
+    loop.add_reader(sock.fileno(), _wake, future)
+    try:
+        await future
+    finally:
+        loop.remove_reader(sock.fileno())
+        if timer is not None:
+            timer.cancel()
+
+
+async def writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Until ``sock`` can take more data."""
+    future = loop.create_future()
+    loop.add_writer(sock.fileno(), _wake, future)
+    try:
+        await future
+    finally:
+        loop.remove_writer(sock.fileno())
+
+
+async def send_all(loop: asyncio.AbstractEventLoop, sock: socket.socket, data: bytes) -> None:
+    """Send all of ``data`` on a non-blocking socket, waiting on the loop when it is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view) :]
+        except BlockingIOError:
+            await writable(loop, sock)
+
+
+class _Direction:
+    """Moves one direction (``src`` to ``dst``); reads only when everything read so far is written."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, pipes: Pipes, src: socket.socket, dst: socket.socket, done
+    ) -> None:
+        self.loop, self.pipes, self.src, self.dst, self.done = loop, pipes, src, dst, done
+        self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
+        self.moved = 0
+        self.pipe = pipes.take() if _CAN_SPLICE else None
+        self.in_pipe = 0
+        self.unsent = memoryview(b"")
+        self.finished = False
+
+    def start(self) -> None:
+        self.loop.add_reader(self.src_fd, self._on_readable)
+
+    def _on_readable(self) -> None:
+        for _ in range(_BURST):  # while data keeps coming, skip the trip through the event loop
+            count = self._read()
+            if count is None:
+                return
+            if not count:
+                self.loop.remove_reader(self.src_fd)
+                with contextlib.suppress(OSError):
+                    self.dst.shutdown(socket.SHUT_WR)
+                self._finish(None)
+                return
+            self.moved += count
+            if not self._flush():
+                self.loop.remove_reader(self.src_fd)
+                self.loop.add_writer(self.dst_fd, self._on_writable)
+                return
+
+    def _read(self) -> int | None:
+        """Bytes taken from ``src`` (0 at its end); None when it has none now or failed."""
+        try:
+            if self.pipe is not None:
+                try:
+                    self.in_pipe = os.splice(self.src_fd, self.pipe[1], PIPE_SIZE, flags=_FLAGS)
+                    return self.in_pipe
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL or self.moved:
+                        raise
+                    self.pipes.give(self.pipe, True)  # this socket refuses splice: copy instead
+                    self.pipe = None
+            data = self.src.recv(COPY_SIZE)
+            self.unsent = memoryview(data)
+            return len(data)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            self._finish(exc)
+            return None
+
+    def _on_writable(self) -> None:
+        if self._flush():
+            self.loop.remove_writer(self.dst_fd)
+            self.loop.add_reader(self.src_fd, self._on_readable)
+
+    def _flush(self) -> bool:
+        """Write what was read; False while ``dst`` is full (an error finishes the direction)."""
+        try:
+            while self.in_pipe:
+                self.in_pipe -= os.splice(self.pipe[0], self.dst_fd, self.in_pipe, flags=_FLAGS)
+            while self.unsent:
+                self.unsent = self.unsent[self.dst.send(self.unsent) :]
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self._finish(exc)
+        return True
+
+    def _finish(self, error: OSError | None) -> None:
+        if not self.finished:
+            self.finished = True
+            self.done(self, error)
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.src_fd)
+        self.loop.remove_writer(self.dst_fd)
+        if self.pipe is not None:
+            self.pipes.give(self.pipe, not self.in_pipe)
+            self.pipe = None
+
+
+async def join(
+    loop: asyncio.AbstractEventLoop, pipes: Pipes, a: socket.socket, b: socket.socket, moved: list[int]
+) -> None:
+    """Tunnel ``a`` <-> ``b`` until both directions end; an error on either side ends both.
+
+    ``moved[0]`` gains the bytes from ``a`` to ``b``, ``moved[1]`` those back.
+    The sockets stay open: closing them is the caller's.
+    """
+    ended = loop.create_future()
+    open_directions = 2
+
+    def done(_direction: _Direction, error: OSError | None) -> None:
+        nonlocal open_directions
+        open_directions -= 1
+        if (error is not None or not open_directions) and not ended.done():
+            ended.set_result(None)
+
+    forward = _Direction(loop, pipes, a, b, done)
+    backward = _Direction(loop, pipes, b, a, done)
+    try:
+        forward.start()
+        backward.start()
+        await ended
+    finally:
+        forward.close()
+        backward.close()
+        moved[0] += forward.moved
+        moved[1] += backward.moved
