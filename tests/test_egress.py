@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
+import subprocess
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -100,7 +102,8 @@ class Running:
         async def shutdown() -> None:
             for task in self.serving:
                 task.cancel()
-            self.proxy.stop()
+            await asyncio.gather(*self.serving, return_exceptions=True)
+            await self.proxy.close()
             self.listener.close()
 
         asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
@@ -316,3 +319,117 @@ def test_listeners_handed_over_are_capped(gate: tuple[Running, str]) -> None:
         for listener in listeners:
             listener.close()
     assert results == [True] * MAX_LISTENERS + [False]
+
+
+def test_an_unreachable_destination_gets_502_and_is_logged(proxy: Running) -> None:
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    with proxy.connect() as sock:
+        sock.sendall(f"CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n".encode())
+        assert read_head(sock).startswith(b"HTTP/1.1 502")
+    proxy.wait_idle()
+    assert proxy.entries[-1]["action"] == "failed" and proxy.entries[-1]["port"] == port
+
+
+def test_a_destination_that_never_answers_gets_504(proxy: Running) -> None:
+    proxy.proxy.connect_timeout = 0.3
+    full = socket.create_server(("127.0.0.1", 0), backlog=0)  # never accepts: once its queue is full,
+    port = full.getsockname()[1]  # Linux drops further connection attempts without an answer
+    queued = []
+    try:
+        for _ in range(16):  # fill the queue: the first probe left unanswered shows it is full
+            probe = socket.socket()
+            probe.settimeout(0.3)
+            queued.append(probe)
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                break
+        else:
+            pytest.fail("the listener kept answering")
+        with proxy.connect() as sock:
+            sock.sendall(f"CONNECT allowed.test:{port} HTTP/1.1\r\n\r\n".encode())
+            assert read_head(sock).startswith(b"HTTP/1.1 504")
+    finally:
+        for probe in queued:
+            probe.close()
+        full.close()
+
+
+def test_connections_beyond_the_cap_get_503(proxy: Running) -> None:
+    proxy.proxy.max_connections = 2
+    held = [proxy.connect() for _ in range(2)]
+    try:
+        for sock in held:
+            sock.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n")  # unfinished heads hold their slots
+        with proxy.connect() as sock:
+            assert read_head(sock).startswith(b"HTTP/1.1 503")
+    finally:
+        for sock in held:
+            sock.close()
+    proxy.wait_idle()
+    assert tunnel(proxy, "allowed.test")[1] == b"ping"  # slots come back
+
+
+def _certificate(tmp_path, name: str) -> tuple[str, str]:
+    """A self-signed certificate for ``name`` (trusted by the test through SSL_CERT_FILE)."""
+    cert, key = str(tmp_path / f"{name}.pem"), str(tmp_path / f"{name}.key")
+    request = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    subject = ["-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}"]
+    subprocess.run([*request, "-keyout", key, "-out", cert, "-days", "2", *subject], check=True, capture_output=True)
+    return cert, key
+
+
+class TlsApi:
+    """A loopback HTTPS server standing in for a model API; records every request head it receives."""
+
+    def __init__(self, cert: str, key: str) -> None:
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.context.load_cert_chain(cert, key)
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.heads: list[bytes] = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            try:
+                with self.context.wrap_socket(conn, server_side=True) as tls:
+                    head = read_head(tls)
+                    self.heads.append(head)
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            except (OSError, ssl.SSLError):
+                conn.close()
+
+
+@pytest.mark.parametrize("certified_name", ["api.test", "impostor.test"])
+def test_credential_endpoint_sends_the_key_only_over_verified_tls(
+    proxy: Running, tmp_path, monkeypatch, certified_name: str
+) -> None:
+    cert, key = _certificate(tmp_path, certified_name)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the test's own CA stands in for the public ones
+    api = TlsApi(cert, key)
+    proxy.proxy.rules = Rules(["api.test"])
+    proxy.proxy.services = {
+        "anthropic": {"upstream": f"https://api.test:{api.port}", "header": "x-api-key", "secret": "sk-real-key"}
+    }
+    try:
+        with proxy.connect() as sock:
+            sock.sendall(b"POST /airlock/anthropic/v1/messages HTTP/1.1\r\nx-api-key: placeholder\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        proxy.wait_idle()
+    finally:
+        api.server.close()
+    if certified_name == "api.test":
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
+        assert b"x-api-key: sk-real-key" in api.heads[0] and b"placeholder" not in api.heads[0]
+        assert api.heads[0].startswith(b"POST /v1/messages HTTP/1.1")
+    else:  # a certificate for another name: refused before a byte of the request is sent
+        assert answer.startswith(b"HTTP/1.1 502")
+        assert api.heads == []
+        assert proxy.entries[-1]["action"] == "failed"

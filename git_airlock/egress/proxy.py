@@ -27,8 +27,10 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import json
+import os
 import re
 import socket
 import ssl
@@ -85,6 +87,8 @@ class Proxy:
         self.services = services or {}
         """name -> {"upstream": URL, "header": name, "prefix": str, "secret": value}: credential endpoints."""
         self.head_timeout = HEAD_TIMEOUT
+        self.connect_timeout = CONNECT_TIMEOUT
+        self.max_connections = MAX_CONNECTIONS
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # serve() sets it
         self.pipes = tunnel.Pipes()
         self.open_connections = 0
@@ -103,20 +107,39 @@ class Proxy:
 
     async def serve(self, listener: socket.socket, handoff: bool = False) -> None:
         """Accept connections on ``listener`` until cancelled; ``handoff``: they may pass a listener in."""
-        self.loop = loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         listener.setblocking(False)
-        while True:
+        fd = listener.fileno()
+        self.loop.add_reader(fd, self._accept, listener, handoff)
+        try:
+            await self.loop.create_future()  # serves until cancelled
+        finally:
+            self.loop.remove_reader(fd)
+
+    def _accept(self, listener: socket.socket, handoff: bool) -> None:
+        """Take every connection waiting (one wake-up for a burst of clients)."""
+        for _ in range(64):
             try:
-                conn, _ = await loop.sock_accept(listener)
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                return
             except OSError:  # out of descriptors: let connections finish before accepting more
-                await asyncio.sleep(0.05)
-                continue
+                self.loop.remove_reader(listener.fileno())
+                self.loop.call_later(0.05, self._resume, listener, handoff)
+                return
             conn.setblocking(False)
             self._spawn(self.handle(conn, handoff))
 
-    def stop(self) -> None:
-        for task in list(self.tasks):
+    def _resume(self, listener: socket.socket, handoff: bool) -> None:
+        if listener.fileno() >= 0:
+            self.loop.add_reader(listener.fileno(), self._accept, listener, handoff)
+
+    async def close(self) -> None:
+        """End every connection and accept loop, then close what the proxy owns."""
+        tasks = list(self.tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for listener in self.listeners:
             listener.close()
         self.pipes.close()
@@ -127,7 +150,7 @@ class Proxy:
         try:
             if conn.family != socket.AF_UNIX:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.open_connections > MAX_CONNECTIONS:
+            if self.open_connections > self.max_connections:
                 raise Refused(503, "too many connections")
             await self._serve(conn, handoff)
         except Refused as refused:
@@ -237,7 +260,7 @@ class Proxy:
 
     async def _dial(self, entry: dict, host: str, port: int) -> socket.socket:
         try:
-            return await asyncio.wait_for(_connect(self.loop, self.resolve(host), port), CONNECT_TIMEOUT)
+            return await _connect(self.loop, self.resolve(host), port, self.loop.time() + self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             self.log({**entry, "action": "failed", "sent": 0, "received": 0})
             status = 504 if isinstance(exc, asyncio.TimeoutError) else 502
@@ -265,14 +288,30 @@ class Proxy:
         raw = await self._dial(entry, host, port)
         moved = [len(head), 0]
         try:
-            if tls:
-                await _bridge_tls(self.loop, conn, raw, host, head, moved)
-            else:
-                await tunnel.send_all(self.loop, raw, head)
-                await tunnel.join(self.loop, self.pipes, conn, raw, moved)
+            streams = await self._verified_tls(entry, raw, host) if tls else None
+            try:
+                if streams:
+                    await _bridge_tls(self.loop, conn, *streams, head, moved)
+                else:
+                    await tunnel.send_all(self.loop, raw, head)
+                    await tunnel.join(self.loop, self.pipes, conn, raw, moved)
+            finally:
+                self.log({**entry, "action": "allowed", "sent": moved[0], "received": moved[1]})
         finally:
             raw.close()
-            self.log({**entry, "action": "allowed", "sent": moved[0], "received": moved[1]})
+
+    async def _verified_tls(
+        self, entry: dict, raw: socket.socket, host: str
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """TLS to the API host with its certificate checked: the credential goes to nobody else."""
+        context = ssl.create_default_context()
+        try:
+            return await asyncio.wait_for(
+                asyncio.open_connection(sock=raw.dup(), ssl=context, server_hostname=host), self.connect_timeout
+            )
+        except (OSError, asyncio.TimeoutError):
+            self.log({**entry, "action": "failed", "sent": 0, "received": 0})
+            raise Refused(502, f"no verified TLS connection to {host}") from None
 
 
 def _listening_socket(fd: int) -> socket.socket | None:
@@ -296,20 +335,28 @@ def _listening_socket(fd: int) -> socket.socket | None:
     return None
 
 
-async def _connect(loop: asyncio.AbstractEventLoop, address: str, port: int) -> socket.socket:
-    """A connected non-blocking socket; names go through the resolver, literal addresses do not."""
+async def _connect(loop: asyncio.AbstractEventLoop, address: str, port: int, deadline: float) -> socket.socket:
+    """A connected non-blocking socket; names go through the resolver, literal addresses do not.
+
+    ``asyncio.TimeoutError`` once ``deadline`` (loop time) passes.
+    """
     try:
         literal = ipaddress.ip_address(address)
         infos = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, (address, port))]
     except ValueError:
-        found = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+        lookup = loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+        found = await asyncio.wait_for(lookup, max(0.0, deadline - loop.time()))
         infos = [(family, sockaddr) for family, _, _, _, sockaddr in found]
     error: OSError = OSError(f"no address for {address}")
     for family, sockaddr in infos:
         sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await loop.sock_connect(sock, sockaddr)
+            if sock.connect_ex(sockaddr) == errno.EINPROGRESS:
+                await tunnel.writable(loop, sock, deadline)
+            failure = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if failure:
+                raise OSError(failure, os.strerror(failure))
             return sock
         except OSError as exc:
             sock.close()
@@ -321,11 +368,14 @@ async def _connect(loop: asyncio.AbstractEventLoop, address: str, port: int) -> 
 
 
 async def _bridge_tls(
-    loop: asyncio.AbstractEventLoop, conn: socket.socket, raw: socket.socket, host: str, head: bytes, moved: list[int]
+    loop: asyncio.AbstractEventLoop,
+    conn: socket.socket,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    head: bytes,
+    moved: list[int],
 ) -> None:
-    """Speak TLS to the service's API host (verified), relaying the plain client connection to it."""
-    context = ssl.create_default_context()
-    reader, writer = await asyncio.open_connection(sock=raw.dup(), ssl=context, server_hostname=host)
+    """Relay the plain client connection over the TLS streams to the service's API host."""
 
     async def upward() -> None:
         writer.write(head)

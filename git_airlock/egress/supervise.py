@@ -57,7 +57,9 @@ def serve(config: dict, started: threading.Event) -> None:
         started.set()
         await stop.wait()
         serving.cancel()
-        proxy.stop()
+        await proxy.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await serving
         listener.close()
         log.close()
 

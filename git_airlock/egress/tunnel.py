@@ -84,14 +84,17 @@ async def readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadlin
             timer.cancel()
 
 
-async def writable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
-    """Until ``sock`` can take more data."""
+async def writable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float | None = None) -> None:
+    """Until ``sock`` can take more data (or has connected); ``deadline`` as for ``readable``."""
     future = loop.create_future()
+    timer = None if deadline is None else loop.call_at(deadline, _expire, future)
     loop.add_writer(sock.fileno(), _wake, future)
     try:
         await future
     finally:
         loop.remove_writer(sock.fileno())
+        if timer is not None:
+            timer.cancel()
 
 
 async def send_all(loop: asyncio.AbstractEventLoop, sock: socket.socket, data: bytes) -> None:
