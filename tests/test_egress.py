@@ -362,6 +362,7 @@ def test_connections_beyond_the_cap_get_503(proxy: Running) -> None:
         for sock in held:
             sock.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n")  # unfinished heads hold their slots
         with proxy.connect() as sock:
+            sock.sendall(f"CONNECT allowed.test:{proxy.upstream.port} HTTP/1.1\r\n\r\n".encode())
             assert read_head(sock).startswith(b"HTTP/1.1 503")
     finally:
         for sock in held:

@@ -109,6 +109,11 @@ class Proxy:
         """Accept connections on ``listener`` until cancelled; ``handoff``: they may pass a listener in."""
         self.loop = asyncio.get_running_loop()
         listener.setblocking(False)
+        if listener.family != socket.AF_UNIX:
+            # accepted connections inherit both: no Nagle delay on relayed messages, and no accept
+            # (nor a wasted read and wake-up) until the client's request has arrived
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, int(HEAD_TIMEOUT))
         fd = listener.fileno()
         self.loop.add_reader(fd, self._accept, listener, handoff)
         try:
@@ -148,8 +153,6 @@ class Proxy:
         self.open_connections += 1
         self.idle.clear()
         try:
-            if conn.family != socket.AF_UNIX:
-                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.open_connections > self.max_connections:
                 raise Refused(503, "too many connections")
             await self._serve(conn, handoff)
