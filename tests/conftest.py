@@ -1,8 +1,8 @@
 """Hermetic test environment (git-revise's model) and helpers shared by the suite.
 
 Every test gets its own HOME, XDG dirs, git identity and config (no system or
-user config leaks in), its own tmux server, and the sbx emulator first on
-PATH with its own state directory. Tests drive the real ``git airlock``
+user config leaks in), its own tmux server, no D-Bus session (so no OS keyring unless a test
+starts one), and the sbx emulator first on PATH with its own state directory. Tests drive the real ``git airlock``
 entry point through git's subcommand mechanism.
 """
 
@@ -34,6 +34,9 @@ SETTING_VARS = (
     "TMUX",
     "TMUX_PANE",
     "GIT_AIRLOCK_DEBUG",
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "CLAUDE_CODE_OAUTH_TOKEN",
 )
 
 
@@ -59,7 +62,7 @@ def hermetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     home = tmp_path / "home"
     home.mkdir()
     for var in list(os.environ):
-        if var.startswith(("GIT_", "SBX_", "XDG_")) or var in SETTING_VARS:
+        if var.startswith(("GIT_", "SBX_", "XDG_", "DBUS_", "PYTHON_KEYRING")) or var in SETTING_VARS:
             monkeypatch.delenv(var, raising=False)
     gitconfig = home / ".gitconfig"
     gitconfig.write_text(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import shlex
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,6 +71,51 @@ class Recorder(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
+class SecretService:
+    """A real OS keyring: gnome-keyring's Secret Service on a private D-Bus session bus, unlocked."""
+
+    def __init__(self, home: Path) -> None:
+        self.env = {**os.environ, "XDG_RUNTIME_DIR": str(home)}
+        self.bus = subprocess.Popen(
+            ["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=self.env,
+        )
+        self.address = self.bus.stdout.readline().strip()
+        self.env["DBUS_SESSION_BUS_ADDRESS"] = self.address
+        self.daemon = subprocess.Popen(
+            ["gnome-keyring-daemon", "--foreground", "--unlock", "--components=secrets"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=self.env,
+        )
+        self.daemon.stdin.write("test-keyring-password")  # --unlock reads the password until end of input
+        self.daemon.stdin.close()
+        self.daemon.stdout.read()  # closed once the daemon is on the bus and unlocked
+
+    def read(self, service: str) -> str:
+        """What the keyring holds for ``service``, asked through the keyring library in a fresh process."""
+        code = f"import keyring; print(keyring.get_password('git-airlock', {service!r}) or '')"
+        return subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True).stdout.strip()
+
+    def stop(self) -> None:
+        for process in (self.daemon, self.bus):
+            process.terminate()
+            process.wait(10)
+
+
+@pytest.fixture
+def secret_service(hermetic: Env) -> Iterator[SecretService]:
+    service = SecretService(hermetic.home)
+    hermetic.mp.setenv("DBUS_SESSION_BUS_ADDRESS", service.address)
+    yield service
+    service.stop()
+
+
 @pytest.fixture
 def servers() -> Iterator[tuple[Recorder, Recorder]]:
     model, other = Recorder(), Recorder()
@@ -76,12 +124,19 @@ def servers() -> Iterator[tuple[Recorder, Recorder]]:
     other.stop()
 
 
-def test_the_sandbox_holds_only_a_placeholder(project: Path, hermetic: Env, servers) -> None:
+@pytest.mark.parametrize("store", ["file", "keyring"])
+def test_the_sandbox_holds_only_a_placeholder(project: Path, hermetic: Env, servers, request, store: str) -> None:
     model, other = servers
+    keyring = request.getfixturevalue("secret_service") if store == "keyring" else None
     stored = airlock("--engine", "bwrap", "secret", "set", "anthropic", cwd=project, input=SECRET + "\n")
     assert stored.returncode == 0, stored.stderr
     listed = airlock("--engine", "bwrap", "secret", "ls", cwd=project)
-    assert "anthropic  stored" in listed.stdout and SECRET not in listed.stdout
+    kept = "stored (OS keyring)" if keyring else "stored (file)"
+    assert f"anthropic  {kept}" in listed.stdout and SECRET not in listed.stdout
+    if keyring:  # the gate below reads it from there: nothing on disk holds it in clear
+        assert keyring.read("anthropic") == SECRET
+        files = [path for path in hermetic.home.rglob("*") if path.is_file()]
+        assert files and not [path for path in files if SECRET.encode() in path.read_bytes()]
     env = {
         "AIRLOCK_SERVICE_URLS": f"anthropic=http://127.0.0.1:{model.port}",
         "AIRLOCK_EGRESS_RESOLVE": "registry.npmjs.org=127.0.0.1",
@@ -92,6 +147,11 @@ def test_the_sandbox_holds_only_a_placeholder(project: Path, hermetic: Env, serv
         'grep -rsl "$pat" /home/agent /run /tmp /proc/[0-9]*/environ /proc/[0-9]*/cmdline . > leaks.txt; env > env.txt'
     )
     script = f"python3 -c {shlex.quote(CLIENT)} http://registry.npmjs.org:{other.port}/ > statuses.txt && {leak_scan}"
+    if keyring:  # the keyring's bus, which would hand an unlocked secret to the user's processes, is out of reach
+        address = keyring.address.split(",")[0].partition("=")
+        bus = ("@" if address[0] == "unix:abstract" else "") + address[2]
+        probe = "import socket, sys; socket.socket(socket.AF_UNIX).connect(sys.argv[1].replace('@', chr(0), 1))"
+        script += f"; python3 -c {shlex.quote(probe)} {shlex.quote(bus)} 2>/dev/null && echo reached > bus.txt"
     dry = airlock(
         "--engine",
         "bwrap",
@@ -116,6 +176,7 @@ def test_the_sandbox_holds_only_a_placeholder(project: Path, hermetic: Env, serv
     work = box / "upper" if (box / "upper").is_dir() else box / "clone"
     assert (work / "statuses.txt").read_text().split() == ["200", "200"]
     assert (work / "leaks.txt").read_text() == ""
+    assert not (work / "bus.txt").exists()
     sandbox_env = (work / "env.txt").read_text()
     assert "ANTHROPIC_API_KEY=airlock-placeholder-credential" in sandbox_env and SECRET not in sandbox_env
     assert "ANTHROPIC_BASE_URL=http://127.0.0.1:3128/airlock/anthropic" in sandbox_env
@@ -166,3 +227,29 @@ def test_presets_list_hosts_and_custom_presets(project: Path) -> None:
     assert "npm        tooling registry.npmjs.org, *.npmjs.org" in out
     assert "corp       custom  pkgs.corp.example, *.corp.example" in out
     assert "anthropic  credential $ANTHROPIC_API_KEY -> x-api-key header to https://api.anthropic.com only" in out
+
+
+def test_keyring_credentials_move_and_go(project: Path, hermetic: Env, secret_service: SecretService) -> None:
+    def run(*args: str, value: str | None = None):
+        return airlock("--engine", "bwrap", "secret", *args, cwd=project, input=value)
+
+    assert "in the OS keyring" in run("set", "openai", value="sk-one\n").stderr
+    store = hermetic.home / ".config" / "git-airlock" / "secrets.json"
+    assert json.loads(store.read_text()) == {"openai": {"store": "keyring"}}
+    assert run("set", "--store", "file", "openai", value="sk-two\n").returncode == 0
+    assert secret_service.read("openai") == ""  # moved to the file: the keyring keeps no stale copy
+    assert json.loads(store.read_text()) == {"openai": "sk-two"}
+    assert run("set", "--store", "keyring", "openai", value="sk-three\n").returncode == 0
+    assert secret_service.read("openai") == "sk-three" and "sk-two" not in store.read_text()
+    assert run("rm", "openai").returncode == 0
+    assert secret_service.read("openai") == "" and json.loads(store.read_text()) == {}
+
+
+def test_without_an_os_keyring_credentials_go_to_the_file(project: Path, hermetic: Env) -> None:
+    forced = airlock("--engine", "bwrap", "secret", "set", "--store", "keyring", "openai", cwd=project, input="sk\n")
+    assert forced.returncode == 1 and "no OS keyring answers here" in forced.stderr
+    assert "hint: use `--store file`" in forced.stderr
+    auto = airlock("--engine", "bwrap", "secret", "set", "openai", cwd=project, input="sk-file\n")
+    assert auto.returncode == 0 and "secrets.json" in auto.stderr
+    dry = airlock("--engine", "bwrap", "--dry-run", "secret", "set", "openai", cwd=project, input="sk-never\n")
+    assert "OS keyring if one answers, else secrets.json" in dry.stdout and "sk-never" not in dry.stdout

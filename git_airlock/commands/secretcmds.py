@@ -36,15 +36,23 @@ def _local_service(service: str):
 def secret_command() -> None:
     """Keep model API credentials on the host; sandboxes only ever see a placeholder.
 
-    sbx: wraps `sbx secret` (sbx's own store and proxy). bwrap: a file only you can read,
-    under the user config directory, or the service's variable in your environment.
+    sbx: wraps `sbx secret` (sbx's own store and proxy). bwrap: the OS keyring where one
+    answers, else a file only you can read under the user config directory, or the
+    service's variable in your environment.
     """
 
 
 @secret_command.command("set")
 @click.argument("service")
+@click.option(
+    "--store",
+    type=click.Choice(["auto", "keyring", "file"]),
+    default="auto",
+    show_default=True,
+    help="bwrap: the OS keyring, the 0600 file, or the keyring where one answers.",
+)
 @pass_app
-def secret_set(app: App, service: str) -> None:
+def secret_set(app: App, service: str, store: str) -> None:
     """Store the credential for SERVICE (read from a hidden prompt or standard input)."""
     app.require_engine()
     if app.engine.name == "sbx":
@@ -53,12 +61,17 @@ def secret_set(app: App, service: str) -> None:
         return
     _local_service(service)
     if app.dry_run:
-        app.runner.show(f"store the {service} credential in the user config directory (mode 0600)")
+        target = {
+            "auto": "the OS keyring if one answers, else secrets.json (mode 0600)",
+            "keyring": "the OS keyring",
+            "file": "secrets.json (mode 0600)",
+        }[store]
+        app.runner.show(f"store the {service} credential in {target}")
         return
     from git_airlock.secrets import set_secret, store_path
 
-    set_secret(service, _read_value(service))
-    app.info(f"stored the {service} credential in {store_path()}")
+    where = set_secret(service, _read_value(service), store)
+    app.info(f"stored the {service} credential in " + ("the OS keyring" if where == "keyring" else store_path()))
 
 
 @secret_command.command("ls")
@@ -72,12 +85,11 @@ def secret_ls(app: App) -> None:
     from git_airlock.secrets import stored_services
     from git_airlock.services import SERVICES
 
-    stored = set(stored_services())
-
+    stored = stored_services()
+    kept_in = {"keyring": "stored (OS keyring)", "file": "stored (file)"}
     for name, service in SERVICES.items():
-        where = (
-            "stored" if name in stored else (f"from ${service.key_env}" if os.environ.get(service.key_env) else "none")
-        )
+        from_env = f"from ${service.key_env}" if os.environ.get(service.key_env) else "none"
+        where = kept_in.get(stored.get(name, ""), from_env)
         click.echo(f"{name:<10} {where:<24} -> {service.upstream}")
 
 

@@ -180,7 +180,7 @@ def gate_allowlist(meta: dict, agent: str, services: dict[str, dict]) -> list[st
 
 def gate_services(urls: dict[str, str]) -> dict[str, dict]:
     """Credential endpoints for the services whose credential the host holds (stored, or in its environment)."""
-    from git_airlock.secrets import lookup
+    from git_airlock.secrets import available
     from git_airlock.services import SERVICES
 
     return {
@@ -191,7 +191,7 @@ def gate_services(urls: dict[str, str]) -> dict[str, dict]:
             "key_env": service.key_env,
         }
         for name, service in SERVICES.items()
-        if lookup(name, service.key_env)
+        if available(name, service.key_env)
     }
 
 
