@@ -94,6 +94,19 @@ def _expire(future: asyncio.Future) -> None:
         future.set_exception(asyncio.TimeoutError())
 
 
+async def _ready(loop: asyncio.AbstractEventLoop, sock: socket.socket, writing: bool, deadline: float | None) -> None:
+    future = loop.create_future()
+    timer = None if deadline is None else loop.call_at(deadline, _expire, future)
+    watch, unwatch = (loop.add_writer, loop.remove_writer) if writing else (loop.add_reader, loop.remove_reader)
+    watch(sock.fileno(), _wake, future)
+    try:
+        await future
+    finally:
+        unwatch(sock.fileno())
+        if timer is not None:
+            timer.cancel()
+
+
 async def readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float | None = None) -> None:
     """Until ``sock`` has data, or its peer closed (the next read then returns nothing).
 
@@ -101,28 +114,12 @@ async def readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadlin
     than ``asyncio.wait_for``, which costs a task per call. (The loop is passed
     in everywhere here: asking asyncio for it costs a system call each time.)
     """
-    future = loop.create_future()
-    timer = None if deadline is None else loop.call_at(deadline, _expire, future)
-    loop.add_reader(sock.fileno(), _wake, future)
-    try:
-        await future
-    finally:
-        loop.remove_reader(sock.fileno())
-        if timer is not None:
-            timer.cancel()
+    await _ready(loop, sock, False, deadline)
 
 
 async def writable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float | None = None) -> None:
     """Until ``sock`` can take more data (or has connected); ``deadline`` as for ``readable``."""
-    future = loop.create_future()
-    timer = None if deadline is None else loop.call_at(deadline, _expire, future)
-    loop.add_writer(sock.fileno(), _wake, future)
-    try:
-        await future
-    finally:
-        loop.remove_writer(sock.fileno())
-        if timer is not None:
-            timer.cancel()
+    await _ready(loop, sock, True, deadline)
 
 
 async def send_all(loop: asyncio.AbstractEventLoop, sock: socket.socket, data: bytes) -> None:
