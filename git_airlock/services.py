@@ -32,8 +32,17 @@ class Service:
 
 SERVICES: dict[str, Service] = {
     service.name: service
-    for service in (
+    for service in (  # where two share a base URL variable, the first with a credential takes it
         Service("anthropic", "https://api.anthropic.com", "ANTHROPIC_BASE_URL", "", "ANTHROPIC_API_KEY", "x-api-key"),
+        Service(  # a Claude subscription's token, from `claude setup-token`
+            "claude",
+            "https://api.anthropic.com",
+            "ANTHROPIC_BASE_URL",
+            "",
+            "CLAUDE_CODE_OAUTH_TOKEN",
+            "authorization",
+            "Bearer ",
+        ),
         Service(
             "openai", "https://api.openai.com", "OPENAI_BASE_URL", "/v1", "OPENAI_API_KEY", "authorization", "Bearer "
         ),

@@ -213,7 +213,7 @@ def test_secret_file_is_private_and_removable(project: Path, hermetic: Env) -> N
     missing = airlock("--engine", "bwrap", "secret", "rm", "openai", cwd=project)
     assert missing.returncode == 1 and "no stored credential for 'openai'" in missing.stderr
     unknown = airlock("--engine", "bwrap", "secret", "set", "nosuch", cwd=project, input="x\n")
-    assert unknown.returncode == 1 and "hint: known services: anthropic, openai" in unknown.stderr
+    assert unknown.returncode == 1 and "hint: known services: anthropic, claude, openai" in unknown.stderr
 
 
 def test_presets_list_hosts_and_custom_presets(project: Path) -> None:
@@ -253,3 +253,25 @@ def test_without_an_os_keyring_credentials_go_to_the_file(project: Path, hermeti
     assert auto.returncode == 0 and "secrets.json" in auto.stderr
     dry = airlock("--engine", "bwrap", "--dry-run", "secret", "set", "openai", cwd=project, input="sk-never\n")
     assert "OS keyring if one answers, else secrets.json" in dry.stdout and "sk-never" not in dry.stdout
+
+
+def _sandbox_env(project: Path) -> dict[str, str]:
+    """The variables a bwrap sandbox would get, read from the dry run's bwrap command line."""
+    dry = airlock("--engine", "bwrap", "--agent", "claude", "--name", "envs", "--dry-run", "up", cwd=project)
+    argv = shlex.split(dry.stdout.splitlines()[-1])
+    return {argv[i + 1]: argv[i + 2] for i, arg in enumerate(argv) if arg == "--setenv"}
+
+
+def test_a_claude_subscription_token_gets_its_own_endpoint(project: Path) -> None:
+    def store(service: str, value: str) -> None:
+        stored = airlock("--engine", "bwrap", "secret", "set", "--store", "file", service, cwd=project, input=value)
+        assert stored.returncode == 0, stored.stderr
+
+    store("claude", "sk-ant-oat-token\n")
+    env = _sandbox_env(project)
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:3128/airlock/claude"
+    assert env["CLAUDE_CODE_OAUTH_TOKEN"] == "airlock-placeholder-credential" and "ANTHROPIC_API_KEY" not in env
+    store("anthropic", "sk-ant-api-key\n")  # an API key, where both are held, takes the base URL
+    env = _sandbox_env(project)
+    assert env["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:3128/airlock/anthropic"
+    assert env["ANTHROPIC_API_KEY"] == "airlock-placeholder-credential" and "CLAUDE_CODE_OAUTH_TOKEN" not in env

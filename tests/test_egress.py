@@ -434,3 +434,28 @@ def test_credential_endpoint_sends_the_key_only_over_verified_tls(
         assert answer.startswith(b"HTTP/1.1 502")
         assert api.heads == []
         assert proxy.entries[-1]["action"] == "failed"
+
+
+def test_a_bearer_credential_replaces_the_clients_authorization(proxy: Running, tmp_path, monkeypatch) -> None:
+    cert, key = _certificate(tmp_path, "api.test")
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    api = TlsApi(cert, key)
+    proxy.proxy.rules = Rules(["api.test"])
+    proxy.proxy.services = {
+        "claude": {
+            "upstream": f"https://api.test:{api.port}",
+            "header": "authorization",
+            "prefix": "Bearer ",
+            "secret": "sk-ant-oat-real",
+        }
+    }
+    try:
+        with proxy.connect() as sock:
+            sock.sendall(b"GET /airlock/claude/v1/models HTTP/1.1\r\nAuthorization: Bearer placeholder\r\n\r\n")
+            while sock.recv(65536):
+                pass
+        proxy.wait_idle()
+    finally:
+        api.server.close()
+    (head,) = api.heads
+    assert head.lower().count(b"authorization:") == 1 and b"authorization: Bearer sk-ant-oat-real" in head

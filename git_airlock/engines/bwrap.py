@@ -573,8 +573,9 @@ class BwrapEngine:
             urls = dict(spec.service_urls) if spec else meta.get("service_urls") or {}
             for service_name in gate_services(urls):
                 service = SERVICES[service_name]
-                env[service.base_url_env] = f"{proxy}/airlock/{service_name}{service.base_url_suffix}"
-                env[service.key_env] = PLACEHOLDER
+                if service.base_url_env not in env:  # SERVICES lists the preferred credential first
+                    env[service.base_url_env] = f"{proxy}/airlock/{service_name}{service.base_url_suffix}"
+                    env[service.key_env] = PLACEHOLDER
         for var in spec.pass_env if spec else ():
             if var in os.environ:
                 env[var] = os.environ[var]
