@@ -245,6 +245,14 @@ def test_keyring_credentials_move_and_go(project: Path, hermetic: Env, secret_se
     assert secret_service.read("openai") == "" and json.loads(store.read_text()) == {}
 
 
+def test_doctor_says_where_credentials_are_kept(project: Path, hermetic: Env, request) -> None:
+    without = airlock("--engine", "bwrap", "doctor", cwd=project).stdout
+    assert "credentials      no OS keyring answers: `secret set` keeps keys in" in without
+    request.getfixturevalue("secret_service")
+    with_keyring = airlock("--engine", "bwrap", "doctor", cwd=project).stdout
+    assert "OK    credentials      OS keyring (SecretService)" in with_keyring
+
+
 def test_without_an_os_keyring_credentials_go_to_the_file(project: Path, hermetic: Env) -> None:
     forced = airlock("--engine", "bwrap", "secret", "set", "--store", "keyring", "openai", cwd=project, input="sk\n")
     assert forced.returncode == 1 and "no OS keyring answers here" in forced.stderr

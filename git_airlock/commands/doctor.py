@@ -141,16 +141,27 @@ def check_bwrap(report: Report) -> None:
         )
 
 
+def check_credential_store(report: Report) -> None:
+    from git_airlock.secrets import os_keyring, store_path
+
+    backend = os_keyring()
+    if backend is not None:
+        report.line("OK", "credentials", f"OS keyring ({type(backend).__module__.rsplit('.', 1)[-1]})")
+    else:
+        report.line("OK", "credentials", f"no OS keyring answers: `secret set` keeps keys in {store_path()} (0600)")
+
+
 @click.command("doctor")
 @pass_app
 def doctor_command(app: App) -> None:
     """Check the engine in use (sbx: installed, daemon, login, virtualization; bwrap: installed,
-    namespaces), git and tmux."""
+    namespaces, where credentials are kept), git and tmux."""
     report = Report()
     engine, why = app.engine_choice
     report.line("OK", "engine", f"{engine} ({why})")
     if engine == "bwrap":
         check_bwrap(report)
+        check_credential_store(report)
     else:
         check_sbx(report)
     git = _run(["git", "--version"])
