@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from git_airlock.egress import handoff
+from git_airlock.egress import tunnel as tunnel_module
 from git_airlock.egress.proxy import MAX_LISTENERS, Proxy
 from git_airlock.egress.rules import Rules
 
@@ -459,3 +460,20 @@ def test_a_bearer_credential_replaces_the_clients_authorization(proxy: Running, 
         api.server.close()
     (head,) = api.heads
     assert head.lower().count(b"authorization:") == 1 and b"authorization: Bearer sk-ant-oat-real" in head
+
+
+def test_a_bulk_transfer_grows_its_pipe_and_gives_the_budget_back(proxy: Running) -> None:
+    import fcntl
+
+    pipes = proxy.proxy.pipes
+    with proxy.connect() as sock:
+        sock.sendall(f"CONNECT allowed.test:{proxy.upstream.port} HTTP/1.1\r\n\r\n".encode())
+        received = len(read_head(sock).partition(b"\r\n\r\n")[2])
+        sock.sendall(b"GET /big HTTP/1.1\r\n\r\n")
+        while received < 4 * tunnel_module.BULK_PIPE_SIZE:
+            received += len(sock.recv(1 << 20))
+        assert pipes.bulk_left == tunnel_module.BULK_PIPES - 1  # the download's direction grew
+    proxy.wait_idle()
+    assert pipes.bulk_left == tunnel_module.BULK_PIPES
+    sizes = {fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ) for _, write_end in pipes.idle}
+    assert sizes <= {tunnel_module.PIPE_SIZE}  # pooled pipes are back to the default size

@@ -34,8 +34,6 @@ _GROW_AFTER = 1 << 20
 """Bytes after which a direction counts as a bulk transfer (an API call's messages stay below)."""
 _SET_PIPE_SIZE = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 COPY_SIZE = 256 * 1024
-_BURST = 8
-"""Chunks one direction moves per wake-up before letting other connections have the loop."""
 _CAN_SPLICE = hasattr(os, "splice")
 _FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if _CAN_SPLICE else 0
 
@@ -153,21 +151,20 @@ class _Direction:
         self.loop.add_reader(self.src_fd, self._on_readable)
 
     def _on_readable(self) -> None:
-        for _ in range(_BURST):  # while data keeps coming, skip the trip through the event loop
-            count = self._read()
-            if count is None:
-                return
-            if not count:
-                self.loop.remove_reader(self.src_fd)
-                with contextlib.suppress(OSError):
-                    self.dst.shutdown(socket.SHUT_WR)
-                self._finish(None)
-                return
-            self.moved += count
-            if not self._flush():
-                self.loop.remove_reader(self.src_fd)
-                self.loop.add_writer(self.dst_fd, self._on_writable)
-                return
+        """One pipeful per wake-up (at most 1 MiB): a bulk transfer never holds up the other tunnels."""
+        count = self._read()
+        if count is None:
+            return
+        if not count:
+            self.loop.remove_reader(self.src_fd)
+            with contextlib.suppress(OSError):
+                self.dst.shutdown(socket.SHUT_WR)
+            self._finish(None)
+            return
+        self.moved += count
+        if not self._flush():
+            self.loop.remove_reader(self.src_fd)
+            self.loop.add_writer(self.dst_fd, self._on_writable)
 
     def _read(self) -> int | None:
         """Bytes taken from ``src`` (0 at its end); None when it has none now or failed."""
