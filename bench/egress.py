@@ -15,7 +15,8 @@ aggregate throughput of large downloads with 1 and 50 concurrent clients;
 the median time of a small request on a new connection (connect, tunnel,
 request, response) with 1 and 50 concurrent clients sending back to back
 (which saturates this machine's cores), and with 50 clients each sending
-one request every 50 ms; with the gate's own CPU time per small request.
+one request every 50 ms; and the CPU time each process (client, gate,
+upstream) spends per small request, which explains the saturated case.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def main() -> None:
                     break
                 except OSError:
                     time.sleep(0.01)
-            report(args, port, upstream, gate.pid)
+            report(args, port, upstream, {"client": os.getpid(), "gate": gate.pid, "upstream": upstream_proc.pid})
         finally:
             os.killpg(gate.pid, 15)  # the gate and its stand-in agent
             upstream_proc.terminate()
@@ -192,7 +193,7 @@ def main() -> None:
             upstream_proc.wait()
 
 
-def report(args: argparse.Namespace, port: int, upstream: int, gate_pid: int) -> None:
+def report(args: argparse.Namespace, port: int, upstream: int, pids: dict[str, int]) -> None:
     size = args.size_mb * 1_000_000
     rows = []
     for clients in (1, 50):
@@ -203,24 +204,31 @@ def report(args: argparse.Namespace, port: int, upstream: int, gate_pid: int) ->
         d, g = statistics.median(direct), statistics.median(gated)
         label = f"large download, {clients} client(s)"
         rows.append((label, f"{d:8.0f} MB/s", f"{g:8.0f} MB/s", f"{g / d:6.0%} of direct"))
+    cpu_rows = []
     for label, clients, pace in (
         ("small request, 1 client", 1, 0.0),
         ("small request, 50 back to back", 50, 0.0),
         ("small request, 50 at 20/s each", 50, 0.05),
     ):
         requests = args.requests if not pace else 50 * 20
-        direct, gated, gate_cpu = [], [], []
+        runs: dict[bool, list[tuple[float, dict[str, float]]]] = {False: [], True: []}
         for _ in range(args.rounds):
-            direct.append(asyncio.run(latency(upstream, False, upstream, clients, requests, pace)))
-            before = cpu_seconds(gate_pid)
-            gated.append(asyncio.run(latency(port, True, upstream, clients, requests, pace)))
-            gate_cpu.append((cpu_seconds(gate_pid) - before) / requests * 1e6)
-        d, g = statistics.median(direct), statistics.median(gated)
-        cpu = statistics.median(gate_cpu)
-        rows.append((label, f"{d:8.2f} ms", f"{g:8.2f} ms", f"+{g - d:5.2f} ms median (gate CPU {cpu:.0f} us/request)"))
+            for via in (False, True):
+                before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                result = asyncio.run(latency(port if via else upstream, via, upstream, clients, requests, pace))
+                cpu = {name: (cpu_seconds(pid) - before[name]) / requests * 1e6 for name, pid in pids.items()}
+                runs[via].append((result, cpu))
+        d, g = (statistics.median(result for result, _ in runs[via]) for via in (False, True))
+        rows.append((label, f"{d:8.2f} ms", f"{g:8.2f} ms", f"+{g - d:5.2f} ms median"))
+        for via in (False, True):
+            cpu = {name: statistics.median(c[name] for _, c in runs[via]) for name in pids}
+            cpu_rows.append((f"{label}, {'through gate' if via else 'direct'}", cpu))
     print(f"{'':<34} {'direct':>12} {'through gate':>14}  ratio")
     for label, direct_text, gated_text, ratio in rows:
         print(f"{label:<34} {direct_text:>12} {gated_text:>14}  {ratio}")
+    print(f"\nCPU per small request, us {'':<29} " + " ".join(f"{name:>8}" for name in pids) + "    total")
+    for label, cpu in cpu_rows:
+        print(f"{label:<56} " + " ".join(f"{cpu[name]:8.0f}" for name in pids) + f" {sum(cpu.values()):8.0f}")
 
 
 if __name__ == "__main__":
