@@ -1,6 +1,6 @@
 """Throughput and latency through the bwrap egress gate, as ratios to the same traffic without it.
 
-Run by hand: ``python bench/egress.py [--size-mb 400] [--requests 2000] [--rounds 5]``.
+Run by hand: ``python bench/egress.py [--size-mb 3000] [--requests 2000] [--rounds 7]``.
 
 The path measured is the one a sandboxed client uses: the client connects to
 127.0.0.1:PORT, a listening socket that ``git_airlock/egress/handoff.py``
@@ -139,9 +139,9 @@ def cpu_seconds(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size-mb", type=int, default=400)
+    parser.add_argument("--size-mb", type=int, default=3000)
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="ga-bench-") as tmp:
