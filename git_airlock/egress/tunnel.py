@@ -211,6 +211,8 @@ class _Direction:
     def _finish(self, error: OSError | None) -> None:
         if not self.finished:
             self.finished = True
+            self.loop.remove_reader(self.src_fd)  # no more callbacks for a direction that has ended
+            self.loop.remove_writer(self.dst_fd)
             self.done(self, error)
 
     def close(self) -> None:
