@@ -349,6 +349,18 @@ def test_balanced_network_goes_through_the_egress_gate(project: Path, hermetic: 
     assert rows[f"example.com:{port}"] == ["0", "1"]
 
 
+def test_the_sandbox_sees_only_the_gates_socket_and_cannot_change_it(project: Path, hermetic: Env) -> None:
+    script = (
+        "ls -A /run/airlock > listed.txt; "
+        "(touch /run/airlock/planted || rm -f /run/airlock/egress.sock || ln -s / /run/airlock/x) 2> /dev/null; "
+        "ls -A /run/airlock > after.txt; cat /run/airlock/../egress.json > config.txt 2>&1; true"
+    )
+    assert run_in_sandbox(project, "ro", script).returncode == 0
+    assert sandbox_file(hermetic, "ro", "listed.txt").read_text().split() == ["egress.sock"]
+    assert sandbox_file(hermetic, "ro", "after.txt").read_text().split() == ["egress.sock"]
+    assert '"allow"' not in sandbox_file(hermetic, "ro", "config.txt").read_text()
+
+
 def test_net_follow_streams_new_connections(project: Path, hermetic: Env) -> None:
     assert run_in_sandbox(project, "fw", "true").returncode == 0
     follow = subprocess.Popen(

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -128,12 +129,18 @@ HANDOFF_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 class Gate:
     """Where a sandbox's egress proxy lives: its socket (short path: Unix sockets allow ~100 bytes),
-    the proxy's configuration, and the connection log."""
+    the proxy's configuration, and the connection log.
+
+    Only ``socket_dir`` is seen by the sandbox, and read-only (connecting to a socket needs no
+    write access to its mount): the configuration beside it stays out of the sandbox's reach,
+    so it can neither rewrite the policy nor plant a symlink for the host to write through."""
 
     def __init__(self, name: str) -> None:
         key = hashlib.sha256(name.encode()).hexdigest()[:12]
-        self.dir = os.path.join(tempfile.gettempdir(), f"git-airlock-{os.getuid()}", key)
-        self.socket = os.path.join(self.dir, "egress.sock")
+        self.root = os.path.join(tempfile.gettempdir(), f"git-airlock-{os.getuid()}")
+        self.dir = os.path.join(self.root, key)
+        self.socket_dir = os.path.join(self.dir, "socket")
+        self.socket = os.path.join(self.socket_dir, "egress.sock")
         self.config = os.path.join(self.dir, "egress.json")
         self.log = os.path.join(self.log_dir(), f"{name}.jsonl")
 
@@ -145,8 +152,8 @@ class Gate:
 
     def write(self, name: str, allow: list[str], resolve: dict[str, str], services: dict[str, dict]) -> None:
         """The proxy's configuration: rules and service endpoints, never a credential (the proxy reads those)."""
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        os.chmod(self.dir, 0o700)
+        for path in (self.root, self.dir, self.socket_dir):
+            _private_dir(path)
         config = {
             "sandbox": name,
             "socket": self.socket,
@@ -155,8 +162,24 @@ class Gate:
             "resolve": resolve,
             "services": services,
         }
-        with open(self.config, "w", encoding="utf-8") as handle:
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix="egress.json.")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(config, handle, indent=2)
+        os.replace(tmp, self.config)
+
+
+def _private_dir(path: str) -> None:
+    """Make ``path`` a directory only this user can enter, refusing one somebody else prepared
+    (the temporary directory is shared: another user could create the name first)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise AirlockError(
+            f"{path} is not a directory of yours",
+            hint="remove it (another user or program created it), then start the sandbox again",
+        )
+    os.chmod(path, 0o700)
 
 
 def gate_allowlist(meta: dict, agent: str, services: dict[str, dict]) -> list[str]:
@@ -552,7 +575,7 @@ class BwrapEngine:
             "--clearenv",
         ]
         if gate:
-            argv += ["--bind", gate.dir, "/run/airlock", "--ro-bind", HANDOFF_FILE, "/run/airlock-handoff.py"]
+            argv += ["--ro-bind", gate.socket_dir, "/run/airlock", "--ro-bind", HANDOFF_FILE, "/run/airlock-handoff.py"]
         env = {
             "HOME": SANDBOX_HOME,
             "PATH": SANDBOX_PATH,
