@@ -200,6 +200,13 @@ def test_plain_http_is_forwarded_in_origin_form(proxy: Running) -> None:
         b"GET /relative HTTP/1.1\r\nHost: allowed.test\r\n\r\n",
         b"CONNECT a b c d\r\n\r\n",
         b"\xff\xfe\x00\r\n\r\n",
+        # smuggling shapes: each would let some server read a different request than the gate did
+        b"GET http://allowed.test/a\tHTTP/1.1\nHost: evil.test\n\n HTTP/1.1\r\n\r\n",
+        b"GET http://allowed.test/ HTTP/1.1\r\nHost : evil.test\r\n\r\n",
+        b"GET http://allowed.test/ HTTP/1.1\r\nX-A: 1\r\n Host: evil.test\r\n\r\n",
+        b"GET http://allowed.test/ HTTP/1.1\r\nX-A: 1\nHost: evil.test\r\n\r\n",
+        b"GET http://allowed.test/ HTTP/1.1\r\nX-A: 1\x00\r\n\r\n",
+        b"G\x01T http://allowed.test/ HTTP/1.1\r\n\r\n",
     ],
 )
 def test_malformed_requests_get_400_and_the_proxy_goes_on(proxy: Running, line: bytes) -> None:
@@ -405,6 +412,25 @@ class TlsApi:
                     tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
             except (OSError, ssl.SSLError):
                 conn.close()
+
+
+def test_a_smuggled_request_never_reaches_a_credential_endpoint(proxy: Running, tmp_path, monkeypatch) -> None:
+    cert, key = _certificate(tmp_path, "api.test")
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    api = TlsApi(cert, key)
+    proxy.proxy.rules = Rules(["api.test"])
+    proxy.proxy.services = {
+        "anthropic": {"upstream": f"https://api.test:{api.port}", "header": "x-api-key", "secret": "sk-real-key"}
+    }
+    smuggled = b"POST /airlock/anthropic/x\tHTTP/1.1\nHost:\tevil.example\nContent-Length:\t60\n\n HTTP/1.1\r\n\r\n"
+    try:
+        with proxy.connect() as sock:
+            sock.sendall(smuggled)
+            assert read_head(sock).startswith(b"HTTP/1.1 400")
+        proxy.wait_idle()
+    finally:
+        api.server.close()
+    assert api.heads == []
 
 
 @pytest.mark.parametrize("certified_name", ["api.test", "impostor.test"])

@@ -49,6 +49,11 @@ MAX_LISTENERS = 8
 """Listening sockets one proxy accepts from sandboxes (one per sandbox process that starts the network)."""
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
 _ABSOLUTE = re.compile(r"^http://(?P<host>[A-Za-z0-9.-]{1,253})(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^ ]*)?$")
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+"""Visible ASCII only: no space, tab, CR, LF or other control byte in a request target."""
+_HEADER = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*")
+"""``name: value`` with a token name, no whitespace before the colon, no control byte but tab."""
 _REASONS = {
     400: "Bad Request",
     404: "Not Found",
@@ -174,11 +179,7 @@ class Proxy:
             raise Refused(408, "request head not received in time") from None
         if not head:
             return
-        request_line, _, headers = head.partition(b"\r\n")
-        parts = request_line.decode("latin-1").split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            raise Refused(400, "malformed request line")
-        method, target, _ = parts
+        method, target, headers = _parse_head(head)
         if target.startswith("/airlock/"):
             await self._service(method, target, headers, rest, conn)
             return
@@ -315,6 +316,25 @@ class Proxy:
         except (OSError, asyncio.TimeoutError):
             self.log({**entry, "action": "failed", "sent": 0, "received": 0})
             raise Refused(502, f"no verified TLS connection to {host}") from None
+
+
+def _parse_head(head: bytes) -> tuple[str, str, bytes]:
+    """Method, target and header lines of a request head, read strictly.
+
+    Whatever is passed on must mean the same to every server behind the gate: a bare
+    LF, a control character, a folded line or a space before a colon could let a
+    client smuggle its own request line or Host past the gate's view of the request
+    (and, on a credential endpoint, around the credential the gate adds).
+    """
+    request_line, *lines = head[:-4].split(b"\r\n")
+    parts = request_line.split(b" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
+        raise Refused(400, "malformed request line")
+    if parts[2] not in (b"HTTP/1.0", b"HTTP/1.1"):
+        raise Refused(400, "malformed request line")
+    if not all(_HEADER.fullmatch(line) for line in lines):
+        raise Refused(400, "malformed header line")
+    return parts[0].decode("ascii"), parts[1].decode("ascii"), b"\r\n".join(lines)
 
 
 def _listening_socket(fd: int) -> socket.socket | None:
