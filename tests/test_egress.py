@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -389,9 +390,12 @@ def _certificate(tmp_path, name: str) -> tuple[str, str]:
 
 
 class TlsApi:
-    """A loopback HTTPS server standing in for a model API; records every request head it receives."""
+    """A loopback HTTPS server standing in for a model API; records every request head it receives.
 
-    def __init__(self, cert: str, key: str) -> None:
+    ``body``: bytes of response body (a long one keeps streaming while the client does things)."""
+
+    def __init__(self, cert: str, key: str, body: int = 2) -> None:
+        self.body = body
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(cert, key)
         self.server = socket.create_server(("127.0.0.1", 0))
@@ -409,7 +413,8 @@ class TlsApi:
                 with self.context.wrap_socket(conn, server_side=True) as tls:
                     head = read_head(tls)
                     self.heads.append(head)
-                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % self.body)
+                    tls.sendall(b"ok" if self.body == 2 else b"x" * self.body)
             except (OSError, ssl.SSLError):
                 conn.close()
 
@@ -503,3 +508,26 @@ def test_a_bulk_transfer_grows_its_pipe_and_gives_the_budget_back(proxy: Running
     assert pipes.bulk_left == tunnel_module.BULK_PIPES
     sizes = {fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ) for _, write_end in pipes.idle}
     assert sizes <= {tunnel_module.PIPE_SIZE}  # pooled pipes are back to the default size
+
+
+def test_a_client_that_resets_mid_response_leaves_the_gate_serving(proxy: Running, tmp_path, monkeypatch) -> None:
+    cert, key = _certificate(tmp_path, "api.test")
+    monkeypatch.setenv("SSL_CERT_FILE", cert)
+    api = TlsApi(cert, key, body=20_000_000)
+    proxy.proxy.rules = Rules(["api.test", "allowed.test"])
+    proxy.proxy.services = {
+        "anthropic": {"upstream": f"https://api.test:{api.port}", "header": "x-api-key", "secret": "sk-real-key"}
+    }
+    try:
+        for _ in range(5):
+            sock = proxy.connect()
+            sock.sendall(b"POST /airlock/anthropic/v1/messages HTTP/1.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset while the response still streams
+            proxy.wait_idle()
+            assert tunnel(proxy, "allowed.test")[1] == b"ping"  # the next connections are served
+    finally:
+        api.server.close()
+    proxy.wait_idle()
+    assert proxy.proxy.open_connections == 0

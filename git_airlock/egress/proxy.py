@@ -117,8 +117,9 @@ class Proxy:
         if listener.family != socket.AF_UNIX:
             # accepted connections inherit both: no Nagle delay on relayed messages, and no accept
             # (nor a wasted read and wake-up) until the client's request has arrived
-            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, int(HEAD_TIMEOUT))
+            with contextlib.suppress(OSError):
+                listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, int(HEAD_TIMEOUT))
         fd = listener.fileno()
         self.loop.add_reader(fd, self._accept, listener, handoff)
         try:
@@ -349,6 +350,7 @@ def _listening_socket(fd: int) -> socket.socket | None:
         if (
             sock.family in (socket.AF_INET, socket.AF_INET6)
             and sock.type == socket.SOCK_STREAM
+            and sock.proto == socket.IPPROTO_TCP
             and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
         ):
             return sock
@@ -421,13 +423,14 @@ async def _bridge_tls(
         with contextlib.suppress(OSError):
             conn.shutdown(socket.SHUT_WR)
 
+    sending = loop.create_task(upward())
     try:
-        sending = loop.create_task(upward())
         await downward()
-        sending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, OSError):
-            await sending
     finally:
+        # whatever ended the response, the request side must stop watching ``conn`` before it closes
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sending
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()

@@ -191,7 +191,7 @@ class _Direction:
             return None
 
     def _on_writable(self) -> None:
-        if self._flush():
+        if self._flush() and not self.finished:
             self.loop.remove_writer(self.dst_fd)
             self.loop.add_reader(self.src_fd, self._on_readable)
 
@@ -240,14 +240,14 @@ async def join(
         if (error is not None or not open_directions) and not ended.done():
             ended.set_result(None)
 
-    forward = _Direction(loop, pipes, a, b, done)
-    backward = _Direction(loop, pipes, b, a, done)
+    directions: list[_Direction] = []
     try:
-        forward.start()
-        backward.start()
+        directions.append(_Direction(loop, pipes, a, b, done))
+        directions.append(_Direction(loop, pipes, b, a, done))
+        for direction in directions:
+            direction.start()
         await ended
     finally:
-        forward.close()
-        backward.close()
-        moved[0] += forward.moved
-        moved[1] += backward.moved
+        for slot, direction in enumerate(directions):
+            direction.close()
+            moved[slot] += direction.moved
