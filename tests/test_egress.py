@@ -251,7 +251,7 @@ def test_200_concurrent_connections_and_no_leaked_descriptors(proxy: Running) ->
     proxy.wait_idle()
     assert proxy.proxy.open_connections == 0
     kept_pipes = 2 * len(proxy.proxy.pipes.idle)  # empty pipes kept for the next tunnels, bounded
-    assert kept_pipes <= 2 * proxy.proxy.pipes.keep
+    assert kept_pipes <= 2 * proxy.proxy.pipes.limit
     assert len(os.listdir("/proc/self/fd")) <= before + 2 + kept_pipes
 
 
@@ -531,3 +531,26 @@ def test_a_client_that_resets_mid_response_leaves_the_gate_serving(proxy: Runnin
         api.server.close()
     proxy.wait_idle()
     assert proxy.proxy.open_connections == 0
+
+
+def test_tunnels_beyond_the_pipe_budget_copy_instead(proxy: Running) -> None:
+    proxy.proxy.pipes = tunnel_module.Pipes(limit=2)
+    held = []
+    try:
+        for _ in range(3):  # three tunnels open at once: six directions, two pipes
+            sock = proxy.connect()
+            sock.sendall(f"CONNECT allowed.test:{proxy.upstream.port} HTTP/1.1\r\n\r\n".encode())
+            assert read_head(sock).startswith(b"HTTP/1.1 200")
+            held.append(sock)
+        for i, sock in enumerate(held):
+            payload = b"copy-%d" % i * 1000
+            sock.sendall(payload)
+            echoed = b""
+            while len(echoed) < len(payload):
+                echoed += sock.recv(65536)
+            assert echoed == payload
+        assert proxy.proxy.pipes.made == 2
+    finally:
+        for sock in held:
+            sock.close()
+    proxy.wait_idle()

@@ -38,18 +38,30 @@ _CAN_SPLICE = hasattr(os, "splice")
 _FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if _CAN_SPLICE else 0
 
 
+MAX_PIPES = 128
+"""Pipes one gate holds at most (8 MiB of the user's pipe budget at the default size); directions
+beyond them copy through a buffer instead, so a sandbox opening hundreds of connections cannot
+spend the budget every other program of the user draws on."""
+
+
 class Pipes:
     """The gate's pipes: empty ones kept for the next tunnels (making and closing one costs three
-    system calls per direction of every connection), and the budget of grown ones."""
+    system calls per direction of every connection), and the budgets of pipes and grown pipes."""
 
-    def __init__(self, keep: int = 128, bulk: int = BULK_PIPES) -> None:
-        self.keep = keep
+    def __init__(self, limit: int = MAX_PIPES, bulk: int = BULK_PIPES) -> None:
+        self.limit = limit
+        self.made = 0
+        """Pipes open now, idle or in use."""
         self.idle: list[tuple[int, int]] = []
         self.bulk_left = bulk
 
-    def take(self) -> tuple[int, int]:
+    def take(self) -> tuple[int, int] | None:
+        """An empty pipe, or None when the gate holds as many as it may."""
         if self.idle:
             return self.idle.pop()
+        if self.made >= self.limit:
+            return None
+        self.made += 1
         return os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def grow(self, pipe: tuple[int, int]) -> int:
@@ -71,9 +83,10 @@ class Pipes:
                     fcntl.fcntl(pipe[1], _SET_PIPE_SIZE, PIPE_SIZE)
                 except OSError:
                     empty = False
-        if empty and len(self.idle) < self.keep:
+        if empty:
             self.idle.append(pipe)
         else:
+            self.made -= 1
             os.close(pipe[0])
             os.close(pipe[1])
 
@@ -139,7 +152,7 @@ class _Direction:
         self.loop, self.pipes, self.src, self.dst, self.done = loop, pipes, src, dst, done
         self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
         self.moved = 0
-        self.pipe = pipes.take() if _CAN_SPLICE else None
+        self.pipe = pipes.take() if _CAN_SPLICE else None  # None: copy through a buffer
         self.capacity = PIPE_SIZE
         self.grow_at = _GROW_AFTER
         """Bytes moved at which to ask for a bulk pipe (again, after a refusal: others may have ended)."""
