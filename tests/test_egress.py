@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import ssl
@@ -554,3 +555,24 @@ def test_tunnels_beyond_the_pipe_budget_copy_instead(proxy: Running) -> None:
         for sock in held:
             sock.close()
     proxy.wait_idle()
+
+
+def test_the_connection_log_is_bounded(tmp_path, monkeypatch) -> None:
+    from git_airlock.egress import proxy as proxy_module
+
+    monkeypatch.setattr(proxy_module, "MAX_LOG", 4096)
+    path = tmp_path / "box.jsonl"
+    log = proxy_module.JsonLog(str(path))
+
+    async def flood() -> None:
+        for i in range(2000):  # a sandbox hammering a blocked host
+            log({"sandbox": "box", "host": "blocked.test", "port": 443, "action": "blocked", "n": i})
+            if i % 50 == 0:
+                await asyncio.sleep(0)  # let the loop write what is pending
+
+    asyncio.run(flood())
+    log.close()
+    older = tmp_path / "box.jsonl.1"
+    assert path.stat().st_size <= 4096 and older.stat().st_size <= 4096
+    last = [json.loads(line)["n"] for line in path.read_text().splitlines()]
+    assert last[-1] == 1999  # the newest entries are kept

@@ -69,6 +69,8 @@ def _follow(paths: list[str]) -> None:
         for path in paths:
             if not os.path.exists(path):
                 continue
+            if os.path.getsize(path) < offsets[path]:  # rotated: a new file started
+                offsets[path] = 0
             with open(path, encoding="utf-8", errors="replace") as handle:
                 handle.seek(offsets[path])
                 for line in handle:

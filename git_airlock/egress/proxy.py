@@ -45,6 +45,8 @@ MAX_HEAD = 64 * 1024
 HEAD_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
 MAX_CONNECTIONS = 512
+MAX_LOG = 16 * 1024 * 1024
+"""Bytes of connection log per file; one older file is kept beside it."""
 MAX_LISTENERS = 8
 """Listening sockets one proxy accepts from sandboxes (one per sandbox process that starts the network)."""
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
@@ -463,10 +465,15 @@ class JsonLog:
 
     Lines are written when the event loop has run what is ready, so a burst of
     connections costs one write, and ``net --follow`` still sees each at once.
+    A sandbox decides how many attempts it makes, so the file is bounded: past
+    ``MAX_LOG`` bytes it becomes ``<file>.1`` (replacing the one before) and a new
+    file starts. Logging is best effort: a full disk drops lines, never the gate.
     """
 
     def __init__(self, path: str) -> None:
+        self.path = path
         self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the proxy)
+        self.size = os.fstat(self.handle.fileno()).st_size
         self.pending: list[str] = []
 
     def __call__(self, entry: dict) -> None:
@@ -475,9 +482,26 @@ class JsonLog:
         self.pending.append(json.dumps(entry) + "\n")
 
     def flush(self) -> None:
-        self.handle.write("".join(self.pending))
-        self.handle.flush()
-        self.pending.clear()
+        lines, self.pending = self.pending, []
+        try:
+            chunk: list[str] = []
+            for line in lines:
+                if self.size + len(line) > MAX_LOG and self.size:
+                    self.handle.write("".join(chunk))
+                    chunk.clear()
+                    self._rotate()
+                chunk.append(line)
+                self.size += len(line)
+            self.handle.write("".join(chunk))
+            self.handle.flush()
+        except (OSError, ValueError):  # a full disk, or a rotation that failed half-way
+            pass
+
+    def _rotate(self) -> None:
+        self.handle.close()
+        os.replace(self.path, self.path + ".1")
+        self.handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (replaces the one closed)
+        self.size = 0
 
     def close(self) -> None:
         if self.pending:

@@ -665,7 +665,8 @@ class BwrapEngine:
         """The egress proxy's connection logs (JSON lines): one sandbox's, or every sandbox's."""
         folder = Gate.log_dir()
         if name:
-            return [Gate(name).log]
+            log = Gate(name).log
+            return [log + ".1", log]  # the older file first (the log is rotated when it grows large)
         return sorted(os.path.join(folder, f) for f in os.listdir(folder)) if os.path.isdir(folder) else []
 
     # -- the clone from the host side ---------------------------------------
