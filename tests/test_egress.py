@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import socket
 import ssl
 import struct
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -576,3 +578,19 @@ def test_the_connection_log_is_bounded(tmp_path, monkeypatch) -> None:
     assert path.stat().st_size <= 4096 and older.stat().st_size <= 4096
     last = [json.loads(line)["n"] for line in path.read_text().splitlines()]
     assert last[-1] == 1999  # the newest entries are kept
+
+
+def test_the_sandbox_under_the_gate_can_be_interrupted(tmp_path) -> None:
+    config = tmp_path / "egress.json"
+    config.write_text(
+        json.dumps({"sandbox": "box", "socket": str(tmp_path / "s.sock"), "log": str(tmp_path / "log"), "allow": []})
+    )
+    status = subprocess.run(
+        [sys.executable, "-m", "git_airlock.egress.supervise", str(config), "--", "cat", "/proc/self/status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    ignored = int(next(line for line in status.stdout.splitlines() if line.startswith("SigIgn:")).split()[1], 16)
+    assert not ignored & (1 << (signal.SIGINT - 1))  # Ctrl-C reaches the agent

@@ -94,8 +94,11 @@ def main(argv: list[str]) -> int:
     if not started.wait(10):
         print("git-airlock: the egress proxy did not start", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C belongs to the agent in the foreground
-    code = subprocess.call(argv[2:])
+    child = subprocess.Popen(argv[2:])
+    # Ctrl-C belongs to the agent in the foreground; ignored only now, as an ignored signal
+    # would stay ignored in the child across exec
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    code = child.wait()
     _control["loop"].call_soon_threadsafe(_control["stop"].set)
     thread.join(5)
     with contextlib.suppress(FileNotFoundError):
