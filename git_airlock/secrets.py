@@ -15,6 +15,7 @@ logged or put on a command line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -46,13 +47,19 @@ def _load() -> dict[str, str | dict]:
 
 
 def _save(data: dict[str, str | dict]) -> None:
+    import tempfile
+
     path = store_path()
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    tmp = path + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix="secrets.json.")  # 0600, a new file
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def os_keyring():
@@ -60,10 +67,11 @@ def os_keyring():
     try:
         import keyring
         from keyring.backends import fail
-    except ImportError:
-        return None
-    backend = keyring.get_keyring()
-    if isinstance(backend, fail.Keyring) or backend.priority <= 0:
+
+        backend = keyring.get_keyring()
+        if isinstance(backend, fail.Keyring) or backend.priority <= 0:
+            return None
+    except Exception:  # no keyring library, or a backend that fails while being chosen
         return None
     return backend
 
