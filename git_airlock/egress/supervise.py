@@ -21,6 +21,7 @@ import threading
 
 from git_airlock.egress.proxy import MAX_CONNECTIONS, JsonLog, Proxy
 from git_airlock.egress.rules import Rules
+from git_airlock.egress.tunnel import MAX_PIPES
 from git_airlock.secrets import lookup
 
 _control: dict = {}
@@ -47,6 +48,7 @@ def serve(config: dict, started: threading.Event) -> None:
             lambda host: resolve.get(host, host),
             services,
         )
+        proxy.max_connections = config["max_connections"]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(config["socket"])
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -66,17 +68,26 @@ def serve(config: dict, started: threading.Event) -> None:
     asyncio.run(main())
 
 
-def _raise_descriptor_limit() -> None:
-    """A full proxy holds two sockets and two pipes per direction for each of its connections;
-    the usual soft limit (1024) would refuse connections long before MAX_CONNECTIONS."""
+def connection_cap() -> int:
+    """How many connections the proxy may hold, raising the descriptor limit as far as allowed.
+
+    Each connection takes two sockets (three while a TLS bridge runs); the pipes, at most
+    MAX_PIPES of two descriptors, come on top. The usual soft limit (1024) would otherwise
+    run out before MAX_CONNECTIONS, and the connections beyond it would fail half-made.
+    """
     import resource
 
+    reserve = 2 * MAX_PIPES + 64  # pipes, the log, the Unix socket, listeners, the interpreter's own
+    wanted = MAX_CONNECTIONS * 3 + reserve
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = MAX_CONNECTIONS * 6 + 256
     if soft != resource.RLIM_INFINITY and soft < wanted:
         limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(8, min(MAX_CONNECTIONS, (soft - reserve) // 3))
 
 
 def main(argv: list[str]) -> int:
@@ -87,7 +98,7 @@ def main(argv: list[str]) -> int:
         config = json.load(handle)
     os.makedirs(os.path.dirname(config["socket"]), mode=0o700, exist_ok=True)
     os.makedirs(os.path.dirname(config["log"]), exist_ok=True)
-    _raise_descriptor_limit()
+    config["max_connections"] = connection_cap()
     started = threading.Event()
     thread = threading.Thread(target=serve, args=(config, started), daemon=True)
     thread.start()
