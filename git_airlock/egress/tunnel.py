@@ -25,7 +25,7 @@ PIPE_SIZE = 64 * 1024
 """A new pipe's capacity (Linux's default): plenty for requests and responses of an API call."""
 BULK_PIPE_SIZE = 1 << 20
 """The capacity a direction's pipe grows to once it carries a bulk transfer: a download moves
-at about 1.5x the speed with 1 MiB per splice than with 64 KiB (``bench/egress.py``)."""
+at about 1.4x the speed with 1 MiB per splice than with 64 KiB (``bench/egress.py``)."""
 BULK_PIPES = 16
 """Pipes one gate grows at a time. Pipe capacity counts against the user's budget
 (``fs.pipe-user-pages-soft``, 64 MiB by default), past which Linux gives every new pipe of
@@ -36,8 +36,6 @@ _SET_PIPE_SIZE = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 COPY_SIZE = 256 * 1024
 _CAN_SPLICE = hasattr(os, "splice")
 _FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if _CAN_SPLICE else 0
-
-
 MAX_PIPES = 128
 """Pipes one gate holds at most (8 MiB of the user's pipe budget at the default size); directions
 beyond them copy through a buffer instead, so a sandbox opening hundreds of connections cannot
@@ -169,7 +167,6 @@ class _Direction:
         if count is None:
             return
         if not count:
-            self.loop.remove_reader(self.src_fd)
             with contextlib.suppress(OSError):
                 self.dst.shutdown(socket.SHUT_WR)
             self._finish(None)
