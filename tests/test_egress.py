@@ -422,45 +422,53 @@ class TlsApi:
                 conn.close()
 
 
-def test_a_smuggled_request_never_reaches_a_credential_endpoint(proxy: Running, tmp_path, monkeypatch) -> None:
-    cert, key = _certificate(tmp_path, "api.test")
-    monkeypatch.setenv("SSL_CERT_FILE", cert)
-    api = TlsApi(cert, key)
-    proxy.proxy.rules = Rules(["api.test"])
-    proxy.proxy.services = {
-        "anthropic": {"upstream": f"https://api.test:{api.port}", "header": "x-api-key", "secret": "sk-real-key"}
-    }
-    smuggled = b"POST /airlock/anthropic/x\tHTTP/1.1\nHost:\tevil.example\nContent-Length:\t60\n\n HTTP/1.1\r\n\r\n"
-    try:
-        with proxy.connect() as sock:
-            sock.sendall(smuggled)
-            assert read_head(sock).startswith(b"HTTP/1.1 400")
-        proxy.wait_idle()
-    finally:
+@pytest.fixture
+def api_endpoint(proxy: Running, tmp_path, monkeypatch):
+    """Serve a credential endpoint on the proxy, backed by a loopback HTTPS "model API" for api.test.
+
+    ``certified``: the name on the API's certificate, which the test trusts through SSL_CERT_FILE
+    (its own CA stands in for the public ones)."""
+    apis: list[TlsApi] = []
+
+    def start(
+        name: str = "anthropic", header: str = "x-api-key", prefix: str = "", certified: str = "api.test", body: int = 2
+    ) -> TlsApi:
+        cert, key = _certificate(tmp_path, certified)
+        monkeypatch.setenv("SSL_CERT_FILE", cert)
+        api = TlsApi(cert, key, body)
+        apis.append(api)
+        proxy.proxy.rules = Rules(["api.test", "allowed.test"])
+        upstream = f"https://api.test:{api.port}"
+        secret = "sk-real-key"
+        proxy.proxy.services = {name: {"upstream": upstream, "header": header, "prefix": prefix, "secret": secret}}
+        return api
+
+    yield start
+    for api in apis:
         api.server.close()
+
+
+def test_a_smuggled_request_never_reaches_a_credential_endpoint(proxy: Running, api_endpoint) -> None:
+    api = api_endpoint()
+    smuggled = b"POST /airlock/anthropic/x\tHTTP/1.1\nHost:\tevil.example\nContent-Length:\t60\n\n HTTP/1.1\r\n\r\n"
+    with proxy.connect() as sock:
+        sock.sendall(smuggled)
+        assert read_head(sock).startswith(b"HTTP/1.1 400")
+    proxy.wait_idle()
     assert api.heads == []
 
 
 @pytest.mark.parametrize("certified_name", ["api.test", "impostor.test"])
 def test_credential_endpoint_sends_the_key_only_over_verified_tls(
-    proxy: Running, tmp_path, monkeypatch, certified_name: str
+    proxy: Running, api_endpoint, certified_name: str
 ) -> None:
-    cert, key = _certificate(tmp_path, certified_name)
-    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the test's own CA stands in for the public ones
-    api = TlsApi(cert, key)
-    proxy.proxy.rules = Rules(["api.test"])
-    proxy.proxy.services = {
-        "anthropic": {"upstream": f"https://api.test:{api.port}", "header": "x-api-key", "secret": "sk-real-key"}
-    }
-    try:
-        with proxy.connect() as sock:
-            sock.sendall(b"POST /airlock/anthropic/v1/messages HTTP/1.1\r\nx-api-key: placeholder\r\n\r\n")
-            answer = b""
-            while chunk := sock.recv(65536):
-                answer += chunk
-        proxy.wait_idle()
-    finally:
-        api.server.close()
+    api = api_endpoint(certified=certified_name)
+    with proxy.connect() as sock:
+        sock.sendall(b"POST /airlock/anthropic/v1/messages HTTP/1.1\r\nx-api-key: placeholder\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    proxy.wait_idle()
     if certified_name == "api.test":
         assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"ok")
         assert b"x-api-key: sk-real-key" in api.heads[0] and b"placeholder" not in api.heads[0]
@@ -471,29 +479,15 @@ def test_credential_endpoint_sends_the_key_only_over_verified_tls(
         assert proxy.entries[-1]["action"] == "failed"
 
 
-def test_a_bearer_credential_replaces_the_clients_authorization(proxy: Running, tmp_path, monkeypatch) -> None:
-    cert, key = _certificate(tmp_path, "api.test")
-    monkeypatch.setenv("SSL_CERT_FILE", cert)
-    api = TlsApi(cert, key)
-    proxy.proxy.rules = Rules(["api.test"])
-    proxy.proxy.services = {
-        "claude": {
-            "upstream": f"https://api.test:{api.port}",
-            "header": "authorization",
-            "prefix": "Bearer ",
-            "secret": "sk-ant-oat-real",
-        }
-    }
-    try:
-        with proxy.connect() as sock:
-            sock.sendall(b"GET /airlock/claude/v1/models HTTP/1.1\r\nAuthorization: Bearer placeholder\r\n\r\n")
-            while sock.recv(65536):
-                pass
-        proxy.wait_idle()
-    finally:
-        api.server.close()
+def test_a_bearer_credential_replaces_the_clients_authorization(proxy: Running, api_endpoint) -> None:
+    api = api_endpoint("claude", "authorization", "Bearer ")
+    with proxy.connect() as sock:
+        sock.sendall(b"GET /airlock/claude/v1/models HTTP/1.1\r\nAuthorization: Bearer placeholder\r\n\r\n")
+        while sock.recv(65536):
+            pass
+    proxy.wait_idle()
     (head,) = api.heads
-    assert head.lower().count(b"authorization:") == 1 and b"authorization: Bearer sk-ant-oat-real" in head
+    assert head.lower().count(b"authorization:") == 1 and b"authorization: Bearer sk-real-key" in head
 
 
 def test_a_bulk_transfer_grows_its_pipe_and_gives_the_budget_back(proxy: Running) -> None:
@@ -513,25 +507,16 @@ def test_a_bulk_transfer_grows_its_pipe_and_gives_the_budget_back(proxy: Running
     assert sizes <= {tunnel_module.PIPE_SIZE}  # pooled pipes are back to the default size
 
 
-def test_a_client_that_resets_mid_response_leaves_the_gate_serving(proxy: Running, tmp_path, monkeypatch) -> None:
-    cert, key = _certificate(tmp_path, "api.test")
-    monkeypatch.setenv("SSL_CERT_FILE", cert)
-    api = TlsApi(cert, key, body=20_000_000)
-    proxy.proxy.rules = Rules(["api.test", "allowed.test"])
-    proxy.proxy.services = {
-        "anthropic": {"upstream": f"https://api.test:{api.port}", "header": "x-api-key", "secret": "sk-real-key"}
-    }
-    try:
-        for _ in range(5):
-            sock = proxy.connect()
-            sock.sendall(b"POST /airlock/anthropic/v1/messages HTTP/1.1\r\n\r\n")
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            sock.close()  # a reset while the response still streams
-            proxy.wait_idle()
-            assert tunnel(proxy, "allowed.test")[1] == b"ping"  # the next connections are served
-    finally:
-        api.server.close()
+def test_a_client_that_resets_mid_response_leaves_the_gate_serving(proxy: Running, api_endpoint) -> None:
+    api_endpoint(body=20_000_000)
+    for _ in range(5):
+        sock = proxy.connect()
+        sock.sendall(b"POST /airlock/anthropic/v1/messages HTTP/1.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()  # a reset while the response still streams
+        proxy.wait_idle()
+        assert tunnel(proxy, "allowed.test")[1] == b"ping"  # the next connections are served
     proxy.wait_idle()
     assert proxy.proxy.open_connections == 0
 
