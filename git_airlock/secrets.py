@@ -76,6 +76,17 @@ def os_keyring():
     return backend
 
 
+def require_keyring():
+    """The OS keyring's backend, or a clear error where none answers."""
+    backend = os_keyring()
+    if backend is None:
+        raise AirlockError(
+            "no OS keyring answers here (no desktop session or Secret Service)",
+            hint="use `--store file`, or start the keyring (gnome-keyring, KWallet) first",
+        )
+    return backend
+
+
 def _keyring_error(action: str, exc: Exception) -> AirlockError:
     return AirlockError(
         f"the OS keyring refused to {action}: {exc}",
@@ -88,12 +99,7 @@ def set_secret(service: str, value: str, store: str = "auto") -> str:
     value = value.strip()
     if not value:
         raise AirlockError("empty credential: nothing stored", hint="paste the key when asked, or pipe it in")
-    backend = None if store == "file" else os_keyring()
-    if store == "keyring" and backend is None:
-        raise AirlockError(
-            "no OS keyring answers here (no desktop session or Secret Service)",
-            hint="use `--store file`, or start the keyring (gnome-keyring, KWallet) first",
-        )
+    backend = require_keyring() if store == "keyring" else None if store == "file" else os_keyring()
     data = _load()
     previous = data.get(service)
     if backend is not None:

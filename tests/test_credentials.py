@@ -254,7 +254,7 @@ def test_doctor_says_where_credentials_are_kept(project: Path, hermetic: Env, re
 
 
 def test_without_an_os_keyring_credentials_go_to_the_file(project: Path, hermetic: Env) -> None:
-    forced = airlock("--engine", "bwrap", "secret", "set", "--store", "keyring", "openai", cwd=project, input="sk\n")
+    forced = airlock("--engine", "bwrap", "secret", "set", "--store", "keyring", "openai", cwd=project, input="")
     assert forced.returncode == 1 and "no OS keyring answers here" in forced.stderr
     assert "hint: use `--store file`" in forced.stderr
     auto = airlock("--engine", "bwrap", "secret", "set", "openai", cwd=project, input="sk-file\n")

@@ -68,8 +68,10 @@ def secret_set(app: App, service: str, store: str) -> None:
         }[store]
         app.runner.show(f"store the {service} credential in {target}")
         return
-    from git_airlock.secrets import set_secret, store_path
+    from git_airlock.secrets import require_keyring, set_secret, store_path
 
+    if store == "keyring":
+        require_keyring()  # before asking for the key, not after
     where = set_secret(service, _read_value(service), store)
     app.info(f"stored the {service} credential in " + ("the OS keyring" if where == "keyring" else store_path()))
 
