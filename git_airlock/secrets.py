@@ -15,7 +15,6 @@ logged or put on a command line.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 
@@ -47,19 +46,11 @@ def _load() -> dict[str, str | dict]:
 
 
 def _save(data: dict[str, str | dict]) -> None:
-    import tempfile
+    from git_airlock.jsonfile import write_json
 
     path = store_path()
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix="secrets.json.")  # 0600, a new file
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_json(path, data)  # 0600
 
 
 def os_keyring():

@@ -28,7 +28,7 @@ _control: dict = {}
 """The proxy thread's loop and stop event, for the main thread to end it."""
 
 
-def serve(config: dict, started: threading.Event) -> None:
+def serve(config: dict, max_connections: int, started: threading.Event) -> None:
     """Run the proxy on the config's Unix socket until told to stop (in its own thread)."""
 
     async def main() -> None:
@@ -48,7 +48,7 @@ def serve(config: dict, started: threading.Event) -> None:
             lambda host: resolve.get(host, host),
             services,
         )
-        proxy.max_connections = config["max_connections"]
+        proxy.max_connections = max_connections
         with contextlib.suppress(FileNotFoundError):
             os.unlink(config["socket"])
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -98,9 +98,8 @@ def main(argv: list[str]) -> int:
         config = json.load(handle)
     os.makedirs(os.path.dirname(config["socket"]), mode=0o700, exist_ok=True)
     os.makedirs(os.path.dirname(config["log"]), exist_ok=True)
-    config["max_connections"] = connection_cap()
     started = threading.Event()
-    thread = threading.Thread(target=serve, args=(config, started), daemon=True)
+    thread = threading.Thread(target=serve, args=(config, connection_cap(), started), daemon=True)
     thread.start()
     if not started.wait(10):
         print("git-airlock: the egress proxy did not start", file=sys.stderr)

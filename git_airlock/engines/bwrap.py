@@ -38,6 +38,7 @@ import time
 from git_airlock.engines.base import SandboxSpec, SandboxState, SeedFile
 from git_airlock.errors import AirlockError
 from git_airlock.gitcmd import Git
+from git_airlock.jsonfile import write_json
 from git_airlock.naming import fetch_refspecs, remote_name
 from git_airlock.plan import Plan, Runner, Step
 
@@ -117,10 +118,7 @@ class Paths:
             return {}
 
     def write_meta(self, meta: dict) -> None:
-        tmp = self.meta + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(meta, handle, indent=2)
-        os.replace(tmp, self.meta)
+        write_json(self.meta, meta, indent=2)
 
 
 PROXY_PORT = 3128
@@ -162,10 +160,7 @@ class Gate:
             "resolve": resolve,
             "services": services,
         }
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix="egress.json.")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(config, handle, indent=2)
-        os.replace(tmp, self.config)
+        write_json(self.config, config, indent=2)
 
 
 def _private_dir(path: str) -> None:
