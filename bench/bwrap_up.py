@@ -10,6 +10,9 @@ in one commit, written with one ``git fast-import`` stream), then for each:
   sandbox: the first one for a commit (which also fills the shared checkout of that
   commit) and later ones (which reuse it: a sandbox's own changes live in an overlay).
 
+- ``git airlock fetch`` of a sandbox whose agent made 10 commits, next to a plain
+  ``git fetch`` of the same clone into a ``--shared`` copy of the repository.
+
 "first command" is the moment the agent's first command ran, measured inside the
 sandbox, minus the moment `git airlock up` was started. Everything lives in a
 temporary HOME/XDG_DATA_HOME; nothing of yours is touched.
@@ -80,6 +83,27 @@ def up(repo: Path, name: str, env: dict[str, str], data: Path) -> tuple[float, f
     return (int(stamp.read_text()) - start_ns) / 1e6, total
 
 
+AGENT_COMMITS = "for i in 0 1 2 3 4 5 6 7 8 9; do echo $i > new$i.txt; git add new$i.txt; git commit -qm c$i; done"
+
+
+def fetches(repo: Path, tmp: Path, name: str, env: dict[str, str], data: Path) -> tuple[float, float]:
+    """(ms for a plain `git fetch` of the sandbox's clone, ms for `git airlock fetch` of it)."""
+    shell = ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", name]
+    subprocess.run([*shell, "up", "--", "-c", AGENT_COMMITS], cwd=repo, env=env, check=True, capture_output=True)
+    clone = data / "git-airlock" / "sandboxes" / name / "clone"
+    copy = tmp / f"copy-{name}"
+    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(repo), str(copy)], env=env, check=True)
+    plain = timed(
+        ["git", "-c", "fetch.fsckObjects=true", "fetch", "-q", "--no-tags", str(clone), "+refs/heads/*:refs/x/*"],
+        copy,
+        env,
+    )
+    shutil.rmtree(copy)
+    airlock = timed([*shell, "fetch"], repo, env)
+    remove(repo, name, env)
+    return plain, airlock
+
+
 def remove(repo: Path, name: str, env: dict[str, str]) -> None:
     subprocess.run(
         ["git", "airlock", "--engine", "bwrap", "--name", name, "rm", "--yes", "--no-fetch"],
@@ -108,6 +132,7 @@ def bench(label: str, repo: Path, tmp: Path, env: dict[str, str], data: Path, ru
         warm.append(up(repo, f"{label}-{i}", env, data))
         remove(repo, f"{label}-{i}", env)
     remove(repo, f"{label}-first", env)
+    fetched = [fetches(repo, tmp, f"{label}-fetch-{i}", env, data) for i in range(runs)]
     clone_ms = statistics.median(clones)
     warm_first = statistics.median(w[0] for w in warm)
     print(f"{label:<8} git clone --shared               {clone_ms:9.1f} ms (median of {runs})")
@@ -116,8 +141,17 @@ def bench(label: str, repo: Path, tmp: Path, env: dict[str, str], data: Path, ru
     print(
         f"{label:<8} up, later sandboxes              {warm_first:9.1f} ms to first command "
         f"({statistics.median(w[1] for w in warm):.0f} ms total, median of {runs}) "
-        f"= {clone_ms / warm_first:.1f}x faster than git clone --shared"
+        f"= {_ratio(clone_ms, warm_first)} git clone --shared"
     )
+    print(f"{label:<8} git fetch of the clone (10 commits) {statistics.median(f[0] for f in fetched):7.1f} ms")
+    print(f"{label:<8} git airlock fetch (10 commits)      {statistics.median(f[1] for f in fetched):7.1f} ms")
+
+
+def _ratio(reference_ms: float, ms: float) -> str:
+    """'3.1x faster than' or '1.4x slower than', whichever is true."""
+    if ms <= reference_ms:
+        return f"{reference_ms / ms:.1f}x faster than"
+    return f"{ms / reference_ms:.1f}x slower than"
 
 
 def main() -> None:
