@@ -92,7 +92,8 @@ class App:
     def engine(self):
         from git_airlock.engines import get_engine
 
-        return get_engine(self.engine_choice[0])
+        location = self.location_or_none
+        return get_engine(self.engine_choice[0], location.common_dir if location else None)
 
     @cached_property
     def repo(self):

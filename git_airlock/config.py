@@ -55,6 +55,13 @@ KEYS: tuple[Key, ...] = (
         "host environment variables handed to the agent (comma-separated; bwrap engine)",
     ),
     Key(
+        "tmp_size",
+        "AIRLOCK_TMP_SIZE",
+        "airlock.tmpSize",
+        "2g",
+        "size limit of each in-memory scratch file system of a bwrap sandbox (/tmp, /var/tmp, /dev/shm)",
+    ),
+    Key(
         "global_network_policy",
         "GLOBAL_NETWORK_POLICY",
         "airlock.globalNetworkPolicy",
@@ -117,6 +124,19 @@ class Settings:
     @property
     def pass_env_names(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.values["pass_env"].split(",") if name.strip())
+
+    @property
+    def tmp_size_bytes(self) -> int:
+        """``AIRLOCK_TMP_SIZE`` in bytes: a number with an optional k, m or g (powers of 1024)."""
+        text = self.values["tmp_size"].strip().lower()
+        scale = {"k": 1024, "m": 1024**2, "g": 1024**3}.get(text[-1:], 1)
+        digits = text[:-1] if scale > 1 else text
+        if not digits.isdigit() or int(digits) * scale < 1024**2:
+            raise AirlockError(
+                f"bad AIRLOCK_TMP_SIZE {self.values['tmp_size']!r}",
+                hint="give a size of at least 1m, e.g. 512m or 4g",
+            )
+        return int(digits) * scale
 
     def flag(self, attr: str) -> bool:
         return self.values[attr].strip().lower() in ("1", "true", "yes", "on")

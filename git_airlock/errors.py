@@ -19,6 +19,11 @@ class AirlockError(Exception):
         self.hint = hint
 
 
+LONG_ARGUMENT = 200
+"""Arguments longer than this (a sandboxed upload-pack command line, say) are shortened in messages;
+``--dry-run`` prints them whole."""
+
+
 class CommandFailed(AirlockError):
     """An external command (git, sbx, tmux, gh) exited non-zero.
 
@@ -29,7 +34,8 @@ class CommandFailed(AirlockError):
     def __init__(self, argv: list[str], returncode: int, detail: str = "", hint: str | None = None):
         from git_airlock.plan import quote_argv
 
-        message = f"command failed (exit {returncode}): {quote_argv(argv)}"
+        shown = [arg if len(arg) <= LONG_ARGUMENT else f"{arg[:40]}...({len(arg)} characters)" for arg in argv]
+        message = f"command failed (exit {returncode}): {quote_argv(shown)}"
         if detail:
             message += f"\n{detail.rstrip()}"
         super().__init__(message, hint)

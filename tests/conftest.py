@@ -187,3 +187,21 @@ def no_sbx(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             (bindir / tool).symlink_to(found)
     git_exec = subprocess.run(["git", "--exec-path"], capture_output=True, text=True).stdout.strip()
     monkeypatch.setenv("PATH", os.pathsep.join([str(bindir), git_exec]))
+
+
+def data_dir(hermetic: Env, name: str) -> Path:
+    return hermetic.home / ".local" / "share" / "git-airlock" / "sandboxes" / name
+
+
+def sandbox_file(hermetic: Env, name: str, relative: str) -> Path:
+    """A file the agent wrote in its working tree: in the overlay layer, or in a plain clone."""
+    root = data_dir(hermetic, name)
+    upper = root / "upper" / relative
+    return upper if (root / "upper").is_dir() else root / "clone" / relative
+
+
+def run_in_sandbox(project: Path, name: str, script: str, *flags: str, env: dict | None = None):
+    """`git airlock up` with the shell agent running ``script`` (a stand-in for an agent)."""
+    return airlock(
+        "--engine", "bwrap", "--agent", "shell", "--name", name, *flags, "up", "--", "-c", script, cwd=project, env=env
+    )

@@ -13,25 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FAKES, Env, airlock, git, snapshot
-
-
-def data_dir(hermetic: Env, name: str) -> Path:
-    return hermetic.home / ".local" / "share" / "git-airlock" / "sandboxes" / name
-
-
-def sandbox_file(hermetic: Env, name: str, relative: str) -> Path:
-    """A file the agent wrote in its working tree: in the overlay layer, or in a plain clone."""
-    root = data_dir(hermetic, name)
-    upper = root / "upper" / relative
-    return upper if (root / "upper").is_dir() else root / "clone" / relative
-
-
-def run_in_sandbox(project: Path, name: str, script: str, *flags: str, env: dict | None = None):
-    """`git airlock up` with the shell agent running ``script`` (a stand-in for an agent)."""
-    return airlock(
-        "--engine", "bwrap", "--agent", "shell", "--name", name, *flags, "up", "--", "-c", script, cwd=project, env=env
-    )
+from conftest import FAKES, Env, airlock, data_dir, git, run_in_sandbox, sandbox_file, snapshot
 
 
 @pytest.fixture
@@ -152,7 +134,7 @@ def test_sandboxes_do_not_see_each_other_and_stop_leaves_nothing(project: Path, 
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"GIT_AIRLOCK_SANDBOX=a\0" in environ or b"sleep\x00317" in cmdline:
+        if b"GIT_AIRLOCK_SANDBOX=a/" in environ or b"sleep\x00317" in cmdline:
             leftovers.append(pid)
     assert leftovers == []
     assert (
@@ -200,16 +182,18 @@ def test_uncommitted_work_is_reported_and_committable(project: Path, hermetic: E
     assert git(project, "log", "-1", "--format=%s", "sandbox-wip/main").strip() == "keep the draft"
 
 
-def test_clone_config_is_read_only_and_tampering_stops_fetch(project: Path, hermetic: Env) -> None:
+def test_clone_config_is_read_only_and_a_planted_commondir_leads_nowhere(project: Path, hermetic: Env) -> None:
     script = """\
 { git config core.alternateRefsCommand 'touch /tmp/pwned' && echo config-written || echo config-refused; } > probe.txt
 echo ../../evil > .git/commondir
 """
     assert run_in_sandbox(project, "tamper", script).returncode == 0
     assert sandbox_file(hermetic, "tamper", "probe.txt").read_text().strip() == "config-refused"
+    refs = git(project, "for-each-ref")
     fetched = airlock("--engine", "bwrap", "--name", "tamper", "fetch", cwd=project)
     assert fetched.returncode == 1
-    assert "has a changed or planted .git/commondir; not fetching from it" in fetched.stderr
+    assert "upload-pack" in fetched.stderr and "characters)" in fetched.stderr  # named, not printed whole
+    assert git(project, "for-each-ref") == refs
 
 
 def test_dry_run_prints_the_bwrap_command(project: Path, hermetic: Env) -> None:

@@ -36,6 +36,7 @@ def test_config_json_lists_every_setting(project: Path) -> None:
         "AIRLOCK_EGRESS_RESOLVE",
         "AIRLOCK_SERVICE_URLS",
         "AIRLOCK_PASS_ENV",
+        "AIRLOCK_TMP_SIZE",
         "GLOBAL_NETWORK_POLICY",
         "ALLOW",
         "REVIEW_TOOL",

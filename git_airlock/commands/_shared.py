@@ -63,17 +63,31 @@ def confirm(question: str, default: bool, assume: bool | None = None) -> bool:
 
 
 def fetch_steps(app: App, url: str | None) -> list[Step]:
-    """The git commands that bring the sandbox's branches (and, from ``url``, initialised submodules) home."""
+    """The git commands that bring the sandbox's branches (and, from ``url``, initialised submodules) home.
+
+    Where the engine serves the clone through a command of its own (a sandboxed ``git upload-pack``),
+    every fetch from it uses that command: nothing in the clone is read with the user's authority.
+    """
     from git_airlock.naming import fetch_refspecs
 
     remote = app.remote
     refspecs = fetch_refspecs(app.sandbox)
     progress = "--progress" if is_terminal(sys.stderr) else "--quiet"
+    upload_pack = app.engine.upload_pack(app.sandbox)
+    serve = ("--upload-pack", upload_pack) if upload_pack else ()
     steps = [
         Step(
             tuple(
                 safe_git(
-                    "-C", app.location.root, "fetch", "--no-tags", "--no-write-fetch-head", progress, remote, *refspecs
+                    "-C",
+                    app.location.root,
+                    "fetch",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                    progress,
+                    *serve,
+                    remote,
+                    *refspecs,
                 )
             ),
             hint="the sandbox's objects failed git's checks or it is unreachable; "
@@ -91,6 +105,7 @@ def fetch_steps(app: App, url: str | None) -> list[Step]:
                             "--no-tags",
                             "--no-write-fetch-head",
                             progress,
+                            *serve,
                             f"{url.rstrip('/')}/.git/modules/{name}",
                             f"+refs/heads/*:refs/remotes/{remote}/*",
                         )

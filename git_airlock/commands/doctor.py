@@ -123,13 +123,23 @@ def check_bwrap(report: Report) -> None:
     )
     if trial is not None and trial.returncode == 0:
         report.line("OK", "namespaces", "bwrap can create user, PID and network namespaces")
-        from git_airlock.engines.bwrap import data_root, overlay_usable
+        from git_airlock.engines.bwrap import overlay, seccomp
+        from git_airlock.engines.bwrap.layout import data_root
 
-        if overlay_usable(os.path.join(os.path.dirname(data_root()), "probe")):
+        if overlay.usable(os.path.join(os.path.dirname(data_root()), "probe")):
             report.line("OK", "overlay", "copy-on-write working trees: new sandboxes need no checkout")
         else:
             report.line(
                 "WARN", "overlay", "no overlay in a user namespace (Linux 5.11+): each sandbox gets a full checkout"
+            )
+        if seccomp.supported():
+            report.line("OK", "terminal", "a seccomp filter stops sandboxes from typing into your terminal (TIOCSTI)")
+        else:
+            report.line(
+                "WARN",
+                "terminal",
+                "no seccomp filter for this architecture: sandboxes start a new session "
+                "(no TIOCSTI, but a shell in the sandbox has no job control)",
             )
     else:
         detail = (trial.stderr.strip().splitlines() or ["no answer"])[0] if trial else "no answer"

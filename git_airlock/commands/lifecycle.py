@@ -122,6 +122,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
         app.settings.resolve_pairs,
         app.settings.service_url_pairs,
         tuple(host for hosts in custom_presets(root).values() for host in hosts),
+        app.settings.tmp_size_bytes,
         app.dry_run,
     )
     setup, agent_step = engine.launch(spec, agent_args, seeds, exists=state is not None)

@@ -24,8 +24,11 @@ def choose_engine(setting: str) -> tuple[str, str]:
     return "sbx", "no engine is installed (sbx is the default)"
 
 
-def get_engine(name: str) -> Engine:
-    """The engine called ``name``; imported on demand to keep start-up lean."""
+def get_engine(name: str, common_dir: str | None = None) -> Engine:
+    """The engine called ``name``; imported on demand to keep start-up lean.
+
+    ``common_dir``: the repository the invocation works on, whose sandboxes alone it may touch.
+    """
     if name == "sbx":
         from git_airlock.engines.sbx import SbxEngine
 
@@ -33,5 +36,5 @@ def get_engine(name: str) -> Engine:
     if name == "bwrap":
         from git_airlock.engines.bwrap import BwrapEngine
 
-        return BwrapEngine()
+        return BwrapEngine(common_dir)
     raise AirlockError(f"unknown engine {name!r}", hint="available engines: " + ", ".join(ENGINES))

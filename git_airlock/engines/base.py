@@ -52,9 +52,11 @@ class SandboxSpec:
     resolve: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     """Host name -> address overrides for the egress proxy."""
     service_urls: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    """Model API service -> URL overrides for the egress gate's credential endpoints."""
     extra_hosts: tuple[str, ...] = field(default_factory=tuple)
     """Hosts of custom presets (git config airlock.preset.*), allowed in balanced mode."""
-    """Model API service -> URL overrides for the egress gate's credential endpoints."""
+    tmp_size: int = 2 * 1024**3
+    """Bytes each in-memory scratch file system of the sandbox may hold (/tmp, /var/tmp, /dev/shm)."""
     dry_run: bool = False
     """Plan only: engines must not probe the system (they assume what a real run would most likely do)."""
 
@@ -80,6 +82,10 @@ class Engine(Protocol):
 
     def fetch_plan(self, name: str, running: bool) -> Plan:
         """What must happen before the host fetches from the sandbox's clone (may be nothing)."""
+
+    def upload_pack(self, name: str) -> str | None:
+        """The command a host-side fetch starts to read the sandbox's clone (``git fetch --upload-pack``),
+        or None when the remote serves itself (sbx's git daemon)."""
 
     def shell_plan(self, name: str) -> Plan: ...
 

@@ -107,6 +107,9 @@ class SbxEngine:
         """sbx serves the clone only while the sandbox runs: `exec true` starts a stopped one."""
         return Plan() if running else Plan([Step((SBX, "exec", name, "true"))])
 
+    def upload_pack(self, name: str) -> str | None:
+        return None
+
     def shell_plan(self, name: str) -> Plan:
         return Plan([Step((SBX, "exec", "-it", name, "bash"), interactive=True, check=False)])
 

@@ -1,0 +1,105 @@
+"""The agent's sandbox: the whole command line that starts it.
+
+On top of what every sandbox gets (``confine``): the host repository
+read-only at its own path and at ``/run/sandbox/source``, the clone
+read-write at ``/workspace/<repo>`` (its ``.git/config`` read-only), the
+persistent HOME at ``/home/agent``, an empty environment plus a few
+variables, and, unless the policy is ``allow-all``, a network namespace of
+its own whose only way out is the egress gate.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from git_airlock.engines.base import SandboxSpec
+from git_airlock.engines.bwrap import confine, overlay
+from git_airlock.engines.bwrap.clone import SOURCE, mounts, workspace
+from git_airlock.engines.bwrap.gate import PROXY_PORT, Gate, handoff_file
+from git_airlock.engines.bwrap.layout import SANDBOX_HOME, SANDBOX_USER, Paths, marker
+from git_airlock.engines.bwrap.processes import MARKER
+
+DEFAULT_TMP_SIZE = 2 * 1024**3
+SANDBOX_PATH = ":".join(
+    (
+        f"{SANDBOX_HOME}/.local/bin",
+        f"{SANDBOX_HOME}/.npm-global/bin",
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    )
+)
+
+
+def agent_argv(name: str, meta: dict, command: list[str], spec: SandboxSpec | None = None) -> list[str]:
+    """The full command line. ``meta`` is the sandbox's record (the one it is about to get, while
+    it is being created); ``spec`` is given by ``up``, and absent for ``shell``."""
+    paths = Paths(name)
+    repo = spec.repo_root if spec else meta.get("repo", "")
+    network = meta.get("network") or (spec.network if spec else "deny-all")
+    tmp_size = spec.tmp_size if spec else meta.get("tmp_size") or DEFAULT_TMP_SIZE
+    gate = Gate(name, marker(name, meta)) if network not in ("allow-all", "deny-all") else None
+    prefix = overlay.sandbox_prefix(paths, meta)
+    if gate:
+        # the sandbox has no network; its only way out is the gate, through a socket bound into it
+        prefix = [sys.executable, "-m", "git_airlock.egress.supervise", gate.config, "--", *prefix]
+        handoff = ["python3", "/run/airlock-handoff.py", str(PROXY_PORT), "/run/airlock/egress.sock", "--"]
+        command = [*handoff, *command]
+    argv = [
+        *confine.namespaces(
+            network=network == "allow-all", terminal=True, hostname=f"airlock-{name}"[:63].rstrip("-.")
+        ),
+        *confine.system(paths),
+        *confine.scratch(tmp_size, confine.own_devices(paths)),
+        *mounts(paths, meta, repo, writable=True),
+        "--ro-bind",
+        repo,
+        SOURCE,
+        "--bind",
+        paths.home,
+        SANDBOX_HOME,
+        "--chdir",
+        workspace(repo),
+        "--clearenv",
+    ]
+    if gate:
+        argv += ["--ro-bind", gate.socket_dir, "/run/airlock", "--ro-bind", handoff_file(), "/run/airlock-handoff.py"]
+    for key, value in _environment(meta, spec, gate is not None).items():
+        argv += ["--setenv", key, value]
+    argv += ["--setenv", MARKER, marker(name, meta), "--", *command]
+    return [*prefix, *confine.with_filter(argv)]
+
+
+def _environment(meta: dict, spec: SandboxSpec | None, gated: bool) -> dict[str, str]:
+    env = {
+        "HOME": SANDBOX_HOME,
+        "PATH": SANDBOX_PATH,
+        "USER": SANDBOX_USER,
+        "LOGNAME": SANDBOX_USER,
+        "SHELL": "/bin/bash",
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "TMPDIR": "/tmp",
+        "TERM": os.environ.get("TERM", "xterm-256color"),
+    }
+    if gated:
+        from git_airlock.engines.bwrap.gate import services
+        from git_airlock.services import PLACEHOLDER, SERVICES
+
+        proxy = f"http://127.0.0.1:{PROXY_PORT}"
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env[var] = proxy
+        env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1"
+        urls = dict(spec.service_urls) if spec else meta.get("service_urls") or {}
+        for service_name in services(urls):
+            service = SERVICES[service_name]
+            if service.base_url_env not in env:  # SERVICES lists the preferred credential first
+                env[service.base_url_env] = f"{proxy}/airlock/{service_name}{service.base_url_suffix}"
+                env[service.key_env] = PLACEHOLDER
+    for var in spec.pass_env if spec else ():
+        if var in os.environ:
+            env[var] = os.environ[var]
+    return env

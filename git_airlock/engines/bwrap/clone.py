@@ -1,0 +1,151 @@
+"""The host's work on the agent's clone, each piece inside a sandbox that sees only that clone.
+
+Every file of the clone is the agent's, ``.git`` included: alternates that name
+another repository's objects, refs that are symlinks to another repository's
+refs, a reflog that is a symlink to ``~/.bashrc``. Run with the user's
+authority, ``git upload-pack`` (behind a fetch) would follow the first two
+and hand another repository's history to the host; ``git commit`` would
+append to the third. No list of checked files covers every trick, so the
+rule is structural: whatever the host runs over the clone runs in a bwrap
+sandbox (``confine``) that sees the system, the host repository read-only
+(the clone borrows its objects) and the clone, and nothing else: no HOME,
+no network, no other repository. A link there can only lead to something
+the agent could read anyway.
+
+- fetch: the host's ``git fetch`` starts ``git upload-pack`` through
+  :func:`upload_pack_command` (``--upload-pack``), read-only;
+- ``status``/``fetch`` warnings: :func:`uncommitted`, read-only;
+- ``git airlock commit``: :func:`commit_steps`, read-write.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+
+from git_airlock.engines.bwrap import confine, overlay
+from git_airlock.engines.bwrap.layout import Paths
+from git_airlock.plan import Step
+
+SOURCE = "/run/sandbox/source"
+TOOL_TMP_SIZE = 64 * 1024 * 1024
+_GIT_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "HOME": "/tmp",
+    "LANG": "C.UTF-8",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+}
+_NO_CODE = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null")
+
+
+def workspace(repo: str) -> str:
+    """The clone's path inside every sandbox: ``/workspace/<the repository's folder name>``."""
+    return f"/workspace/{os.path.basename(repo.rstrip('/')) or 'repo'}"
+
+
+def mounts(paths: Paths, meta: dict, repo: str, *, writable: bool) -> list[str]:
+    """The host repository read-only (its own path, which the clone's alternates name) and the clone.
+
+    The clone's ``.git/config`` is read-only even where the rest is writable: the agent's git
+    settings would otherwise follow the clone into every later host-side step.
+    """
+    tree = paths.merged if meta.get("layout") == "overlay" else paths.clone
+    bind = "--bind" if writable else "--ro-bind"
+    inside = workspace(repo)
+    return [
+        "--ro-bind",
+        repo,
+        repo,
+        bind,
+        tree,
+        inside,
+        bind,
+        paths.git_dir,
+        f"{inside}/.git",
+        "--ro-bind",
+        os.path.join(paths.git_dir, "config"),
+        f"{inside}/.git/config",
+    ]
+
+
+def _environment(env: dict[str, str]) -> list[str]:
+    argv = ["--clearenv"]
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+    return argv
+
+
+def _tool_argv(paths: Paths, meta: dict, git_args: list[str], *, writable: bool) -> list[str]:
+    """git over the clone's working tree in a sandbox of its own (through the overlay, when there is one)."""
+    repo = meta.get("repo", "")
+    bwrap = [
+        *confine.namespaces(network=False, terminal=False),
+        *confine.system(paths),
+        *confine.scratch(TOOL_TMP_SIZE, confine.own_devices(paths)),
+        *mounts(paths, meta, repo, writable=writable),
+        "--chdir",
+        workspace(repo),
+        *_environment(_GIT_ENV),
+        "--",
+        "git",
+        *_NO_CODE,
+        *git_args,
+    ]
+    return [*overlay.sandbox_prefix(paths, meta, read_only=not writable), *confine.with_filter(bwrap)]
+
+
+def uncommitted(paths: Paths) -> list[str]:
+    """Changed paths in the clone's working tree (the agent's work not committed yet)."""
+    meta = paths.read_meta()
+    confine.prepare(paths)
+    argv = _tool_argv(
+        paths,
+        meta,
+        ["--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=all"],
+        writable=False,
+    )
+    proc = subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape", env=_host_env())
+    return [entry[3:] for entry in proc.stdout.split("\0") if len(entry) > 3]
+
+
+def commit_steps(paths: Paths, message: str) -> list[Step]:
+    """``git add --all`` and ``git commit`` in the clone, as the sandbox user, without hooks."""
+    meta = paths.read_meta()
+    return [
+        Step(tuple(_tool_argv(paths, meta, ["add", "--all"], writable=True))),
+        Step(tuple(_tool_argv(paths, meta, ["commit", "--quiet", "--no-verify", "-m", message], writable=True))),
+    ]
+
+
+def upload_pack_command(paths: Paths) -> str:
+    """The shell command a host-side ``git fetch`` runs (``--upload-pack``) to read the clone.
+
+    git appends the clone's path, quoted, and runs the line with ``sh``. The sandbox sees the
+    clone's ``.git`` read-only at that same path and the host repository read-only, so an
+    alternate or a symlinked ref that points anywhere else points at nothing. The protocol
+    version git asks for (``GIT_PROTOCOL``) is passed in, since bwrap clears the environment.
+    """
+    meta = paths.read_meta()
+    repo = meta.get("repo", "")
+    bwrap = [
+        *confine.namespaces(network=False, terminal=False),
+        *confine.system(paths),
+        *confine.scratch(TOOL_TMP_SIZE, confine.own_devices(paths)),
+        "--ro-bind",
+        repo,
+        repo,
+        "--ro-bind",
+        paths.git_dir,
+        paths.git_dir,
+        *_environment(_GIT_ENV),
+    ]
+    line = shlex.join(bwrap) + ' --setenv GIT_PROTOCOL "${GIT_PROTOCOL:-}" -- git upload-pack'
+    return line + confine.filter_redirect()
+
+
+def _host_env() -> dict[str, str]:
+    from git_airlock.gitcmd import scrubbed_git_env
+
+    return scrubbed_git_env()

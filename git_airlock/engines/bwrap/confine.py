@@ -1,0 +1,217 @@
+"""What every bwrap sandbox of git-airlock shares, the agent's and the host's own.
+
+The host runs git over the agent's clone (to fetch, commit, look at uncommitted
+work) only inside a sandbox built from the same pieces as the agent's, so that
+whatever the agent planted in its clone meets the same walls:
+
+- a new user namespace in which the process is uid/gid 1000 and holds no
+  capability (``--cap-drop ALL`` on top: bwrap keeps them for a uid 0), so it
+  can neither undo a read-only mount nor mount anything;
+- new PID, IPC, UTS and cgroup namespaces, and no network unless asked;
+- the seccomp filter of ``seccomp.py`` (no TIOCSTI/TIOCLINUX), read by bwrap
+  from descriptor 3, which a one-line ``sh`` opens just before bwrap starts;
+- system directories and a few harmless ``/etc`` files read-only, and device
+  nodes the sandbox cannot change on the host: the sandbox user maps to the
+  host user, and when that is root, the host's ``/dev/null`` is root's, so a
+  sandbox could ``chmod`` it. For root, the sandbox gets its own nodes, made
+  in its data folder at each start (Docker's approach for its containers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shlex
+
+from git_airlock.engines.bwrap import seccomp
+from git_airlock.engines.bwrap.layout import SANDBOX_UID, Paths
+
+BWRAP = "bwrap"
+FILTER_FD = "3"
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_ENTRIES = (
+    "alternatives",
+    "ssl",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "resolv.conf",
+    "hosts",
+    "nsswitch.conf",
+    "localtime",
+    "timezone",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "bash.bashrc",
+    "profile",
+    "profile.d",
+    "inputrc",
+    "terminfo",
+    "mime.types",
+    "protocols",
+    "services",
+)
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
+"""The nodes bwrap's ``--dev`` binds from the host, by (major, minor)."""
+RUN_SIZE = 16 * 1024 * 1024
+
+
+def filter_path() -> str:
+    """Where the seccomp program is kept: the user's cache, named by its content (never agent-visible)."""
+    from platformdirs import user_cache_dir
+
+    digest = hashlib.sha256(seccomp.program()).hexdigest()[:16]
+    return os.path.join(user_cache_dir("git-airlock"), "seccomp", f"{platform.machine()}-{digest}.bpf")
+
+
+def write_filter() -> str:
+    """Write the seccomp program once (atomically: bwrap never reads half of it); return its path."""
+    import tempfile
+
+    path = filter_path()
+    if os.path.isfile(path):
+        return path
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".filter-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(seccomp.program())
+    os.replace(tmp, path)
+    return path
+
+
+def with_filter(bwrap_argv: list[str]) -> list[str]:
+    """Prefix that opens the filter on descriptor 3 and execs bwrap, which reads it (``--seccomp 3``)."""
+    if not seccomp.supported():
+        return bwrap_argv
+    return ["sh", "-c", f'exec "$@" {FILTER_FD}<"$0"', filter_path(), *bwrap_argv]
+
+
+def filter_redirect() -> str:
+    """The same as :func:`with_filter` for a shell line: a redirection of descriptor 3 to append to it."""
+    return f" {FILTER_FD}<{shlex.quote(filter_path())}" if seccomp.supported() else ""
+
+
+def namespaces(*, network: bool, terminal: bool, hostname: str | None = None) -> list[str]:
+    """bwrap and its options for the namespaces, the sandbox user and the filter.
+
+    ``terminal``: the sandbox shares the user's terminal (an agent or a shell in the foreground),
+    so it keeps it as its controlling terminal for job control, and the filter alone stops
+    TIOCSTI. Other sandboxes start a new session and have no controlling terminal at all.
+    Where no filter can be built (an architecture ``seccomp`` does not know), every sandbox
+    starts a new session: TIOCSTI needs a controlling terminal.
+    """
+    argv = [
+        BWRAP,
+        "--die-with-parent",
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--cap-drop",
+        "ALL",
+    ]
+    if hostname:
+        argv += ["--hostname", hostname]
+    if not network:
+        argv.append("--unshare-net")
+    if seccomp.supported():
+        argv += ["--seccomp", FILTER_FD]
+    if not terminal or not seccomp.supported():
+        argv.append("--new-session")
+    return argv
+
+
+def system(paths: Paths) -> list[str]:
+    """Read-only system directories, harmless ``/etc`` files and the sandbox's own passwd/group."""
+    argv: list[str] = []
+    for top in SYSTEM_DIRS:
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    for entry in ETC_ENTRIES:
+        if os.path.lexists(f"/etc/{entry}"):
+            argv += ["--ro-bind", f"/etc/{entry}", f"/etc/{entry}"]
+    for file in ("passwd", "group"):
+        argv += ["--ro-bind", os.path.join(paths.etc, file), f"/etc/{file}"]
+    return argv
+
+
+def scratch(tmp_size: int, devices: str | None) -> list[str]:
+    """``/proc``, ``/dev`` and size-limited in-memory ``/tmp``, ``/var/tmp``, ``/dev/shm`` and ``/run``.
+
+    ``devices``: a folder of the sandbox's own device nodes to use instead of the host's.
+    """
+    argv = ["--proc", "/proc", "--dev", "/dev"]
+    if devices:
+        for node in DEVICES:
+            argv += ["--dev-bind", os.path.join(devices, node), f"/dev/{node}"]
+        argv += ["--dev-bind", os.path.join(devices, "tty"), "/dev/console"]
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        argv += ["--size", str(tmp_size), "--tmpfs", folder]
+    return [*argv, "--size", str(RUN_SIZE), "--tmpfs", "/run"]
+
+
+def own_devices(paths: Paths) -> str | None:
+    """The folder of the sandbox's own device nodes, or None where the host's are safe to share.
+
+    The host's nodes are root's; only when git-airlock runs as the real root (uid 0 in the
+    initial user namespace, which also holds CAP_MKNOD) would the sandbox user map onto their
+    owner. In a rootless container, "root" is someone else on the host and cannot make nodes.
+    """
+    if os.getuid() != 0:
+        return None
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as handle:
+            initial = handle.read().split() == ["0", "0", "4294967295"]
+    except OSError:
+        initial = False
+    return paths.dev if initial else None
+
+
+def make_devices(paths: Paths) -> None:
+    """Make (or put right) the sandbox's own device nodes, before every start.
+
+    Whatever the agent did to them (its mode, say) lasts no longer than the run that did it.
+    """
+    import stat
+
+    from git_airlock.errors import AirlockError
+
+    os.makedirs(paths.dev, mode=0o700, exist_ok=True)
+    try:
+        for node, (major, minor) in DEVICES.items():
+            path = os.path.join(paths.dev, node)
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                info = None
+            wanted = os.makedev(major, minor)
+            if info and stat.S_ISCHR(info.st_mode) and info.st_rdev == wanted and stat.S_IMODE(info.st_mode) == 0o666:
+                continue
+            if info:
+                os.unlink(path)
+            os.mknod(path, 0o666 | stat.S_IFCHR, wanted)
+            os.chmod(path, 0o666)  # mknod applies the umask
+        os.close(os.open(os.path.join(paths.dev, "null"), os.O_WRONLY))
+    except OSError as exc:
+        raise AirlockError(
+            f"cannot make the sandbox's device nodes in {paths.dev}: {exc.strerror}",
+            hint="the user data directory must be on a file system that allows device files (not mounted nodev)",
+        ) from exc
+
+
+def prepare(paths: Paths) -> None:
+    """What every sandbox of ``paths`` needs on the host before bwrap starts: filter, identity, devices."""
+    from git_airlock.engines.bwrap.layout import write_identity
+
+    write_filter()
+    write_identity(paths)
+    if own_devices(paths):
+        make_devices(paths)

@@ -1,0 +1,346 @@
+"""The bubblewrap engine: its operations as Plans, built from the package's pieces."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+
+from git_airlock.engines.base import SandboxSpec, SandboxState, SeedFile
+from git_airlock.engines.bwrap import clone, confine, gate, overlay
+from git_airlock.engines.bwrap.argv import SANDBOX_PATH, agent_argv
+from git_airlock.engines.bwrap.home import copy_into
+from git_airlock.engines.bwrap.layout import (
+    SANDBOX_HOME,
+    Paths,
+    check_owner,
+    checkout_cache,
+    data_root,
+    make_dirs,
+    marker,
+    new_identity,
+    remove_tree,
+    same_repository,
+)
+from git_airlock.engines.bwrap.processes import kill, running_pids
+from git_airlock.errors import AirlockError
+from git_airlock.gitcmd import Git
+from git_airlock.naming import fetch_refspecs, remote_name
+from git_airlock.plan import Plan, Runner, Step
+
+INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`), then run `git airlock doctor`"
+AGENT_COMMANDS = {"shell": "bash", "cursor": "cursor-agent", "kiro": "kiro-cli"}
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH|PRIVATE|COOKIE|SESSION|DATABASE_URL|DSN$"
+    r"|(^|_)KEY(_ID)?$|(^|_)PAT$",
+    re.IGNORECASE,
+)
+_URL_WITH_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
+_ISOLATED_GIT = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+
+
+class BwrapEngine:
+    name = "bwrap"
+    install_hint = INSTALL_HINT
+    policy_reset_stops_sandboxes = False
+
+    def __init__(self, common_dir: str | None = None) -> None:
+        self.common_dir = common_dir
+        """The repository this invocation works on: a sandbox name belongs to one repository."""
+
+    def executable(self) -> str | None:
+        return shutil.which(confine.BWRAP)
+
+    def sandbox_home(self) -> str:
+        return SANDBOX_HOME
+
+    # -- state --------------------------------------------------------------
+
+    def _meta(self, name: str) -> dict:
+        """The sandbox's record, once it is known to be this repository's (or its owner is gone)."""
+        meta = Paths(name).read_meta()
+        check_owner(name, meta, self.common_dir)
+        return meta
+
+    def state(self, runner: Runner, name: str) -> SandboxState | None:
+        paths = Paths(name)
+        if runner.dry_run:
+            runner.show(f"look for {paths.root} and running bwrap processes of sandbox {name}")
+            return None
+        if not paths.exists():
+            return None
+        meta = self._meta(name)
+        pids = running_pids(marker(name, meta))
+        network = meta.get("network") or "the configured policy"
+        detail = f"clone {paths.clone} ({meta.get('layout', 'plain')} working tree); network: {network}" + (
+            f"; bwrap pid {', '.join(map(str, pids))}" if pids else ""
+        )
+        return SandboxState(name, "running" if pids else "stopped", meta.get("agent", ""), detail)
+
+    # -- creating -----------------------------------------------------------
+
+    def launch(
+        self, spec: SandboxSpec, agent_args: list[str], seeds: list[SeedFile], exists: bool = False
+    ) -> tuple[Plan, Step]:
+        paths = Paths(spec.name)
+        _check_pass_env(spec.pass_env)
+        plan = Plan()
+        if exists:
+            meta = self._meta(spec.name)
+            if not same_repository(meta, spec.common_dir):
+                raise AirlockError(
+                    f"sandbox {spec.name!r} was made for {meta.get('repo')}, which no longer exists",
+                    hint=f"remove it with `git airlock --name {spec.name} rm`, then start a new one",
+                )
+        else:
+            meta = self._create(plan, spec, paths)
+
+        def prepare() -> None:
+            paths.remember(tmp_size=spec.tmp_size)
+            confine.prepare(paths)
+
+        plan.call("prepare the sandbox's user, seccomp filter and devices", prepare)
+        for seed in seeds:
+            relative = os.path.relpath(seed.target, SANDBOX_HOME)
+            plan.call(
+                f"copy {seed.source} to {seed.target} (never through a link)",
+                functools.partial(copy_into, paths.home, relative, seed.source),
+            )
+        self._plan_gate(
+            plan, spec.name, spec.agent, spec.network, dict(spec.resolve), dict(spec.service_urls), spec.extra_hosts
+        )
+        command = [AGENT_COMMANDS.get(spec.agent, spec.agent), *agent_args]
+        if not spec.dry_run and not _on_sandbox_path(command[0], paths.home):
+            from git_airlock.agents import AGENTS
+
+            package = AGENTS[spec.agent].npm_package if spec.agent in AGENTS else ""
+            install = (
+                f"npm install --global --prefix {paths.home}/.npm-global {package}"
+                if package
+                else f"install it into {paths.home}/.local/bin"
+            )
+            raise AirlockError(
+                f"`{command[0]}` is not installed where the sandbox can run it",
+                hint=f"the sandbox sees /usr and its own HOME, not yours: {install}",
+            )
+        argv = agent_argv(spec.name, meta, command, spec)
+        return plan, Step(tuple(argv), interactive=True, check=False)
+
+    def _plan_gate(
+        self,
+        plan: Plan,
+        name: str,
+        agent: str,
+        network: str,
+        resolve: dict[str, str],
+        urls: dict[str, str],
+        extra: tuple[str, ...] | None = None,
+    ) -> None:
+        """Write the egress gate's configuration, when the sandbox's network goes through it."""
+        paths = Paths(name)
+        meta = paths.read_meta()
+        if (meta.get("network") or network) in ("allow-all", "deny-all"):
+            return
+        if not os.access("/usr/bin/python3", os.X_OK):
+            raise AirlockError(
+                "the network allowlist needs python3 in /usr (it hands the sandbox's proxy socket to the egress gate)",
+                hint="install python3, or choose GLOBAL_NETWORK_POLICY=deny-all or allow-all",
+            )
+        resolve = resolve or meta.get("resolve") or {}
+        urls = urls or meta.get("service_urls") or {}
+
+        def write() -> None:
+            if extra is not None:
+                paths.remember(extra_hosts=list(extra))
+            services = gate.services(urls)
+            current = paths.read_meta()
+            gate.Gate(name, marker(name, current)).write(
+                name, gate.allowlist(current, agent, services), resolve, services
+            )
+            paths.remember(resolve=resolve, service_urls=urls)
+
+        plan.call(f"write the egress policy for {name} (beside its gate socket, out of the sandbox's reach)", write)
+
+    def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> dict:
+        """Plan the sandbox's creation; returns the record it will have."""
+        remote = remote_name(spec.name)
+        plan.call(f"create {paths.root} (home, etc)", lambda: make_dirs(paths))
+        plan.add(
+            ["git", "clone", "--quiet", "--shared", "--no-checkout", "--template=", spec.repo_root, paths.clone],
+            env=_ISOLATED_GIT,
+        )
+        for key, value in (
+            ("user.name", f"git-airlock sandbox {spec.name}"),
+            ("user.email", f"{spec.name}@sandbox.git-airlock.invalid"),
+            ("remote.origin.url", clone.SOURCE),
+        ):
+            plan.add(["git", "-C", paths.clone, "config", key, value], env=_ISOLATED_GIT)
+        layout, lower = "plain", ""
+        commit = _git_out(spec.repo_root, "rev-parse", "-q", "--verify", "HEAD^{commit}")
+        probe_root = os.path.join(os.path.dirname(data_root()), "probe")
+        if commit and (overlay.tools() if spec.dry_run else overlay.usable(probe_root)):
+            cache = checkout_cache(_git_out(spec.repo_root, "rev-parse", f"{commit}^{{tree}}"))
+            layout, lower = "overlay", os.path.join(cache, "tree")
+            if not os.path.isfile(os.path.join(cache, "index")):
+                plan.call(
+                    f"check out {commit[:10]} once into the shared checkout {cache}",
+                    lambda: overlay.build_cache(spec.common_dir, commit, cache),
+                )
+            plan.call(
+                "give the clone the shared checkout's index; its own changes go to an overlay layer",
+                lambda: overlay.start(paths, cache),
+            )
+        else:
+            plan.add(
+                ["git", "-C", paths.clone, "-c", "checkout.workers=0", "checkout", "--quiet", "--force"],
+                env=_ISOLATED_GIT,
+            )
+        plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.url", paths.clone])
+        tracking, recovery = fetch_refspecs(spec.name)
+        plan.add(["git", "-C", spec.repo_root, "config", "--replace-all", f"remote.{remote}.fetch", tracking])
+        plan.add(["git", "-C", spec.repo_root, "config", "--add", f"remote.{remote}.fetch", recovery])
+        meta = {
+            "name": spec.name,
+            "id": new_identity(),
+            "agent": spec.agent,
+            "repo": spec.repo_root,
+            "common_dir": spec.common_dir,
+            "network": None,
+            "layout": layout,
+            "lower": lower,
+        }
+        plan.call(
+            f"record {paths.meta} (the sandbox's id, and that it belongs to this repository)",
+            lambda: paths.write_meta(meta),
+        )
+        return meta
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def fetch_plan(self, name: str, running: bool) -> Plan:
+        paths = Paths(name)
+        return Plan().call(
+            "prepare the sandbox in which git upload-pack reads the clone", lambda: confine.prepare(paths)
+        )
+
+    def upload_pack(self, name: str) -> str | None:
+        """What serves the clone to a host-side fetch: ``git upload-pack`` in a sandbox of its own."""
+        return clone.upload_pack_command(Paths(name))
+
+    def shell_plan(self, name: str) -> Plan:
+        paths = Paths(name)
+        meta = self._meta(name)
+        if meta.get("layout") == "overlay" and running_pids(marker(name, meta)):
+            raise AirlockError(
+                f"sandbox {name} is running, and its copy-on-write working tree can be mounted only once",
+                hint="open a shell from the agent's terminal (`git airlock attach`), or stop it first",
+            )
+        plan = Plan().call("prepare the sandbox's user, seccomp filter and devices", lambda: confine.prepare(paths))
+        self._plan_gate(plan, name, meta.get("agent", ""), meta.get("network") or "deny-all", {}, {})
+        return plan.extend(Plan([Step(tuple(agent_argv(name, meta, ["bash"])), interactive=True, check=False)]))
+
+    def stop_plan(self, name: str) -> Plan:
+        tag = marker(name, self._meta(name))
+        return Plan().call(f"stop the bwrap processes of sandbox {name}", lambda: kill(name, tag))
+
+    def remove_plan(self, name: str, repo_root: str) -> Plan:
+        paths = Paths(name)
+        remote = remote_name(name)
+        plan = self.stop_plan(name)
+        plan.call(f"remove {paths.root}", lambda: remove_tree(paths.root))
+        plan.add(["git", "-C", repo_root, "config", "--remove-section", f"remote.{remote}"], check=False)
+        plan.call(
+            f"delete refs/remotes/{remote}/* (refs/sandboxes/{name}/* stay for recovery)",
+            lambda: _delete_refs(repo_root, f"refs/remotes/{remote}/"),
+        )
+        return plan
+
+    # -- network ------------------------------------------------------------
+
+    def policy_init_plan(self, mode: str) -> Plan:
+        return Plan()
+
+    def lockdown_plan(self, name: str, hosts: list[str]) -> Plan:
+        return Plan().call(
+            f"set sandbox {name}'s network to its allowlist ({len(hosts)} rule(s)) from its next start",
+            lambda: self._set_network(name, "lockdown", hosts),
+        )
+
+    def unlock_plan(self, name: str | None, mode: str) -> Plan:
+        if name is None:
+            raise AirlockError("the bwrap engine's network is set per sandbox", hint="run `unlock` in the repository")
+        return Plan().call(
+            f"set sandbox {name}'s network back to {mode} from its next start", lambda: self._set_network(name, None)
+        )
+
+    def _set_network(self, name: str, mode: str | None, allow: list[str] | None = None) -> None:
+        paths = Paths(name)
+        if not paths.exists():
+            raise AirlockError(f"no sandbox named {name!r}", hint="start one with `git airlock --engine bwrap up`")
+        self._meta(name)
+        paths.remember(network=mode, allow=allow)
+
+    def net_plan(self, name: str | None) -> Plan:
+        return Plan()
+
+    def net_logs(self, name: str | None) -> list[str]:
+        """The egress gate's connection logs (JSON lines): one sandbox's, or every sandbox's."""
+        folder = gate.Gate.log_dir()
+        if name:
+            log = os.path.join(folder, f"{name}.jsonl")
+            return [log + ".1", log]  # the older file first (the log is rotated when it grows large)
+        return sorted(os.path.join(folder, f) for f in os.listdir(folder)) if os.path.isdir(folder) else []
+
+    # -- the clone from the host side ---------------------------------------
+
+    def uncommitted(self, name: str) -> list[str]:
+        """Changed paths in the clone's working tree (the agent's work not committed yet)."""
+        paths = Paths(name)
+        if not paths.exists():
+            return []
+        self._meta(name)
+        return clone.uncommitted(paths)
+
+    def commit_plan(self, name: str, message: str) -> Plan:
+        paths = Paths(name)
+        meta = self._meta(name)
+        if meta.get("layout") == "overlay" and running_pids(marker(name, meta)):
+            raise AirlockError(
+                f"sandbox {name} is running; its working tree can only be changed from inside while it runs",
+                hint="commit from the agent's terminal (`git airlock attach`), or `git airlock stop` first",
+            )
+        plan = Plan().call("prepare the sandbox in which git commits", lambda: confine.prepare(paths))
+        return plan.extend(Plan(list(clone.commit_steps(paths, message))))
+
+
+def _check_pass_env(names: tuple[str, ...]) -> None:
+    """Refuse variables that look like credentials: their values would be in bwrap's command line,
+    which every process in the sandbox can read (``/proc/1/cmdline``)."""
+    bad = [name for name in names if _SECRET_NAME.search(name)]
+    bad += [name for name in names if name not in bad and _URL_WITH_USERINFO.match(os.environ.get(name, ""))]
+    if bad:
+        raise AirlockError(
+            f"AIRLOCK_PASS_ENV names {', '.join(bad)}, which look like credentials (or a URL that carries one)",
+            hint="credentials stay on the host; pass only non-secret variables to the sandbox",
+        )
+
+
+def _on_sandbox_path(command: str, home: str) -> bool:
+    """Whether ``command`` exists on the sandbox's PATH, looked up through the host paths behind it."""
+    for folder in SANDBOX_PATH.split(":"):
+        host = home + folder[len(SANDBOX_HOME) :] if folder.startswith(SANDBOX_HOME) else folder
+        if os.access(os.path.join(host, command), os.X_OK):
+            return True
+    return False
+
+
+def _git_out(repo: str, *args: str) -> str:
+    return Git(repo, safe=False).run(*args, check=False).strip()
+
+
+def _delete_refs(repo_root: str, prefix: str) -> None:
+    git = Git(repo_root, safe=False)
+    refs = git.refs(prefix)
+    if refs:
+        git.run("update-ref", "--stdin", input="".join(f"delete {ref}\n" for ref in refs))

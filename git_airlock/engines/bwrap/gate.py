@@ -1,0 +1,101 @@
+"""Wiring a sandbox to its egress gate: where the gate lives, and what it lets through.
+
+The sandbox's network namespace holds only its loopback; ``egress.handoff``
+inside hands a listening socket to the gate (``egress.supervise``) on the
+host, which applies the policy written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+from git_airlock.engines.bwrap.layout import private_dir
+from git_airlock.jsonfile import write_json
+
+PROXY_PORT = 3128
+
+
+def handoff_file() -> str:
+    """The script that runs first inside the sandbox and hands its listening socket to the gate."""
+    from git_airlock.egress import handoff
+
+    return handoff.__file__
+
+
+class Gate:
+    """Where a sandbox's egress gate lives: its socket (short path: Unix sockets allow ~100 bytes),
+    the gate's configuration, and the connection log.
+
+    Only ``socket_dir`` is seen by the sandbox, and read-only (connecting to a socket needs no
+    write access to its mount): the configuration beside it stays out of the sandbox's reach,
+    so it can neither rewrite the policy nor plant a symlink for the host to write through.
+    The folder is named after the sandbox's unique tag, so two repositories that used one
+    name never share a gate.
+    """
+
+    def __init__(self, name: str, tag: str) -> None:
+        key = hashlib.sha256(tag.encode()).hexdigest()[:12]
+        self.root = os.path.join(tempfile.gettempdir(), f"git-airlock-{os.getuid()}")
+        self.dir = os.path.join(self.root, key)
+        self.socket_dir = os.path.join(self.dir, "socket")
+        self.socket = os.path.join(self.socket_dir, "egress.sock")
+        self.config = os.path.join(self.dir, "egress.json")
+        self.log = os.path.join(self.log_dir(), f"{name}.jsonl")
+
+    @staticmethod
+    def log_dir() -> str:
+        from platformdirs import user_state_dir
+
+        return os.path.join(user_state_dir("git-airlock"), "net")
+
+    def write(self, name: str, allow: list[str], resolve: dict[str, str], services: dict[str, dict]) -> None:
+        """The gate's configuration: rules and service endpoints, never a credential (the gate reads those)."""
+        for path in (self.root, self.dir, self.socket_dir):
+            private_dir(path)
+        config = {
+            "sandbox": name,
+            "socket": self.socket,
+            "log": self.log,
+            "allow": allow,
+            "resolve": resolve,
+            "services": services,
+        }
+        write_json(self.config, config, indent=2)
+
+
+def allowlist(meta: dict, agent: str, services: dict[str, dict]) -> list[str]:
+    """What the gate lets through: the lockdown list, else (balanced) the agent's hosts and the registries;
+    plus, always, the API host behind each credential endpoint."""
+    from urllib.parse import urlsplit
+
+    from git_airlock.agents import AGENTS
+    from git_airlock.policy import TOOLING_PRESETS
+
+    endpoints = []
+    for service in services.values():
+        url = urlsplit(service["upstream"])
+        endpoints.append(f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}")
+    if meta.get("network") == "lockdown":
+        return list(dict.fromkeys([*(meta.get("allow") or []), *endpoints]))
+    hosts = AGENTS[agent].hosts if agent in AGENTS else ()
+    tooling = [host for preset in TOOLING_PRESETS.values() for host in preset]
+    return list(dict.fromkeys([*hosts, *tooling, *(meta.get("extra_hosts") or []), *endpoints]))
+
+
+def services(urls: dict[str, str]) -> dict[str, dict]:
+    """Credential endpoints for the services whose credential the host holds (stored, or in its environment)."""
+    from git_airlock.secrets import available
+    from git_airlock.services import SERVICES
+
+    return {
+        name: {
+            "upstream": urls.get(name, service.upstream),
+            "header": service.header,
+            "prefix": service.prefix,
+            "key_env": service.key_env,
+        }
+        for name, service in SERVICES.items()
+        if available(name, service.key_env)
+    }

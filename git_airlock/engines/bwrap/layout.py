@@ -1,0 +1,164 @@
+"""Where one bwrap sandbox lives on the host, whose it is, and who the agent is inside.
+
+Under the user data directory (never in the repository)::
+
+    sandboxes/<name>/clone/      private clone (alternates to the host's objects)
+    sandboxes/<name>/home/       persistent HOME (agent logins and settings survive stop/up)
+    sandboxes/<name>/upper/ work/ merged/   the overlay layer of the working tree
+    sandboxes/<name>/etc/        passwd/group naming the sandbox user
+    sandboxes/<name>/dev/        the sandbox's own device nodes (when git-airlock runs as root)
+    sandboxes/<name>/meta.json   what the sandbox was made from, which repository owns it, its id
+
+``clone/``, ``home/`` and ``upper/`` are the agent's and therefore hostile: the
+host never opens or runs git there itself (see ``clone.py`` and ``home.py``).
+The rest is written only by the host and never visible read-write inside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import uuid
+
+from git_airlock.errors import AirlockError
+from git_airlock.jsonfile import write_json
+
+SANDBOX_HOME = "/home/agent"
+SANDBOX_USER = "agent"
+SANDBOX_UID = 1000
+"""The agent's uid and gid inside, whatever the host's: never 0, so it holds no capability and
+tools that refuse to run as root (Claude Code's --dangerously-skip-permissions) do not refuse."""
+
+
+def data_root() -> str:
+    from platformdirs import user_data_dir
+
+    return os.path.join(user_data_dir("git-airlock"), "sandboxes")
+
+
+class Paths:
+    """Where one sandbox's pieces live on the host."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.root = os.path.join(data_root(), name)
+        self.clone = os.path.join(self.root, "clone")
+        self.git_dir = os.path.join(self.clone, ".git")
+        self.home = os.path.join(self.root, "home")
+        self.etc = os.path.join(self.root, "etc")
+        self.dev = os.path.join(self.root, "dev")
+        self.meta = os.path.join(self.root, "meta.json")
+        self.upper = os.path.join(self.root, "upper")
+        self.work = os.path.join(self.root, "work")
+        self.merged = os.path.join(self.root, "merged")
+
+    def exists(self) -> bool:
+        return os.path.isfile(self.meta) and os.path.isdir(self.git_dir)
+
+    def read_meta(self) -> dict:
+        try:
+            with open(self.meta, encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return {}
+
+    def write_meta(self, meta: dict) -> None:
+        write_json(self.meta, meta, indent=2)
+
+    def remember(self, **values: object) -> None:
+        self.write_meta({**self.read_meta(), **values})
+
+
+def new_identity() -> str:
+    """A sandbox's unique id, recorded at creation: its processes and gate are found by it, not by its name."""
+    return uuid.uuid4().hex
+
+
+def marker(name: str, meta: dict) -> str:
+    """The value that tags the sandbox's bwrap processes: ``name/id`` ('/' never occurs in a name).
+
+    Sandboxes made before ids existed are tagged by their name alone."""
+    return f"{name}/{meta['id']}" if meta.get("id") else name
+
+
+def same_repository(meta: dict, common_dir: str) -> bool:
+    recorded = meta.get("common_dir") or ""
+    return bool(recorded) and os.path.realpath(recorded) == os.path.realpath(common_dir)
+
+
+def check_owner(name: str, meta: dict, common_dir: str | None) -> None:
+    """A sandbox name belongs to the repository that created it; refuse it to every other.
+
+    A repository that no longer exists owns nothing: its sandbox can still be seen (and removed)
+    from elsewhere, but not restarted (its clone borrows the vanished repository's objects).
+    """
+    if common_dir is None or not meta or same_repository(meta, common_dir):
+        return
+    owner = meta.get("repo") or meta.get("common_dir") or "another repository"
+    if meta.get("common_dir") and not os.path.isdir(meta["common_dir"]):
+        return
+    raise AirlockError(
+        f"sandbox {name!r} belongs to another repository ({owner})",
+        hint="pick another name for this repository's sandbox with --name",
+    )
+
+
+def checkout_cache(tree: str) -> str:
+    """A read-only checkout of one tree, shared by every sandbox made from it (the overlay's lower layer)."""
+    return os.path.join(os.path.dirname(data_root()), "checkouts", tree)
+
+
+def private_dir(path: str) -> None:
+    """Make ``path`` a directory only this user can enter, refusing one somebody else prepared
+    (the temporary directory is shared: another user could create the name first)."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise AirlockError(
+            f"{path} is not a directory of yours",
+            hint="remove it (another user or program created it), then start the sandbox again",
+        )
+    os.chmod(path, 0o700)
+
+
+def make_dirs(paths: Paths) -> None:
+    for directory in (paths.root, paths.home, paths.etc):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+
+
+def write_identity(paths: Paths) -> None:
+    """passwd and group for the sandbox user (rewritten at every start, so older sandboxes follow)."""
+    os.makedirs(paths.etc, mode=0o700, exist_ok=True)
+    user, uid = SANDBOX_USER, SANDBOX_UID
+    passwd = (
+        f"{user}:x:{uid}:{uid}:sandbox agent:{SANDBOX_HOME}:/bin/bash\n"
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+    )
+    group = f"{user}:x:{uid}:\nroot:x:0:\nnogroup:x:65534:\n"
+    for file, text in (("passwd", passwd), ("group", group)):
+        path = os.path.join(paths.etc, file)
+        with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as handle:
+            if handle.read() == text:
+                continue
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+def make_removable(root: str) -> None:
+    """overlayfs leaves a mode-000 directory in its work dir; make everything removable."""
+    for folder, dirs, _ in os.walk(root):
+        for name in dirs:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o700)
+
+
+def remove_tree(root: str) -> None:
+    if os.path.isdir(root):
+        make_removable(root)
+        shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,94 @@
+"""The copy-on-write working tree: one shared checkout per commit, one layer per sandbox.
+
+Each commit is checked out once into a read-only cache that every sandbox
+made from it shares (the overlay's lower layer); a sandbox's own changes go to
+its ``upper/`` layer. The overlay is mounted by ``git_airlock.overlay`` in a
+private mount namespace (``unshare --user --map-root-user --mount``) that
+exists only for the sandbox's processes, so creating a sandbox costs no
+checkout, whatever the repository's size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from git_airlock.engines.bwrap.layout import Paths, make_removable
+
+
+def usable(probe_root: str) -> bool:
+    """Whether this kernel lets us mount an overlay in a user namespace (Linux 5.11+), tried for real."""
+    if not tools() or re.search(r"[,:\\]", probe_root):
+        return False
+    os.makedirs(probe_root, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=probe_root) as scratch:
+        dirs = [os.path.join(scratch, d) for d in ("lower", "upper", "work", "merged")]
+        for directory in dirs:
+            os.mkdir(directory)
+        lower, upper, work, merged = dirs
+        probe = subprocess.run([*prefix(lower, upper, work, merged, read_only=False), "true"], capture_output=True)
+        make_removable(scratch)
+        return probe.returncode == 0
+
+
+def tools() -> bool:
+    return bool(shutil.which("unshare") and shutil.which("mount"))
+
+
+def prefix(lower: str, upper: str, work: str, merged: str, read_only: bool) -> list[str]:
+    """The command that mounts the layers at ``merged`` in a private namespace, then runs what follows."""
+    helper = [sys.executable, "-m", "git_airlock.overlay", *(["--read-only"] if read_only else [])]
+    return ["unshare", "--user", "--map-root-user", "--mount", "--", *helper, lower, upper, work, merged, "--"]
+
+
+def sandbox_prefix(paths: Paths, meta: dict, read_only: bool = False) -> list[str]:
+    """:func:`prefix` for one sandbox, or nothing for a sandbox with a plain checkout."""
+    if meta.get("layout") != "overlay":
+        return []
+    return prefix(meta["lower"], paths.upper, paths.work, paths.merged, read_only)
+
+
+def build_cache(common_dir: str, commit: str, cache: str) -> None:
+    """Check out ``commit`` once into the shared cache (atomically: readers never see half of it)."""
+    if os.path.isfile(os.path.join(cache, "index")):
+        return
+    os.makedirs(os.path.dirname(cache), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".building-", dir=os.path.dirname(cache))
+    os.mkdir(os.path.join(tmp, "tree"))
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.sparseCheckout=false",
+            "-c",
+            "checkout.workers=0",
+            f"--git-dir={common_dir}",
+            f"--work-tree={os.path.join(tmp, 'tree')}",
+            "read-tree",
+            "-u",
+            "--reset",
+            commit,
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "GIT_INDEX_FILE": os.path.join(tmp, "index")},
+    )
+    try:
+        os.rename(tmp, cache)
+    except OSError:  # another sandbox built it meanwhile
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def start(paths: Paths, cache: str) -> None:
+    """Give a new sandbox its empty layer and the shared checkout's index (made before the agent ever ran)."""
+    for directory in (paths.upper, paths.work, paths.merged):
+        os.makedirs(directory, exist_ok=True)
+    shutil.copyfile(os.path.join(cache, "index"), os.path.join(paths.git_dir, "index"))

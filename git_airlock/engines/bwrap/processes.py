@@ -1,0 +1,68 @@
+"""Finding and stopping a sandbox's processes.
+
+Each sandbox's bwrap carries ``--setenv GIT_AIRLOCK_SANDBOX <name>/<id>`` in its
+command line. Stopping bwrap is enough: its PID namespace takes every process
+of the sandbox along. Processes are found by that tag and this user's uid,
+so two sandboxes (or two repositories that picked the same name) never see
+or stop each other's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+from git_airlock.errors import AirlockError
+
+MARKER = "GIT_AIRLOCK_SANDBOX"
+
+
+def running_pids(tag: str) -> list[int]:
+    """bwrap processes of this user whose marker argument is exactly ``tag``."""
+    found = []
+    uid = os.getuid()
+    wanted = tag.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if not argv or os.path.basename(argv[0]) != b"bwrap":
+            continue
+        for i in range(len(argv) - 2):
+            if argv[i] == b"--setenv" and argv[i + 1] == MARKER.encode() and argv[i + 2] == wanted:
+                found.append(int(entry))
+                break
+    return found
+
+
+def kill(name: str, tag: str) -> None:
+    """Stop every bwrap of the sandbox; its PID namespace takes all the sandbox's processes along."""
+    pids = running_pids(tag)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 5
+        while pids and time.monotonic() < deadline:
+            pids = [pid for pid in pids if _alive(pid)]
+            if pids:
+                time.sleep(0.02)
+        if not pids:
+            return
+    raise AirlockError(f"could not stop sandbox {name}: processes {pids} survive", hint="kill them by hand")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -1,0 +1,330 @@
+"""Ways out of a bwrap sandbox, each tried for real by a hostile agent; every one must fail.
+
+The agent is a shell script run by ``git airlock --engine bwrap --agent shell up``.
+These machines run the suite as root, which is the case where a mistake costs most.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import shlex
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import Env, airlock, data_dir, git, run_in_sandbox, sandbox_file, snapshot
+
+
+def probe_lines(hermetic: Env, name: str) -> dict[str, str]:
+    text = sandbox_file(hermetic, name, "probe.txt").read_text()
+    return dict(line.split(": ", 1) for line in text.splitlines())
+
+
+# -- 1. typing into the host's terminal ------------------------------------------------------------
+
+INJECT = """\
+import fcntl, os, termios
+typed = 0
+for path in ("/dev/tty", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2"):
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        continue
+    for char in os.environ["LINE"].encode():
+        for request in (termios.TIOCSTI, termios.TIOCSTI | 1 << 32):  # the upper half is ignored by the kernel
+            try:
+                fcntl.ioctl(fd, request, bytes([char]))
+                typed += 1
+                break
+            except OSError:
+                pass
+print("typed", typed)
+"""
+
+
+class Terminal:
+    """An interactive bash on a real pseudo-terminal, as a user's terminal window runs it."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:  # the child: the user's shell
+            os.chdir(cwd)
+            os.environ["PS1"] = "$ "
+            os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+        self.seen = ""
+
+    def type(self, line: str) -> None:
+        os.write(self.fd, line.encode() + b"\n")
+
+    def wait_for(self, pattern: str, timeout: float = 60) -> str:
+        """Read what the terminal shows until ``pattern`` appears (or fail after ``timeout``)."""
+        found = re.compile(pattern)
+        while not found.search(self.seen):
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            assert ready, f"no {pattern!r} on the terminal; it showed:\n{self.seen}"
+            try:
+                self.seen += os.read(self.fd, 65536).decode(errors="replace")
+            except OSError:
+                break
+        return self.seen
+
+    def close(self) -> None:
+        os.close(self.fd)
+        os.kill(self.pid, 9)
+        os.waitpid(self.pid, 0)
+
+
+def test_agent_cannot_type_into_the_host_terminal(project: Path, hermetic: Env) -> None:
+    control, pwned = hermetic.tmp / "control", hermetic.tmp / "pwned"
+    hermetic.mp.setenv("INJECT", INJECT)
+    hermetic.mp.setenv("CONTROL_LINE", f"touch {control}\n")
+    hermetic.mp.setenv("ATTACK_LINE", f"touch {pwned}\n")
+    terminal = Terminal(project)
+    try:
+        # the control: outside a sandbox, this kernel lets a program type into its terminal
+        terminal.type('LINE=$CONTROL_LINE python3 -c "$INJECT"; echo CONTROL-$((40+2))')
+        terminal.wait_for("CONTROL-42")
+        terminal.type("echo CHECKED-$((40+2))")
+        terminal.wait_for("CHECKED-42")
+        if not control.exists():
+            pytest.skip("this kernel refuses TIOCSTI to everyone (dev.tty.legacy_tiocsti=0): nothing to defend")
+        agent = '\'LINE=$1 python3 -c "$0"\' "$INJECT" "$ATTACK_LINE"'
+        terminal.type(f"git airlock --engine bwrap --agent shell --name tty up -- -c {agent}; echo DONE-$((40+2))")
+        shown = terminal.wait_for("DONE-42")
+        assert "typed 0" in shown
+        terminal.type("echo AFTER-$((40+2))")  # anything typed into the queue would run before this
+        terminal.wait_for("AFTER-42")
+        assert not pwned.exists()
+    finally:
+        terminal.close()
+
+
+def test_interactive_shell_keeps_job_control(project: Path, hermetic: Env) -> None:
+    terminal = Terminal(project)
+    try:
+        terminal.type("git airlock --engine bwrap --agent shell --name jobs up -- --norc -i")
+        terminal.type("echo READY-$((1+1))")
+        terminal.wait_for("READY-2")
+        terminal.type("sleep 31 & [[ $- == *m* ]] && echo MONITOR-$((1+1)); jobs; kill %1; exit")
+        shown = terminal.wait_for("MONITOR-2")
+        assert "no job control" not in shown
+        assert re.search(r"\[1\]\+? +Running +sleep 31", terminal.wait_for(r"Running +sleep 31"))
+    finally:
+        terminal.close()
+
+
+# -- 2. root's capabilities --------------------------------------------------------------------------
+
+CAPABILITIES = """\
+repo={repo}
+{{
+  echo "uid: $(id -u)"
+  echo "caps: $(awk '/^CapEff/ {{print $2}}' /proc/self/status)"
+  echo "umount-config: $(umount .git/config 2>/dev/null && echo done || echo refused)"
+  echo "remount-repo: $(mount -o remount,rw,bind "$repo" 2>/dev/null && echo done || echo refused)"
+  echo "nested-remount: $(unshare -Urm sh -c "mount -o remount,rw,bind $repo" 2>/dev/null && echo done || echo refused)"
+  echo "remount-usr: $(mount -o remount,rw,bind /usr 2>/dev/null && echo done || echo refused)"
+  echo "hook: $(echo 'touch /tmp/pwned' > "$repo/.git/hooks/post-checkout" 2>/dev/null && echo planted || echo refused)"
+  echo "chmod-null: $(chmod 000 /dev/null 2>/dev/null && echo done || echo refused)"
+  echo "touch-null: $(touch -d 2001-01-01 /dev/null 2>/dev/null && echo done || echo refused)"
+}} > probe.txt
+"""
+
+
+def test_no_capabilities_and_no_uid_0_even_for_root(project: Path, hermetic: Env) -> None:
+    before = snapshot(project)
+    null_before = os.stat("/dev/null")
+    try:
+        assert run_in_sandbox(project, "caps", CAPABILITIES.format(repo=shlex.quote(str(project)))).returncode == 0
+        found = probe_lines(hermetic, "caps")
+    finally:
+        null_after = os.stat("/dev/null")
+        if stat.S_IMODE(null_after.st_mode) != stat.S_IMODE(null_before.st_mode):
+            os.chmod("/dev/null", stat.S_IMODE(null_before.st_mode))  # undo the attack before failing
+    assert found["uid"] == "1000"
+    assert found["caps"] == "0000000000000000"
+    for attempt in ("umount-config", "remount-repo", "nested-remount", "remount-usr", "hook"):
+        assert found[attempt] in ("refused",), attempt
+    assert stat.S_IMODE(null_after.st_mode) == stat.S_IMODE(null_before.st_mode)
+    assert null_after.st_mtime == null_before.st_mtime
+    assert not (project / ".git" / "hooks" / "post-checkout").exists()
+    assert snapshot(project) == before
+
+
+# -- 3. another repository's history through fetch ---------------------------------------------------
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> tuple[Path, str]:
+    """A repository of the user's that the sandbox never sees, and its commit."""
+    repo = tmp_path / "secret-repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "credentials.txt").write_text("SECRET\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "secret")
+    return repo, git(repo, "rev-parse", "HEAD").strip()
+
+
+STEAL = {
+    "alternates": """\
+echo {secret}/.git/objects >> .git/objects/info/alternates
+ln -s {secret}/.git/refs/heads/main .git/refs/heads/leak
+""",
+    "objects-link": """\
+git update-ref -d refs/heads/main
+mv .git/objects .git/objects.own
+ln -s {secret}/.git/objects .git/objects
+echo {commit} > .git/refs/heads/leak
+git symbolic-ref HEAD refs/heads/leak
+""",
+    "modules": """\
+mkdir -p .git/modules
+ln -s {secret}/.git .git/modules/sub
+""",
+}
+
+
+@pytest.mark.parametrize("trick", sorted(STEAL))
+def test_fetch_never_reads_another_repository(project: Path, hermetic: Env, secret, trick: str) -> None:
+    secret_repo, commit = secret
+    if trick == "modules":  # the host fetches initialised submodules from the clone's .git/modules
+        sub = secret_repo.parent / "sub-upstream"
+        sub.mkdir()
+        git(sub, "init", "-q")
+        git(sub, "commit", "-q", "--allow-empty", "-m", "sub")
+        git(project, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(sub), "sub")
+        git(project, "commit", "-q", "-m", "add a submodule")
+    script = STEAL[trick].format(secret=shlex.quote(str(secret_repo)), commit=commit)
+    assert run_in_sandbox(project, trick, script).returncode == 0
+    fetched = airlock("--engine", "bwrap", "--name", trick, "fetch", cwd=project)
+    assert "Traceback" not in fetched.stderr
+    stores = [project / ".git"] + [p for p in (project / ".git" / "modules").glob("*") if p.is_dir()]
+    for store in stores:
+        leaked = subprocess.run(["git", f"--git-dir={store}", "cat-file", "-e", commit], capture_output=True)
+        assert leaked.returncode != 0, f"the secret commit reached {store}"
+    assert commit not in git(project, "for-each-ref")
+
+
+# -- 4. host-side git writing through links in the clone's .git --------------------------------------
+
+
+def test_commit_from_the_host_never_writes_through_links(project: Path, hermetic: Env) -> None:
+    victims = {name: hermetic.home / name for name in (".bashrc", ".profile", "authorized_keys")}
+    for path in victims.values():
+        path.write_text("precious\n")
+    script = f"""\
+echo draft > draft.txt
+ln -sf {shlex.quote(str(victims[".bashrc"]))} .git/logs/HEAD
+mkdir -p .git/logs/refs/heads && ln -sf {shlex.quote(str(victims[".profile"]))} .git/logs/refs/heads/main
+ln -sf {shlex.quote(str(victims["authorized_keys"]))} .git/COMMIT_EDITMSG
+"""
+    assert run_in_sandbox(project, "links", script).returncode == 0
+    for args in (("status",), ("fetch",), ("commit", "-m", "from the host")):
+        result = airlock("--engine", "bwrap", "--name", "links", *args, cwd=project)
+        assert "Traceback" not in result.stderr
+    for path in victims.values():
+        assert path.read_text() == "precious\n", path
+
+
+# -- 5. --seed-config through links in the sandbox's HOME --------------------------------------------
+
+
+def test_seed_config_never_writes_through_links(project: Path, hermetic: Env) -> None:
+    (hermetic.home / ".claude").mkdir()
+    (hermetic.home / ".claude" / "CLAUDE.md").write_text("the user's instructions\n")
+    (hermetic.home / ".claude" / "commands").mkdir()
+    (hermetic.home / ".claude" / "commands" / "review.md").write_text("review well\n")
+    victim, victim_dir = hermetic.tmp / "victim.txt", hermetic.tmp / "victim-dir"
+    victim.write_text("precious\n")
+    victim_dir.mkdir()
+    plant = f"""\
+mkdir -p ~/.claude ~/.local/bin
+ln -sf {shlex.quote(str(victim))} ~/.claude/CLAUDE.md
+ln -sfn {shlex.quote(str(victim_dir))} ~/.claude/commands
+printf '#!/bin/sh\\ncat ~/.claude/CLAUDE.md > seen.txt\\n' > ~/.local/bin/claude
+chmod +x ~/.local/bin/claude
+"""
+    assert run_in_sandbox(project, "seed", plant).returncode == 0
+    seeded = airlock("--engine", "bwrap", "--agent", "claude", "--name", "seed", "--seed-config", "up", cwd=project)
+    assert seeded.returncode == 1
+    assert "~/.claude/commands in the sandbox's HOME is not a folder (a link?)" in seeded.stderr
+    assert victim.read_text() == "precious\n"
+    assert list(victim_dir.iterdir()) == []
+    # once the agent's folder link is gone, the file link is replaced, never written through
+    assert run_in_sandbox(project, "seed", "rm ~/.claude/commands").returncode == 0
+    seeded = airlock("--engine", "bwrap", "--agent", "claude", "--name", "seed", "--seed-config", "up", cwd=project)
+    assert seeded.returncode == 0, seeded.stderr
+    assert victim.read_text() == "precious\n"
+    assert sandbox_file(hermetic, "seed", "seen.txt").read_text() == "the user's instructions\n"
+
+
+# -- a sandbox name belongs to one repository -------------------------------------------------------
+
+
+def test_a_name_belongs_to_one_repository(project: Path, hermetic: Env, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q")
+    git(other, "commit", "-q", "--allow-empty", "-m", "other")
+    agent = subprocess.Popen(
+        ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", "shared", "up", "--", "-c",
+         "echo ready; exec sleep 319"],
+        cwd=project, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert agent.stdout.readline().strip() == "ready"
+        for args in (("up", "--", "-c", "true"), ("status",), ("stop",), ("fetch",), ("rm", "--yes", "--no-fetch")):
+            result = airlock("--engine", "bwrap", "--agent", "shell", "--name", "shared", *args, cwd=other)
+            assert result.returncode == 1, args
+            assert "error: sandbox 'shared' belongs to another repository" in result.stderr, args
+            assert "hint: pick another name for this repository's sandbox with --name" in result.stderr
+        assert agent.poll() is None, "the other repository's sandbox was stopped"
+        assert git(other, "config", "--get", "remote.sandbox-shared.url", check=False) == ""
+        status = airlock("--engine", "bwrap", "--name", "shared", "status", cwd=project).stdout
+        assert "sandbox:  shared (running)" in status
+    finally:
+        airlock("--engine", "bwrap", "--name", "shared", "stop", cwd=project)
+        agent.kill()
+        agent.communicate()
+    assert data_dir(hermetic, "shared").is_dir()
+
+
+# -- what the agent is given ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE"),
+        ("GITHUB_PAT", "ghp_example"),
+        ("DATABASE_URL", "postgres://app@db/app"),
+        ("MIRROR_URL", "https://user:hunter2@mirror.example/simple"),
+        ("SENTRY_DSN", "https://key@sentry.example/1"),
+    ],
+)
+def test_pass_env_refuses_credential_looking_variables(project: Path, hermetic: Env, name: str, value: str) -> None:
+    result = run_in_sandbox(project, "pe", "true", env={"AIRLOCK_PASS_ENV": name, name: value})
+    assert result.returncode == 1
+    assert f"AIRLOCK_PASS_ENV names {name}, which look like credentials" in result.stderr
+    assert value not in result.stderr + result.stdout
+    assert not data_dir(hermetic, "pe").exists()
+
+
+def test_scratch_file_systems_are_bounded(project: Path, hermetic: Env) -> None:
+    script = """\
+for dir in /tmp /var/tmp /dev/shm; do
+  if dd if=/dev/zero of=$dir/fill bs=1M count=12 2>/dev/null; then echo "$dir: unbounded"; else echo "$dir: full"; fi
+  rm -f $dir/fill
+done > probe.txt
+"""
+    assert run_in_sandbox(project, "tmp", script, env={"AIRLOCK_TMP_SIZE": "8m"}).returncode == 0
+    assert probe_lines(hermetic, "tmp") == {"/tmp": "full", "/var/tmp": "full", "/dev/shm": "full"}
+    bad = run_in_sandbox(project, "tmp", "true", env={"AIRLOCK_TMP_SIZE": "lots"})
+    assert bad.returncode == 1
+    assert "error: bad AIRLOCK_TMP_SIZE 'lots'" in bad.stderr
