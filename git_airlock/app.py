@@ -115,5 +115,11 @@ class App:
             raise AirlockError(f"`{self.engine.name}` is not installed or not on PATH", hint=self.engine.install_hint)
 
     def info(self, message: str) -> None:
-        """Progress and advice go to stderr so stdout stays parseable."""
-        print(message, file=sys.stderr)
+        """Progress and advice go to stderr so stdout stays parseable.
+
+        Sanitised here, once for every caller: messages quote ref names, paths
+        and git's own error output, all of which the sandbox can shape.
+        """
+        from git_airlock.terminal import sanitize
+
+        print(sanitize(message), file=sys.stderr)

@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        from git_airlock.terminal import sanitize
+
+        click.echo(f"error: internal error: {type(exc).__name__}: {sanitize(str(exc))}", err=True)
         click.echo("hint: rerun with --debug for a traceback, and report it", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

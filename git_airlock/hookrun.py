@@ -155,7 +155,9 @@ def check(git: Git, updates: list[Update], remote: str) -> int:
     try:
         flagged = find_flagged(git, view, updates, remote)
     except Exception as exc:  # the hook must never crash a push with a traceback
-        _say(f"git-airlock: the pre-push check could not run: {exc}")
+        from git_airlock.terminal import sanitize
+
+        _say(f"git-airlock: the pre-push check could not run: {sanitize(str(exc))}")
         return 1 if mode == "block" else 0
     if not flagged:
         return 0
@@ -168,7 +170,8 @@ def pre_push(args: list[str]) -> int:
     stdin = sys.stdin.buffer.read()
     git = Git(os.getcwd())
     remote = args[0] if args else ""
-    status = check(git, parse_updates(stdin.decode("utf-8", "replace")), remote)
+    # surrogateescape, like git output elsewhere: a report shows a ref's undecodable byte as \x9b
+    status = check(git, parse_updates(stdin.decode("utf-8", "surrogateescape")), remote)
     if status != 0:
         return status
     hook_path = os.environ.get("GIT_AIRLOCK_HOOK_PATH", "")

@@ -4,6 +4,21 @@ Commit messages, file names and ref names written by an agent are untrusted:
 an escape sequence could rewrite the terminal, hide lines or set the window
 title. Everything sandbox-supplied goes through :func:`sanitize` before it
 reaches a terminal.
+
+What is made visible, and why:
+
+- C0 controls and DEL (``ESC [`` starts an escape sequence);
+- C1 controls U+0080-U+009F: terminals that honour 8-bit controls read U+009B
+  as CSI, and a Latin-1 terminal gets the byte itself;
+- lone surrogates: git output is decoded with ``surrogateescape``, so an
+  undecodable byte such as 0x9b is held as U+DC9B, and writing that back with
+  ``surrogateescape`` (Python's stdout default under C and C.UTF-8 locales)
+  sends the raw byte. U+DC80-U+DCFF shows as the byte, ``\\x9b``;
+- bidirectional controls (Trojan Source): they reorder what follows, so a
+  name can display as something else. They show as ``<U+202E>``.
+
+Once sanitised, text holds no surrogate, so no error handler can turn it into
+a raw byte.
 """
 
 from __future__ import annotations
@@ -15,21 +30,33 @@ import shlex
 import subprocess
 import sys
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_UNSAFE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f"  # C0 (not tab, newline), DEL, C1
+    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidirectional controls
+    "\ud800-\udfff]"  # lone surrogates: undecodable bytes under surrogateescape
+)
+
+
+def _show(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return "^" + chr(code + 0x40)
+    if code == 0x7F:
+        return "^?"
+    if code <= 0x9F:
+        return f"\\x{code:02x}"
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return f"<U+{code:04X}>"
 
 
 def sanitize(text: str) -> str:
-    """Replace control characters (except newline and tab) with a visible ``^X`` form."""
+    """Make every character that can drive or mislead a terminal visible (newline and tab stay).
 
-    def show(match: re.Match[str]) -> str:
-        code = ord(match.group())
-        if code < 0x20:
-            return "^" + chr(code + 0x40)
-        if code == 0x7F:
-            return "^?"
-        return f"\\x{code:02x}"
-
-    return _CONTROL.sub(show, text)
+    C0 controls become ``^X``, C1 controls and undecodable bytes ``\\xNN``,
+    bidirectional controls and other lone surrogates ``<U+XXXX>``.
+    """
+    return _UNSAFE.sub(_show, text)
 
 
 def sanitize_line(text: str) -> str:

@@ -41,7 +41,12 @@ def _prepare(app: App, base: str | None, sandbox_branch: str | None) -> tuple[st
 
 
 def _short(ref: str) -> str:
-    return ref.removeprefix("refs/remotes/")
+    """A sandbox ref as the user sees it: ``sandbox-<name>/<branch>``, sanitised.
+
+    Branch names are the sandbox's choice, and every message and commit
+    message that names one goes through here.
+    """
+    return sanitize(ref.removeprefix("refs/remotes/"))
 
 
 @click.command("fetch")
@@ -58,7 +63,7 @@ def fetch_command(app: App) -> None:
         return
     branches = app.repo.refs_under(f"refs/remotes/{app.remote}/")
     for ref, commit in sorted(branches.items()):
-        click.echo(f"{commit[:10]} {sanitize(_short(ref))}")
+        click.echo(f"{commit[:10]} {_short(ref)}")
     if not branches:
         app.info("the sandbox has no branches yet")
 

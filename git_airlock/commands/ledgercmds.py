@@ -58,7 +58,10 @@ def log_command(app: App, all_sandboxes: bool, as_json: bool) -> None:
     """
     rows = unreviewed_report(app, all_sandboxes)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        # ensure_ascii (never turn it off): every non-ASCII character, lone surrogates from
+        # undecodable bytes included, becomes a \uXXXX escape, so names survive exactly and
+        # nothing reaches a terminal raw (json.dumps already escapes C0 controls)
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=True))
         return
     pending = [row for row in rows if row["commits"]]
     if not pending:
@@ -71,7 +74,7 @@ def log_command(app: App, all_sandboxes: bool, as_json: bool) -> None:
         return
     for row in pending:
         click.echo(
-            f"sandbox {row['sandbox']}, branch {sanitize_line(row['branch'])}: "
+            f"sandbox {sanitize_line(row['sandbox'])}, branch {sanitize_line(row['branch'])}: "
             f"{len(row['commits'])} unreviewed commit(s)"
         )
         for commit in row["commits"]:

@@ -75,10 +75,8 @@ def _follow(paths: list[str]) -> None:
                 handle.seek(offsets[path])
                 for line in handle:
                     for sandbox, dest, allowed, _, size in summarize([line]):
-                        click.echo(
-                            f"{'allowed' if allowed else 'blocked':<8} {sanitize(dest):<40} {size:>10} B  {sandbox}",
-                            nl=True,
-                        )
+                        verdict = "allowed" if allowed else "blocked"
+                        click.echo(f"{verdict:<8} {sanitize(dest):<40} {size:>10} B  {sanitize(sandbox)}")
                 offsets[path] = handle.tell()
         time.sleep(0.5)
 
@@ -107,7 +105,7 @@ def net_command(app: App, all_sandboxes: bool, follow: bool) -> None:
     if rows:
         click.echo(f"{'destination':<40} {'allowed':>8} {'blocked':>8} {'bytes':>12}  sandbox")
     for sandbox, dest, allowed, blocked, size in rows:
-        click.echo(f"{sanitize(dest):<40} {allowed:>8} {blocked:>8} {size:>12}  {sandbox}")
+        click.echo(f"{sanitize(dest):<40} {allowed:>8} {blocked:>8} {size:>12}  {sanitize(sandbox)}")
     if follow:
         _follow(paths)
 

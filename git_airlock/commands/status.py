@@ -32,7 +32,7 @@ def status_command(app: App) -> None:
     click.echo(f"sandbox:  {app.sandbox} ({status})")
     click.echo(f"engine:   {engine} ({why})")
     if state is not None and state.detail:
-        click.echo(f"          {state.detail}")
+        click.echo(f"          {sanitize(state.detail)}")
     uncommitted = getattr(app.engine, "uncommitted", None)
     changed = uncommitted(app.sandbox) if uncommitted and state is not None else []
     if changed:
