@@ -1,0 +1,71 @@
+"""The seccomp program, run through a small classic-BPF interpreter for every ABI it must cover.
+
+The real filter is also exercised for real: tests/test_escape.py types into a real
+terminal from a real sandbox. This checks the cases a machine cannot produce on demand
+(a 32-bit or x32 system call, another architecture).
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+import pytest
+
+from git_airlock.engines.bwrap import seccomp
+
+ALLOW, KILL = 0x7FFF0000, 0x80000000
+EPERM, ENOSYS = 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+X86_64, I386, AARCH64, ARM = 0xC000003E, 0x40000003, 0xC00000B7, 0x40000028
+TCGETS = 0x5401
+
+
+def run(program: bytes, arch: int, nr: int, arg1: int) -> int:
+    """What the kernel would answer for one system call (only the instructions the builder emits)."""
+    data = struct.pack("=iIQ6Q", nr, arch, 0, 0, arg1, 0, 0, 0, 0)
+    insns = [struct.unpack_from("=HBBI", program, i) for i in range(0, len(program), 8)]
+    pc, acc = 0, 0
+    while True:
+        code, jt, jf, k = insns[pc]
+        if code == 0x20:  # BPF_LD | BPF_W | BPF_ABS
+            acc = struct.unpack_from("=I", data, k)[0]
+        elif code == 0x06:  # BPF_RET | BPF_K
+            return k
+        elif code in (0x15, 0x35):  # BPF_JMP | BPF_JEQ / BPF_JGE, BPF_K
+            taken = acc == k if code == 0x15 else acc >= k
+            pc += jt if taken else jf
+        else:
+            raise AssertionError(f"unexpected instruction {code:#x}")
+        pc += 1
+
+
+@pytest.mark.parametrize(
+    ("arch", "nr", "arg1", "expected"),
+    [
+        (X86_64, 16, seccomp.TIOCSTI, EPERM),
+        (X86_64, 16, seccomp.TIOCSTI | 1 << 32, EPERM),  # the kernel ignores the upper half
+        (X86_64, 16, seccomp.TIOCLINUX, EPERM),
+        (X86_64, 16, TCGETS, ALLOW),  # every other ioctl: raw mode, window size, job control
+        (X86_64, 0, seccomp.TIOCSTI, ALLOW),  # read(2) whose second argument happens to match
+        (I386, 54, seccomp.TIOCSTI, EPERM),  # the 32-bit ABI of the same process
+        (I386, 16, seccomp.TIOCSTI, ALLOW),
+        (X86_64, 0x40000000 | 514, seccomp.TIOCSTI, ENOSYS),  # x32
+        (X86_64, 0x40000000, 0, ENOSYS),
+        (0xDEADBEEF, 16, 0, KILL),  # an ABI the filter does not know
+    ],
+)
+def test_x86_64_program(arch: int, nr: int, arg1: int, expected: int) -> None:
+    assert run(seccomp.program("x86_64"), arch, nr, arg1) == expected
+
+
+@pytest.mark.parametrize(
+    ("arch", "nr", "expected"),
+    [(AARCH64, 29, EPERM), (ARM, 54, EPERM), (AARCH64, 54, ALLOW), (X86_64, 16, KILL)],
+)
+def test_aarch64_program(arch: int, nr: int, expected: int) -> None:
+    assert run(seccomp.program("aarch64"), arch, nr, seccomp.TIOCSTI) == expected
+
+
+def test_unknown_machines_are_said_to_be_unsupported() -> None:
+    assert seccomp.supported("x86_64") and seccomp.supported("aarch64")
+    assert not seccomp.supported("s390x")  # big-endian: the low half of an argument sits elsewhere
