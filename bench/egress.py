@@ -154,7 +154,7 @@ def main() -> None:
                     "sandbox": "bench",
                     "socket": f"{tmp}/egress.sock",
                     "log": f"{tmp}/log.jsonl",
-                    "allow": ["upstream.test"],
+                    "allow": [f"upstream.test:{upstream}"],
                     "resolve": {"upstream.test": "127.0.0.1"},
                 }
             )

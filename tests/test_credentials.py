@@ -146,6 +146,10 @@ def test_the_sandbox_holds_only_a_placeholder(project: Path, hermetic: Env, serv
         f'pat={head}; pat="$pat"{tail}; '
         'grep -rsl "$pat" /home/agent /run /tmp /proc/[0-9]*/environ /proc/[0-9]*/cmdline . > leaks.txt; env > env.txt'
     )
+    # the npm preset allows ports 80 and 443 only: a custom preset names the loopback server's
+    subprocess.run(
+        ["git", "-C", str(project), "config", "airlock.preset.loopback", f"registry.npmjs.org:{other.port}"], check=True
+    )
     script = f"python3 -c {shlex.quote(CLIENT)} http://registry.npmjs.org:{other.port}/ > statuses.txt && {leak_scan}"
     if keyring:  # the keyring's bus, which would hand an unlocked secret to the user's processes, is out of reach
         address = keyring.address.split(",")[0].partition("=")

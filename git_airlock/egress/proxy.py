@@ -1,10 +1,14 @@
 """The host-side HTTP proxy every connection out of a bwrap sandbox goes through.
 
 It speaks the two forms clients use through ``HTTP_PROXY``/``HTTPS_PROXY``:
-``CONNECT host:port`` (HTTPS and anything tunnelled; the proxy never sees the
-content) and absolute-form plain HTTP (``GET http://host/path``). Each
+``CONNECT host:port`` (HTTPS and anything tunnelled; the proxy never decrypts
+the content) and absolute-form plain HTTP (``GET http://host/path``). Each
 attempt is checked against the rules and logged as one JSON line (time,
-sandbox, host, port, allowed/blocked, bytes each way).
+sandbox, host, port, allowed/blocked and why, bytes each way).
+
+The check covers what the far end acts on: a host name a resolver can encode
+(``names.py``), a plain request's ``Host`` header, a tunnel's TLS server name
+(``tls.py``); else a front end serving an allowed name could route elsewhere.
 
 Written on asyncio's socket level (standard library) rather than a proxy
 framework: the job is small (two request forms, no caching, no TLS
@@ -38,7 +42,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from git_airlock.egress import tunnel
+from git_airlock.egress import names, tls, tunnel
 from git_airlock.egress.rules import Rules
 
 MAX_HEAD = 64 * 1024
@@ -49,8 +53,9 @@ MAX_LOG = 16 * 1024 * 1024
 """Bytes of connection log per file; one older file is kept beside it."""
 MAX_LISTENERS = 8
 """Listening sockets one proxy accepts from sandboxes (one per sandbox process that starts the network)."""
-_HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
-_ABSOLUTE = re.compile(r"^http://(?P<host>[A-Za-z0-9.-]{1,253})(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^ ]*)?$")
+_HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
+_ABSOLUTE = re.compile(r"^http://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^ ]*)?$")
+"""Host names are read loosely here, then checked by ``names.valid_host``; the log keeps 255 characters."""
 _TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 """Visible ASCII only: no space, tab, CR, LF or other control byte in a request target."""
@@ -168,6 +173,8 @@ class Proxy:
             await _reply(self.loop, conn, refused.status, str(refused))
         except (OSError, asyncio.TimeoutError):
             pass
+        except Exception as exc:  # a bug of ours must cost one connection, never a traceback on the terminal
+            self.log({"time": time.time(), "sandbox": self.sandbox, "action": "failed", "reason": repr(exc)[:200]})
         finally:
             conn.close()
             self.open_connections -= 1
@@ -186,32 +193,31 @@ class Proxy:
         if target.startswith("/airlock/"):
             await self._service(method, target, headers, rest, conn)
             return
-        if method == "CONNECT":
-            match = _HOST_PORT.match(target)
-            if not match:
-                raise Refused(400, "CONNECT needs host:port")
-            host, port, forward = match["host"].strip("[]"), int(match["port"]), rest
-        else:
-            match = _ABSOLUTE.match(target)
-            if not match:
-                raise Refused(400, "only absolute http:// requests and CONNECT go through this proxy")
-            host, port = match["host"], int(match["port"] or 80)
-            forward = f"{method} {match['path'] or '/'} HTTP/1.1\r\n".encode("latin-1") + _close(headers) + rest
-        if not 0 < port < 65536:
-            raise Refused(400, "bad port")
-        host = host.lower()
-        entry = {"time": time.time(), "sandbox": self.sandbox, "host": host, "port": port}
+        host, port, forward = _destination(method, target, headers, rest)
+        entry = {"time": time.time(), "sandbox": self.sandbox, "host": host[:255], "port": port}
+        self._check_names(entry, host, method, headers)
         self._check(entry)
         upstream = await self._dial(entry, host, port)
-        moved = [len(forward), 0]
         try:
             if method == "CONNECT":
                 await tunnel.send_all(self.loop, conn, b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                deadline = self.loop.time() + self.head_timeout
+                refusal = await tls.screen(self.loop, conn, upstream, host, forward, deadline)
+                if refusal:  # closed unanswered: the client expects TLS now, not an HTTP error
+                    self._block(entry, **refusal)
+                    return
+            await self._relay(entry, conn, upstream, forward)
+        finally:
+            upstream.close()
+
+    async def _relay(self, entry: dict, conn: socket.socket, upstream: socket.socket, forward: bytes) -> None:
+        """Send ``forward`` (what came with the head) upstream, then splice both ways until both end."""
+        moved = [len(forward), 0]
+        try:
             if forward:
                 await tunnel.send_all(self.loop, upstream, forward)
             await tunnel.join(self.loop, self.pipes, conn, upstream, moved)
         finally:
-            upstream.close()
             self.log({**entry, "action": "allowed", "sent": moved[0], "received": moved[1]})
 
     async def _read_head(self, conn: socket.socket, handoff: bool, deadline: float) -> tuple[bytes, bytes]:
@@ -260,10 +266,28 @@ class Proxy:
         await tunnel.send_all(self.loop, conn, b"serving\n")
         return b""
 
+    def _block(self, entry: dict, **why: str) -> None:
+        self.log({**entry, "action": "blocked", **why, "sent": 0, "received": 0})
+
     def _check(self, entry: dict) -> None:
         if not self.rules.allows(entry["host"], entry["port"]):
-            self.log({**entry, "action": "blocked", "sent": 0, "received": 0})
+            self._block(entry, reason="not allowed by the network policy")
             raise Refused(403, f"{entry['host']}:{entry['port']} is not allowed by the sandbox's network policy")
+
+    def _check_names(self, entry: dict, host: str, method: str, headers: bytes) -> None:
+        """400 for a host name no resolver can encode, or a plain request whose ``Host`` names another
+        destination (the server behind would serve that one); a request without ``Host`` goes as it is."""
+        if not names.valid_host(host):
+            self._block(entry, reason="not a valid host name")
+            raise Refused(400, "not a valid host name")
+        if method == "CONNECT":
+            return
+        hosts = [
+            line[5:].strip(b" \t").decode("latin-1") for line in headers.split(b"\r\n") if line[:5].lower() == b"host:"
+        ]
+        if len(hosts) > 1 or (hosts and not names.names_target(hosts[0], host, entry["port"])):
+            self._block(entry, reason="the Host header names another destination than the request")
+            raise Refused(400, "the Host header must name the request's host and port")
 
     async def _dial(self, entry: dict, host: str, port: int) -> socket.socket:
         try:
@@ -319,6 +343,25 @@ class Proxy:
         except (OSError, asyncio.TimeoutError):
             self.log({**entry, "action": "failed", "sent": 0, "received": 0})
             raise Refused(502, f"no verified TLS connection to {host}") from None
+
+
+def _destination(method: str, target: str, headers: bytes, rest: bytes) -> tuple[str, int, bytes]:
+    """Host (lower case), port, and the bytes to send there first: what came after a CONNECT
+    head, or an absolute-form request rewritten to origin form, one request per connection."""
+    if method == "CONNECT":
+        match = _HOST_PORT.match(target)
+        if not match:
+            raise Refused(400, "CONNECT needs host:port")
+        host, port, forward = match["host"].strip("[]"), int(match["port"]), rest
+    else:
+        match = _ABSOLUTE.match(target)
+        if not match:
+            raise Refused(400, "only absolute http:// requests and CONNECT go through this proxy")
+        host, port = match["host"], int(match["port"] or 80)
+        forward = f"{method} {match['path'] or '/'} HTTP/1.1\r\n".encode("latin-1") + _close(headers) + rest
+    if not 0 < port < 65536:
+        raise Refused(400, "bad port")
+    return host.lower(), port, forward
 
 
 def _parse_head(head: bytes) -> tuple[str, str, bytes]:

@@ -103,15 +103,19 @@ def _expire(future: asyncio.Future) -> None:
         future.set_exception(asyncio.TimeoutError())
 
 
-async def _ready(loop: asyncio.AbstractEventLoop, sock: socket.socket, writing: bool, deadline: float | None) -> None:
+async def _ready(
+    loop: asyncio.AbstractEventLoop, socks: tuple[socket.socket, ...], writing: bool, deadline: float | None
+) -> None:
     future = loop.create_future()
     timer = None if deadline is None else loop.call_at(deadline, _expire, future)
     watch, unwatch = (loop.add_writer, loop.remove_writer) if writing else (loop.add_reader, loop.remove_reader)
-    watch(sock.fileno(), _wake, future)
     try:
+        for sock in socks:
+            watch(sock.fileno(), _wake, future)
         await future
     finally:
-        unwatch(sock.fileno())
+        for sock in socks:
+            unwatch(sock.fileno())
         if timer is not None:
             timer.cancel()
 
@@ -123,12 +127,19 @@ async def readable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadlin
     than ``asyncio.wait_for``, which costs a task per call. (The loop is passed
     in everywhere here: asking asyncio for it costs a system call each time.)
     """
-    await _ready(loop, sock, False, deadline)
+    await _ready(loop, (sock,), False, deadline)
+
+
+async def readable_any(
+    loop: asyncio.AbstractEventLoop, socks: tuple[socket.socket, ...], deadline: float | None = None
+) -> None:
+    """Until one of ``socks`` has data or its peer closed; ``deadline`` as for ``readable``."""
+    await _ready(loop, socks, False, deadline)
 
 
 async def writable(loop: asyncio.AbstractEventLoop, sock: socket.socket, deadline: float | None = None) -> None:
     """Until ``sock`` can take more data (or has connected); ``deadline`` as for ``readable``."""
-    await _ready(loop, sock, True, deadline)
+    await _ready(loop, (sock,), True, deadline)
 
 
 async def send_all(loop: asyncio.AbstractEventLoop, sock: socket.socket, data: bytes) -> None:
