@@ -228,14 +228,20 @@ class BwrapEngine:
         """What serves the clone to a host-side fetch: ``git upload-pack`` in a sandbox of its own."""
         return clone.upload_pack_command(Paths(name))
 
+    def _refuse_second_mount(self, name: str, meta: dict, what: str, hint: str) -> None:
+        """An overlay layer can be mounted writable once: not while the sandbox runs on it."""
+        if meta.get("layout") == "overlay" and running_pids(marker(name, meta)):
+            raise AirlockError(f"sandbox {name} is running; {what}", hint=hint)
+
     def shell_plan(self, name: str) -> Plan:
         paths = Paths(name)
         meta = self._meta(name)
-        if meta.get("layout") == "overlay" and running_pids(marker(name, meta)):
-            raise AirlockError(
-                f"sandbox {name} is running, and its copy-on-write working tree can be mounted only once",
-                hint="open a shell from the agent's terminal (`git airlock attach`), or stop it first",
-            )
+        self._refuse_second_mount(
+            name,
+            meta,
+            "its copy-on-write working tree can be mounted only once",
+            "open a shell from the agent's terminal (`git airlock attach`), or stop it first",
+        )
         plan = Plan().call("prepare the sandbox's user, seccomp filter and devices", lambda: confine.prepare(paths))
         self._plan_gate(plan, name, meta.get("agent", ""), meta.get("network") or "deny-all", {}, {})
         return plan.extend(Plan([Step(tuple(agent_argv(name, meta, ["bash"])), interactive=True, check=False)]))
@@ -304,12 +310,12 @@ class BwrapEngine:
 
     def commit_plan(self, name: str, message: str) -> Plan:
         paths = Paths(name)
-        meta = self._meta(name)
-        if meta.get("layout") == "overlay" and running_pids(marker(name, meta)):
-            raise AirlockError(
-                f"sandbox {name} is running; its working tree can only be changed from inside while it runs",
-                hint="commit from the agent's terminal (`git airlock attach`), or `git airlock stop` first",
-            )
+        self._refuse_second_mount(
+            name,
+            self._meta(name),
+            "its working tree can only be changed from inside while it runs",
+            "commit from the agent's terminal (`git airlock attach`), or `git airlock stop` first",
+        )
         plan = Plan().call("prepare the sandbox in which git commits", lambda: confine.prepare(paths))
         return plan.extend(Plan(list(clone.commit_steps(paths, message))))
 
