@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
+from hashlib import sha256
 from pathlib import Path
 
 import pytest
@@ -156,9 +159,14 @@ def test_full_loop(project: Path, hermetic: Env) -> None:
     merged = airlock("--engine", "bwrap", "--name", "loop", "merge", cwd=project)
     assert merged.returncode == 0, merged.stderr
     assert (project / "app.py").read_text() == "print('from the sandbox')\n"
+    sandbox_id = json.loads((data_dir(hermetic, "loop") / "meta.json").read_text())["id"]
+    key = sha256(f"loop/{sandbox_id}".encode()).hexdigest()[:12]
+    gate_dir = Path(tempfile.gettempdir(), f"git-airlock-{os.getuid()}", key)
+    assert (gate_dir / "egress.json").is_file()
     removed = airlock("--engine", "bwrap", "--name", "loop", "rm", "--yes", cwd=project)
     assert removed.returncode == 0, removed.stderr
     assert not data_dir(hermetic, "loop").exists()
+    assert not gate_dir.exists()
     assert git(project, "config", "--get", "remote.sandbox-loop.url", check=False) == ""
     assert git(project, "rev-parse", "refs/sandboxes/loop/main").strip() == git(project, "rev-parse", "main").strip()
 
@@ -192,7 +200,8 @@ echo ../../evil > .git/commondir
     refs = git(project, "for-each-ref")
     fetched = airlock("--engine", "bwrap", "--name", "tamper", "fetch", cwd=project)
     assert fetched.returncode == 1
-    assert "upload-pack" in fetched.stderr and "characters)" in fetched.stderr  # named, not printed whole
+    assert "the agent planted" in fetched.stderr and "commondir (it points git elsewhere)" in fetched.stderr
+    assert "characters)" in fetched.stderr  # the long upload-pack command is named, not printed whole
     assert git(project, "for-each-ref") == refs
 
 

@@ -13,6 +13,7 @@ import select
 import shlex
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -130,17 +131,55 @@ repo={repo}
   echo "nested-remount: $(unshare -Urm sh -c "mount -o remount,rw,bind $repo" 2>/dev/null && echo done || echo refused)"
   echo "remount-usr: $(mount -o remount,rw,bind /usr 2>/dev/null && echo done || echo refused)"
   echo "hook: $(echo 'touch /tmp/pwned' > "$repo/.git/hooks/post-checkout" 2>/dev/null && echo planted || echo refused)"
-  echo "chmod-null: $(chmod 000 /dev/null 2>/dev/null && echo done || echo refused)"
+  burst=/proc/sys/kernel/printk_ratelimit_burst  # written back unchanged: success alone is the break
+  value=$(cat $burst)
+  echo "sysctl: $( (echo "$value" > $burst) 2>/dev/null && echo written || echo refused)"
+  echo "sysrq: $([ -w /proc/sysrq-trigger ] && echo writable || echo refused)"
+  echo "userns: $(unshare -U true 2>/dev/null && echo made || echo refused)"
+  echo "cgroupns: $(unshare -Ucmr --cgroup true 2>/dev/null && echo made || echo refused)"
+  echo "keyring: $(python3 -c {keyring} 2>/dev/null || echo refused)"
+  # last: once its /dev/null is mode 000, the sandbox's own redirections to it fail
   echo "touch-null: $(touch -d 2001-01-01 /dev/null 2>/dev/null && echo done || echo refused)"
+  echo "chmod-null: $(chmod 000 /dev/null 2>/dev/null && echo done || echo refused)"
 }} > probe.txt
+"""
+KEYRING = """\
+import ctypes, platform
+keyctl = {"x86_64": 250, "aarch64": 219}[platform.machine()]
+libc = ctypes.CDLL(None, use_errno=True)
+found = libc.syscall(keyctl, 10, -3, b"user", b"host-secret", 0)  # KEYCTL_SEARCH the session keyring
+if found == -1:
+    raise SystemExit(1)
+buffer = ctypes.create_string_buffer(64)
+libc.syscall(keyctl, 11, found, buffer, 64)  # KEYCTL_READ
+print("read", buffer.value.decode())
+"""
+HOST_KEYRING = """\
+import ctypes, os, platform, sys
+numbers = {"x86_64": (248, 250), "aarch64": (217, 219)}[platform.machine()]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall(numbers[1], 1, None)  # KEYCTL_JOIN_SESSION_KEYRING: a fresh one, as a login session has
+libc.syscall(numbers[0], b"user", b"host-secret", b"hunter2", 7, -3)  # add_key to it
+os.execvp(sys.argv[1], sys.argv[1:])
 """
 
 
 def test_no_capabilities_and_no_uid_0_even_for_root(project: Path, hermetic: Env) -> None:
+    """Also the powers the sandbox user would have through being host uid 0 when git-airlock runs as root."""
     before = snapshot(project)
     null_before = os.stat("/dev/null")
+    script = CAPABILITIES.format(repo=shlex.quote(str(project)), keyring=shlex.quote(KEYRING))
+    argv = ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", "caps", "up", "--", "-c", script]
     try:
-        assert run_in_sandbox(project, "caps", CAPABILITIES.format(repo=shlex.quote(str(project)))).returncode == 0
+        # the user's session keyring holds a key, as after a login through pam_keyinit
+        result = subprocess.run(
+            [sys.executable, "-c", HOST_KEYRING, *argv],
+            cwd=project,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stderr
         found = probe_lines(hermetic, "caps")
     finally:
         null_after = os.stat("/dev/null")
@@ -148,8 +187,10 @@ def test_no_capabilities_and_no_uid_0_even_for_root(project: Path, hermetic: Env
             os.chmod("/dev/null", stat.S_IMODE(null_before.st_mode))  # undo the attack before failing
     assert found["uid"] == "1000"
     assert found["caps"] == "0000000000000000"
-    for attempt in ("umount-config", "remount-repo", "nested-remount", "remount-usr", "hook"):
-        assert found[attempt] in ("refused",), attempt
+    for attempt in ("umount-config", "remount-repo", "nested-remount", "remount-usr", "hook", "sysctl", "sysrq"):
+        assert found[attempt] == "refused", attempt
+    assert found["userns"] == found["cgroupns"] == "refused"  # a nested user namespace would hold every capability
+    assert found["keyring"] == "refused"
     assert stat.S_IMODE(null_after.st_mode) == stat.S_IMODE(null_before.st_mode)
     assert null_after.st_mtime == null_before.st_mtime
     assert not (project / ".git" / "hooks" / "post-checkout").exists()
@@ -209,6 +250,40 @@ def test_fetch_never_reads_another_repository(project: Path, hermetic: Env, secr
         leaked = subprocess.run(["git", f"--git-dir={store}", "cat-file", "-e", commit], capture_output=True)
         assert leaked.returncode != 0, f"the secret commit reached {store}"
     assert commit not in git(project, "for-each-ref")
+
+
+def test_a_plain_git_fetch_of_the_sandbox_remote_is_sandboxed_too(project: Path, hermetic: Env, secret) -> None:
+    """`git fetch sandbox-<name>` (an IDE, a habit) reads the clone through the same sandbox, and
+    `git fetch --all` leaves sandbox remotes alone."""
+    secret_repo, commit = secret
+    script = STEAL["alternates"].format(secret=shlex.quote(str(secret_repo)), commit=commit)
+    assert run_in_sandbox(project, "plain", script).returncode == 0
+    git(project, "fetch", "--all", "-q")
+    assert git(project, "for-each-ref", "refs/remotes/sandbox-plain") == ""
+    git(project, "fetch", "-q", "sandbox-plain")
+    assert git(project, "rev-parse", "sandbox-plain/main").strip() == git(project, "rev-parse", "main").strip()
+    assert subprocess.run(["git", "-C", str(project), "cat-file", "-e", commit], capture_output=True).returncode != 0
+    assert commit not in git(project, "for-each-ref")
+
+
+def test_a_planted_commondir_brings_no_agent_config_to_host_side_git(project: Path, hermetic: Env) -> None:
+    """.git/commondir would make git read the agent's own config (a filter) in `commit` and `status`."""
+    script = """\
+mkdir .git/x
+for entry in objects refs packed-refs logs; do ln -s ../$entry .git/x/$entry; done
+cp .git/config .git/x/config
+git config --file .git/x/config filter.agent.clean 'sh -c "touch /workspace/$(basename $PWD)/filter-ran; cat"'
+echo x > .git/commondir
+echo '*.txt filter=agent' > .gitattributes
+echo draft > draft.txt
+"""
+    assert run_in_sandbox(project, "cdir", script).returncode == 0
+    for args in (("status",), ("fetch",), ("commit", "-m", "from the host")):
+        result = airlock("--engine", "bwrap", "--name", "cdir", *args, cwd=project)
+        assert result.returncode == 1, args
+        assert "the agent planted /workspace/" not in result.stdout
+        assert "commondir (it points git elsewhere); not reading the clone" in result.stderr, args
+    assert not sandbox_file(hermetic, "cdir", "filter-ran").exists()
 
 
 # -- 4. host-side git writing through links in the clone's .git --------------------------------------

@@ -10,7 +10,9 @@ rule is structural: whatever the host runs over the clone runs in a bwrap
 sandbox (``confine``) that sees the system, the host repository read-only
 (the clone borrows its objects) and the clone, and nothing else: no HOME,
 no network, no other repository. A link there can only lead to something
-the agent could read anyway.
+the agent could read anyway. A ``commondir`` file, which would point git at
+refs and a configuration of the agent's choosing (filters, a GPG program),
+makes every one of them refuse, checked inside the sandbox.
 
 - fetch: the host's ``git fetch`` starts ``git upload-pack`` through
   :func:`upload_pack_command` (``--upload-pack``), read-only;
@@ -26,6 +28,7 @@ import subprocess
 
 from git_airlock.engines.bwrap import confine, overlay
 from git_airlock.engines.bwrap.layout import Paths
+from git_airlock.errors import AirlockError
 from git_airlock.plan import Step
 
 SOURCE = "/run/sandbox/source"
@@ -77,18 +80,32 @@ def _environment(env: dict[str, str]) -> list[str]:
     return argv
 
 
+REFUSE_PLANTED = (
+    'if [ -e "$d/commondir" ] || [ -L "$d/commondir" ]; then '
+    'echo "git-airlock: the agent planted $d/commondir (it points git elsewhere); not reading the clone" >&2; '
+    "exit 1; fi; "
+)
+"""A ``commondir`` file makes git read refs and configuration from where it points; in a clone it
+can only have been planted. Checked inside the sandbox, which sees nothing it could point to anyway."""
+
+
 def _tool_argv(paths: Paths, meta: dict, git_args: list[str], *, writable: bool) -> list[str]:
     """git over the clone's working tree in a sandbox of its own (through the overlay, when there is one)."""
     repo = meta.get("repo", "")
+    inside = workspace(repo)
+    env = {**_GIT_ENV, "GIT_DIR": f"{inside}/.git", "GIT_WORK_TREE": inside}
     bwrap = [
         *confine.namespaces(network=False, terminal=False),
         *confine.system(paths),
         *confine.scratch(TOOL_TMP_SIZE, confine.own_devices(paths)),
         *mounts(paths, meta, repo, writable=writable),
         "--chdir",
-        workspace(repo),
-        *_environment(_GIT_ENV),
+        inside,
+        *_environment(env),
         "--",
+        "sh",
+        "-c",
+        f'd=.git; {REFUSE_PLANTED}exec git "$@"',
         "git",
         *_NO_CODE,
         *git_args,
@@ -107,6 +124,11 @@ def uncommitted(paths: Paths) -> list[str]:
         writable=False,
     )
     proc = subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape", env=_host_env())
+    if proc.returncode != 0:
+        raise AirlockError(
+            f"could not look at sandbox {paths.name}'s working tree: {proc.stderr.strip()}",
+            hint="`git airlock shell` shows it as the agent sees it; `git airlock rm` removes the sandbox",
+        )
     return [entry[3:] for entry in proc.stdout.split("\0") if len(entry) > 3]
 
 
@@ -119,16 +141,19 @@ def commit_steps(paths: Paths, message: str) -> list[Step]:
     ]
 
 
-def upload_pack_command(paths: Paths) -> str:
+SERVE = f'd=$1; [ -d "$d/.git" ] && d=$d/.git; {REFUSE_PLANTED}exec git upload-pack --strict "$d"'
+"""Inside the upload-pack sandbox: serve the git directory git named (the clone's, or a submodule's
+under its ``.git/modules``)."""
+
+
+def upload_pack_command(paths: Paths, repo: str) -> str:
     """The shell command a host-side ``git fetch`` runs (``--upload-pack``) to read the clone.
 
-    git appends the clone's path, quoted, and runs the line with ``sh``. The sandbox sees the
-    clone's ``.git`` read-only at that same path and the host repository read-only, so an
+    git appends the path it fetches from, quoted, and runs the line with ``sh``. The sandbox sees
+    the clone's ``.git`` read-only at that same path and the host repository read-only, so an
     alternate or a symlinked ref that points anywhere else points at nothing. The protocol
     version git asks for (``GIT_PROTOCOL``) is passed in, since bwrap clears the environment.
     """
-    meta = paths.read_meta()
-    repo = meta.get("repo", "")
     bwrap = [
         *confine.namespaces(network=False, terminal=False),
         *confine.system(paths),
@@ -141,8 +166,8 @@ def upload_pack_command(paths: Paths) -> str:
         paths.git_dir,
         *_environment(_GIT_ENV),
     ]
-    line = shlex.join(bwrap) + ' --setenv GIT_PROTOCOL "${GIT_PROTOCOL:-}" -- git upload-pack'
-    return line + confine.filter_redirect()
+    line = shlex.join(bwrap) + ' --setenv GIT_PROTOCOL "${GIT_PROTOCOL:-}" -- '
+    return line + shlex.join(["sh", "-c", SERVE, "upload-pack"]) + confine.filter_redirect()
 
 
 def _host_env() -> dict[str, str]:

@@ -54,6 +54,12 @@ ETC_ENTRIES = (
 )
 DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
 """The nodes bwrap's ``--dev`` binds from the host, by (major, minor)."""
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "scsi", "driver", "tty")
+"""Parts of /proc that are the whole machine's, not the sandbox's: read-only inside (Docker's list, and a
+few more). Their write permission is checked against the file's owner, root: when git-airlock runs as
+root, the sandbox user is root on the host side of the uid mapping, and without this could set any
+sysctl (``kernel.core_pattern`` runs a program as root on the host). bwrap covers some of them itself,
+but only where its own access check passes, which it does not for root's read-only directories."""
 RUN_SIZE = 16 * 1024 * 1024
 
 
@@ -148,7 +154,10 @@ def scratch(tmp_size: int, devices: str | None) -> list[str]:
 
     ``devices``: a folder of the sandbox's own device nodes to use instead of the host's.
     """
-    argv = ["--proc", "/proc", "--dev", "/dev"]
+    argv = ["--proc", "/proc"]
+    for entry in PROC_READ_ONLY:
+        argv += ["--ro-bind-try", f"/proc/{entry}", f"/proc/{entry}"]
+    argv += ["--dev", "/dev"]
     if devices:
         for node in DEVICES:
             argv += ["--dev-bind", os.path.join(devices, node), f"/dev/{node}"]

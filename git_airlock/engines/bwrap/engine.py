@@ -95,6 +95,17 @@ class BwrapEngine:
                 )
         else:
             meta = self._create(plan, spec, paths)
+        # any fetch of the sandbox's remote, a plain `git fetch sandbox-<name>` too, reads the clone in a sandbox
+        plan.add(
+            [
+                "git",
+                "-C",
+                spec.repo_root,
+                "config",
+                f"remote.{remote_name(spec.name)}.uploadpack",
+                clone.upload_pack_command(paths, spec.repo_root),
+            ]
+        )
 
         def prepare() -> None:
             paths.remember(tmp_size=spec.tmp_size)
@@ -197,6 +208,7 @@ class BwrapEngine:
                 env=_ISOLATED_GIT,
             )
         plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.url", paths.clone])
+        plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.skipFetchAll", "true"])
         tracking, recovery = fetch_refspecs(spec.name)
         plan.add(["git", "-C", spec.repo_root, "config", "--replace-all", f"remote.{remote}.fetch", tracking])
         plan.add(["git", "-C", spec.repo_root, "config", "--add", f"remote.{remote}.fetch", recovery])
@@ -226,7 +238,7 @@ class BwrapEngine:
 
     def upload_pack(self, name: str) -> str | None:
         """What serves the clone to a host-side fetch: ``git upload-pack`` in a sandbox of its own."""
-        return clone.upload_pack_command(Paths(name))
+        return clone.upload_pack_command(Paths(name), self._meta(name).get("repo", ""))
 
     def _refuse_second_mount(self, name: str, meta: dict, what: str, hint: str) -> None:
         """An overlay layer can be mounted writable once: not while the sandbox runs on it."""
@@ -255,6 +267,8 @@ class BwrapEngine:
         remote = remote_name(name)
         plan = self.stop_plan(name)
         plan.call(f"remove {paths.root}", lambda: remove_tree(paths.root))
+        gate_dir = gate.Gate(name, marker(name, self._meta(name))).dir
+        plan.call(f"remove the gate's folder {gate_dir}", lambda: remove_tree(gate_dir))
         plan.add(["git", "-C", repo_root, "config", "--remove-section", f"remote.{remote}"], check=False)
         plan.call(
             f"delete refs/remotes/{remote}/* (refs/sandboxes/{name}/* stay for recovery)",
