@@ -213,7 +213,7 @@ def test_dry_run_prints_the_bwrap_command(project: Path, hermetic: Env) -> None:
     assert argv[1:3] == ["-m", "git_airlock.egress.supervise"] and argv[4] == "--"  # the egress gate (balanced)
     argv = argv[argv.index("unshare") :]
     assert argv[:5] == ["unshare", "--user", "--map-root-user", "--mount", "--"]
-    assert argv[argv.index("git_airlock.overlay") - 1] == "-m"
+    assert argv[5:7] == ["sh", "-c"] and argv[7].startswith("mount -t overlay overlay")
     argv = argv[argv.index("bwrap") :]
     assert argv[:2] == ["bwrap", "--die-with-parent"]
     assert "--unshare-net" in argv and "--clearenv" in argv
