@@ -217,7 +217,8 @@ def test_dry_run_prints_the_bwrap_command(project: Path, hermetic: Env) -> None:
     argv = argv[argv.index("bwrap") :]
     assert argv[:2] == ["bwrap", "--die-with-parent"]
     assert "--unshare-net" in argv and "--clearenv" in argv
-    assert argv[argv.index("--ro-bind", argv.index("/etc/group")) + 1] == str(project)
+    binds = [argv[i + 1 : i + 3] for i, arg in enumerate(argv) if arg == "--ro-bind"]
+    assert [str(project), str(project)] in binds and [str(project), "/run/sandbox/source"] in binds
     assert argv[-9:] == [
         "--",
         "python3",
@@ -381,7 +382,8 @@ def test_net_follow_streams_new_connections(project: Path, hermetic: Env) -> Non
 def test_status_and_doctor_describe_the_bwrap_sandbox(project: Path, hermetic: Env) -> None:
     assert run_in_sandbox(project, "st", "true").returncode == 0
     status = airlock("--engine", "bwrap", "--name", "st", "status", cwd=project).stdout
-    assert "(overlay working tree); network: the configured policy" in status
+    assert "(overlay working tree; the agent's: look with `git airlock shell`, never with git there)" in status
+    assert "network: the configured policy" in status
     assert airlock("--engine", "bwrap", "--name", "st", "lockdown", cwd=project).returncode == 0
     assert "network: lockdown" in airlock("--engine", "bwrap", "--name", "st", "status", cwd=project).stdout
     doctor = airlock("--engine", "bwrap", "doctor", cwd=project).stdout

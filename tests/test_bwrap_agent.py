@@ -1,42 +1,26 @@
 """A real agent CLI (Claude Code, from npm) starts inside a bubblewrap sandbox.
 
 `--version` needs no model call, yet proves that PATH, HOME and node work in
-the sandbox. The package is installed into the sandbox's persistent HOME the
-way a user would keep an agent there.
+the sandbox. The package is installed into the sandbox's persistent HOME with
+the command `up` prints when the agent is missing, from npm, through the gate.
 """
 
 from __future__ import annotations
 
-import os
+import shlex
 import subprocess
 from pathlib import Path
 
 from conftest import Env, airlock
 
-NPM_CACHE = os.path.join(os.path.expanduser("~"), ".npm")  # read before the hermetic fixture moves HOME
-
 
 def test_claude_code_runs_in_the_sandbox(project: Path, hermetic: Env) -> None:
-    created = airlock("--engine", "bwrap", "--agent", "shell", "--name", "cc", "up", "--", "-c", "true", cwd=project)
-    assert created.returncode == 0, created.stderr
-    home = hermetic.home / ".local" / "share" / "git-airlock" / "sandboxes" / "cc" / "home"
-    install = subprocess.run(
-        [
-            "npm",
-            "install",
-            "--global",
-            "--prefix",
-            str(home / ".npm-global"),
-            "--cache",
-            NPM_CACHE,
-            "--no-audit",
-            "--no-fund",
-            "@anthropic-ai/claude-code",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    missing = airlock("--engine", "bwrap", "--agent", "claude", "--name", "cc", "up", "--", "--version", cwd=project)
+    assert missing.returncode == 1
+    hint = missing.stderr.split("install it inside, as the agent: ", 1)[1].strip()
+    # the hint's command, run as given: npm runs in the sandbox, as the agent, through the egress gate
+    # (a host-side npm would read an npmrc the agent can write in its HOME)
+    install = subprocess.run(shlex.split(hint), cwd=project, capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr
 
     started = airlock("--engine", "bwrap", "--agent", "claude", "--name", "cc", "up", "--", "--version", cwd=project)

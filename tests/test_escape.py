@@ -45,6 +45,15 @@ for path in ("/dev/tty", "/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/2"
             except OSError:
                 pass
 print("typed", typed)
+# TIOCSETD with the discipline it has (N_TTY): harmless, but it must fail too (N_NULL would kill the terminal)
+disciplines = 0
+for fd in (0, 1, 2):
+    try:
+        fcntl.ioctl(fd, 0x5423, (0).to_bytes(4, "little"))
+        disciplines += 1
+    except OSError:
+        pass
+print("disciplines", disciplines)
 """
 
 
@@ -97,7 +106,7 @@ def test_agent_cannot_type_into_the_host_terminal(project: Path, hermetic: Env) 
         agent = '\'LINE=$1 python3 -c "$0"\' "$INJECT" "$ATTACK_LINE"'
         terminal.type(f"git airlock --engine bwrap --agent shell --name tty up -- -c {agent}; echo DONE-$((40+2))")
         shown = terminal.wait_for("DONE-42")
-        assert "typed 0" in shown
+        assert "typed 0" in shown and "disciplines 0" in shown
         terminal.type("echo AFTER-$((40+2))")  # anything typed into the queue would run before this
         terminal.wait_for("AFTER-42")
         assert not pwned.exists()
@@ -138,6 +147,8 @@ repo={repo}
   echo "userns: $(unshare -U true 2>/dev/null && echo made || echo refused)"
   echo "cgroupns: $(unshare -Ucmr --cgroup true 2>/dev/null && echo made || echo refused)"
   echo "keyring: $(python3 -c {keyring} 2>/dev/null || echo refused)"
+  echo "proc-keys: $(cat /proc/keys > /dev/null 2>&1 && echo read || echo refused)"
+  echo "proc-slabinfo: $(head -1 /proc/slabinfo > /dev/null 2>&1 && echo read || echo refused)"
   # last: once its /dev/null is mode 000, the sandbox's own redirections to it fail
   echo "touch-null: $(touch -d 2001-01-01 /dev/null 2>/dev/null && echo done || echo refused)"
   echo "chmod-null: $(chmod 000 /dev/null 2>/dev/null && echo done || echo refused)"
@@ -191,6 +202,7 @@ def test_no_capabilities_and_no_uid_0_even_for_root(project: Path, hermetic: Env
         assert found[attempt] == "refused", attempt
     assert found["userns"] == found["cgroupns"] == "refused"  # a nested user namespace would hold every capability
     assert found["keyring"] == "refused"
+    assert found["proc-keys"] == found["proc-slabinfo"] == "refused"  # root's alone: the machine's keys, its memory
     assert stat.S_IMODE(null_after.st_mode) == stat.S_IMODE(null_before.st_mode)
     assert null_after.st_mtime == null_before.st_mtime
     assert not (project / ".git" / "hooks" / "post-checkout").exists()
@@ -264,6 +276,43 @@ def test_a_plain_git_fetch_of_the_sandbox_remote_is_sandboxed_too(project: Path,
     assert git(project, "rev-parse", "sandbox-plain/main").strip() == git(project, "rev-parse", "main").strip()
     assert subprocess.run(["git", "-C", str(project), "cat-file", "-e", commit], capture_output=True).returncode != 0
     assert commit not in git(project, "for-each-ref")
+
+
+def test_a_push_to_the_sandbox_never_runs_the_agents_hooks(project: Path, hermetic: Env) -> None:
+    """`git push sandbox-<name>` would run git receive-pack, and the clone's hooks, with the user's authority."""
+    ran = hermetic.tmp / "hook-ran"
+    hooks = " ".join(("pre-receive", "update", "post-receive", "post-update", "reference-transaction"))
+    script = f"""\
+for hook in {hooks}; do
+  printf '#!/bin/sh\\ntouch {ran}\\n' > .git/hooks/$hook && chmod +x .git/hooks/$hook
+done
+"""
+    assert run_in_sandbox(project, "push", script).returncode == 0
+    git(project, "checkout", "-q", "-b", "feature")
+    git(project, "commit", "-q", "--allow-empty", "-m", "for the agent")
+    pushed = subprocess.run(["git", "push", "sandbox-push", "feature"], cwd=project, capture_output=True, text=True)
+    assert pushed.returncode != 0
+    assert "git-airlock: a sandbox's clone takes no push (its hooks are the agent's)" in pushed.stderr
+    assert not ran.exists()
+
+
+def test_the_sandbox_sees_no_credential_in_the_repositorys_config(project: Path, hermetic: Env) -> None:
+    """A CI checkout leaves a token in .git/config; the agent sees the repository, but not that."""
+    git(project, "config", "http.https://github.com/.extraheader", "AUTHORIZATION: basic c2VjcmV0LXRva2Vu")
+    git(project, "remote", "add", "origin", "https://x-access-token:ghs_secret@github.com/o/r.git")
+    script = """\
+cat /run/sandbox/source/.git/config "$(git rev-parse --path-format=absolute --git-common-dir)/../../../.git/config" \
+  > seen.txt 2>&1
+git -C /run/sandbox/source log -1 --format=%s > source-log.txt
+git fetch -q origin && git log -1 --format=%s origin/main > fetched.txt
+"""
+    assert run_in_sandbox(project, "cfg", script).returncode == 0
+    seen = sandbox_file(hermetic, "cfg", "seen.txt").read_text()
+    assert "c2VjcmV0LXRva2Vu" not in seen and "ghs_secret" not in seen and "github.com" not in seen
+    assert "repositoryformatversion" in seen
+    assert sandbox_file(hermetic, "cfg", "source-log.txt").read_text() == "initial\n"
+    assert sandbox_file(hermetic, "cfg", "fetched.txt").read_text() == "initial\n"
+    assert "ghs_secret" in git(project, "config", "remote.origin.url")  # the user's own config is untouched
 
 
 def test_a_planted_commondir_brings_no_agent_config_to_host_side_git(project: Path, hermetic: Env) -> None:

@@ -45,6 +45,7 @@ def run(program: bytes, arch: int, nr: int, arg1: int = 0, arg0: int = 0) -> int
         (X86_64, 16, seccomp.TIOCSTI, EPERM),
         (X86_64, 16, seccomp.TIOCSTI | 1 << 32, EPERM),  # the kernel ignores the upper half
         (X86_64, 16, seccomp.TIOCLINUX, EPERM),
+        (X86_64, 16, seccomp.TIOCSETD, EPERM),  # a line discipline outlives the sandbox
         (X86_64, 16, TCGETS, ALLOW),  # every other ioctl: raw mode, window size, job control
         (X86_64, 0, seccomp.TIOCSTI, ALLOW),  # read(2) whose second argument happens to match
         (I386, 54, seccomp.TIOCSTI, EPERM),  # the 32-bit ABI of the same process

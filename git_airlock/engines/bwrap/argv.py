@@ -11,7 +11,9 @@ its own whose only way out is the egress gate.
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
 
 from git_airlock.engines.base import SandboxSpec
 from git_airlock.engines.bwrap import confine, overlay
@@ -21,6 +23,8 @@ from git_airlock.engines.bwrap.layout import SANDBOX_HOME, SANDBOX_USER, Paths, 
 from git_airlock.engines.bwrap.processes import MARKER
 
 DEFAULT_TMP_SIZE = 2 * 1024**3
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+"""Debian's and Ubuntu's bundle of the system's certificate authorities (the sandbox sees /etc/ssl)."""
 SANDBOX_PATH = ":".join(
     (
         f"{SANDBOX_HOME}/.local/bin",
@@ -59,6 +63,7 @@ def agent_argv(name: str, meta: dict, command: list[str], spec: SandboxSpec | No
         "--ro-bind",
         repo,
         SOURCE,
+        *_source_config_mounts(paths, repo),
         "--bind",
         paths.home,
         SANDBOX_HOME,
@@ -74,6 +79,51 @@ def agent_argv(name: str, meta: dict, command: list[str], spec: SandboxSpec | No
     return [*prefix, *confine.with_filter(argv)]
 
 
+SOURCE_CONFIG_KEYS = re.compile(
+    r"core\.(repositoryformatversion|bare|filemode|symlinks|ignorecase|precomposeunicode|logallrefupdates)"
+    r"|extensions\.[^.]+"
+)
+"""What the agent's git needs of the host repository's config to read it; nothing else of it reaches
+the sandbox. The rest can hold credentials: a token in a remote's URL, the authorization header a CI
+checkout leaves in ``http.<url>.extraheader``, credential helpers, include paths."""
+
+
+def write_source_config(paths: Paths, repo: str) -> None:
+    """The host repository's config as the sandbox sees it (written before every start)."""
+    import subprocess
+
+    config = os.path.join(repo, ".git", "config")
+    if not os.path.isfile(config):
+        return
+    listed = subprocess.run(
+        ["git", "config", "--file", config, "--null", "--list"], capture_output=True, text=True, check=False
+    ).stdout
+    sections: dict[str, list[str]] = {}
+    for item in filter(None, listed.split("\0")):
+        key, _, value = item.partition("\n")
+        if SOURCE_CONFIG_KEYS.fullmatch(key):
+            section, _, name = key.partition(".")
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+            sections.setdefault(section, []).append(f'\t{name} = "{escaped}"\n')
+    text = "".join(f"[{section}]\n" + "".join(lines) for section, lines in sections.items())
+    os.makedirs(paths.etc, mode=0o700, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=paths.etc, prefix=".source-config-")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(temporary, 0o644)
+    os.replace(temporary, paths.source_config)  # a running sandbox keeps the file it was given
+
+
+def _source_config_mounts(paths: Paths, repo: str) -> list[str]:
+    """The filtered config over the host repository's own, at both places the sandbox sees it."""
+    if not os.path.isfile(os.path.join(repo, ".git", "config")):
+        return []
+    argv = []
+    for root in (repo, SOURCE):
+        argv += ["--ro-bind", paths.source_config, f"{root}/.git/config"]
+    return argv
+
+
 def _environment(meta: dict, spec: SandboxSpec | None, gated: bool) -> dict[str, str]:
     env = {
         "HOME": SANDBOX_HOME,
@@ -85,6 +135,10 @@ def _environment(meta: dict, spec: SandboxSpec | None, gated: bool) -> dict[str,
         "TMPDIR": "/tmp",
         "TERM": os.environ.get("TERM", "xterm-256color"),
     }
+    if os.path.isfile(SYSTEM_CA_BUNDLE):
+        # Node keeps its own list of authorities; this makes node agents and npm trust the system's, as
+        # everything else in the sandbox does (a company's TLS-inspecting proxy, say)
+        env["NODE_EXTRA_CA_CERTS"] = SYSTEM_CA_BUNDLE
     if gated:
         from git_airlock.engines.bwrap.gate import services
         from git_airlock.services import PLACEHOLDER, SERVICES

@@ -170,6 +170,25 @@ def upload_pack_command(paths: Paths, repo: str) -> str:
     return line + shlex.join(["sh", "-c", SERVE, "upload-pack"]) + confine.filter_redirect()
 
 
+def refusal(what: str) -> str:
+    """A command for a remote's ``receivepack``: git runs it in place of the real one."""
+    message = f"git-airlock: {what}; the agent reads your repository at {SOURCE} (read-only)"
+    return shlex.join(["sh", "-c", f"echo {shlex.quote(message)} >&2; exit 1"])
+
+
+def remote_settings(remote: str, paths: Paths, repo: str) -> dict[str, str]:
+    """The host repository's settings for the sandbox's remote, so that no git command reads or writes
+    the clone with the user's authority: a fetch (``git fetch``, ``pull``, ``ls-remote``) goes through
+    the upload-pack sandbox; a push would run ``git receive-pack`` there, and with it the agent's hooks,
+    so it is refused; ``git fetch --all`` leaves the remote alone. (``git archive --remote`` has no such
+    setting: README says not to run git on a sandbox's clone by hand.)"""
+    return {
+        f"remote.{remote}.uploadpack": upload_pack_command(paths, repo),
+        f"remote.{remote}.receivepack": refusal("a sandbox's clone takes no push (its hooks are the agent's)"),
+        f"remote.{remote}.skipFetchAll": "true",
+    }
+
+
 def _host_env() -> dict[str, str]:
     from git_airlock.gitcmd import scrubbed_git_env
 

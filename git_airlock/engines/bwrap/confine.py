@@ -60,6 +60,23 @@ few more). Their write permission is checked against the file's owner, root: whe
 root, the sandbox user is root on the host side of the uid mapping, and without this could set any
 sysctl (``kernel.core_pattern`` runs a program as root on the host). bwrap covers some of them itself,
 but only where its own access check passes, which it does not for root's read-only directories."""
+PROC_HIDDEN = (
+    "keys",
+    "key-users",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+    "slabinfo",
+    "vmallocinfo",
+    "pagetypeinfo",
+    "kcore",
+    "kpageflags",
+    "kpagecount",
+    "kpagecgroup",
+)
+"""Files of /proc that tell about the whole machine (root's keys, kernel memory layout) and are
+readable by root alone, hence by the sandbox user when git-airlock runs as root: hidden behind an
+unreadable node (Docker masks the same kind)."""
 RUN_SIZE = 16 * 1024 * 1024
 
 
@@ -157,6 +174,9 @@ def scratch(tmp_size: int, devices: str | None) -> list[str]:
     argv = ["--proc", "/proc"]
     for entry in PROC_READ_ONLY:
         argv += ["--ro-bind-try", f"/proc/{entry}", f"/proc/{entry}"]
+    for entry in PROC_HIDDEN:
+        if os.path.exists(f"/proc/{entry}"):
+            argv += ["--ro-bind", "/dev/null", f"/proc/{entry}"]
     argv += ["--dev", "/dev"]
     if devices:
         for node in DEVICES:

@@ -9,7 +9,7 @@ import shutil
 
 from git_airlock.engines.base import SandboxSpec, SandboxState, SeedFile
 from git_airlock.engines.bwrap import clone, confine, gate, overlay
-from git_airlock.engines.bwrap.argv import SANDBOX_PATH, agent_argv
+from git_airlock.engines.bwrap.argv import SANDBOX_PATH, agent_argv, write_source_config
 from git_airlock.engines.bwrap.home import copy_into
 from git_airlock.engines.bwrap.layout import (
     SANDBOX_HOME,
@@ -73,9 +73,10 @@ class BwrapEngine:
         meta = self._meta(name)
         pids = running_pids(marker(name, meta))
         network = meta.get("network") or "the configured policy"
-        detail = f"clone {paths.clone} ({meta.get('layout', 'plain')} working tree); network: {network}" + (
-            f"; bwrap pid {', '.join(map(str, pids))}" if pids else ""
-        )
+        detail = (
+            f"clone {paths.clone} ({meta.get('layout', 'plain')} working tree; the agent's: look with "
+            f"`git airlock shell`, never with git there); network: {network}"
+        ) + (f"; bwrap pid {', '.join(map(str, pids))}" if pids else "")
         return SandboxState(name, "running" if pids else "stopped", meta.get("agent", ""), detail)
 
     # -- creating -----------------------------------------------------------
@@ -95,23 +96,15 @@ class BwrapEngine:
                 )
         else:
             meta = self._create(plan, spec, paths)
-        # any fetch of the sandbox's remote, a plain `git fetch sandbox-<name>` too, reads the clone in a sandbox
-        plan.add(
-            [
-                "git",
-                "-C",
-                spec.repo_root,
-                "config",
-                f"remote.{remote_name(spec.name)}.uploadpack",
-                clone.upload_pack_command(paths, spec.repo_root),
-            ]
-        )
+        for key, value in clone.remote_settings(remote_name(spec.name), paths, spec.repo_root).items():
+            plan.add(["git", "-C", spec.repo_root, "config", key, value])
 
         def prepare() -> None:
             paths.remember(tmp_size=spec.tmp_size)
             confine.prepare(paths)
+            write_source_config(paths, spec.repo_root)
 
-        plan.call("prepare the sandbox's user, seccomp filter and devices", prepare)
+        plan.call("prepare the sandbox's user, seccomp filter, devices and view of your config", prepare)
         for seed in seeds:
             relative = os.path.relpath(seed.target, SANDBOX_HOME)
             plan.call(
@@ -126,14 +119,15 @@ class BwrapEngine:
             from git_airlock.agents import AGENTS
 
             package = AGENTS[spec.agent].npm_package if spec.agent in AGENTS else ""
+            shell = f"git airlock --engine bwrap --name {spec.name} --agent shell up"
             install = (
-                f"npm install --global --prefix {paths.home}/.npm-global {package}"
+                f"{shell} -- -c 'npm install --global --prefix ~/.npm-global {package}'"
                 if package
-                else f"install it into {paths.home}/.local/bin"
+                else f"`{shell}`, then install it into ~/.local/bin there"
             )
             raise AirlockError(
                 f"`{command[0]}` is not installed where the sandbox can run it",
-                hint=f"the sandbox sees /usr and its own HOME, not yours: {install}",
+                hint=f"the sandbox sees /usr and its own HOME, not yours; install it inside, as the agent: {install}",
             )
         argv = agent_argv(spec.name, meta, command, spec)
         return plan, Step(tuple(argv), interactive=True, check=False)
@@ -208,7 +202,6 @@ class BwrapEngine:
                 env=_ISOLATED_GIT,
             )
         plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.url", paths.clone])
-        plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.skipFetchAll", "true"])
         tracking, recovery = fetch_refspecs(spec.name)
         plan.add(["git", "-C", spec.repo_root, "config", "--replace-all", f"remote.{remote}.fetch", tracking])
         plan.add(["git", "-C", spec.repo_root, "config", "--add", f"remote.{remote}.fetch", recovery])
@@ -254,7 +247,12 @@ class BwrapEngine:
             "its copy-on-write working tree can be mounted only once",
             "open a shell from the agent's terminal (`git airlock attach`), or stop it first",
         )
-        plan = Plan().call("prepare the sandbox's user, seccomp filter and devices", lambda: confine.prepare(paths))
+
+        def prepare() -> None:
+            confine.prepare(paths)
+            write_source_config(paths, meta.get("repo", ""))
+
+        plan = Plan().call("prepare the sandbox's user, seccomp filter, devices and view of your config", prepare)
         self._plan_gate(plan, name, meta.get("agent", ""), meta.get("network") or "deny-all", {}, {})
         return plan.extend(Plan([Step(tuple(agent_argv(name, meta, ["bash"])), interactive=True, check=False)]))
 

@@ -5,7 +5,7 @@ Under the user data directory (never in the repository)::
     sandboxes/<name>/clone/      private clone (alternates to the host's objects)
     sandboxes/<name>/home/       persistent HOME (agent logins and settings survive stop/up)
     sandboxes/<name>/upper/ work/ merged/   the overlay layer of the working tree
-    sandboxes/<name>/etc/        passwd/group naming the sandbox user
+    sandboxes/<name>/etc/        passwd/group naming the sandbox user, the host repository's config as shown
     sandboxes/<name>/dev/        the sandbox's own device nodes (when git-airlock runs as root)
     sandboxes/<name>/meta.json   what the sandbox was made from, which repository owns it, its id
 
@@ -49,6 +49,7 @@ class Paths:
         self.git_dir = os.path.join(self.clone, ".git")
         self.home = os.path.join(self.root, "home")
         self.etc = os.path.join(self.root, "etc")
+        self.source_config = os.path.join(self.etc, "source-config")
         self.dev = os.path.join(self.root, "dev")
         self.meta = os.path.join(self.root, "meta.json")
         self.upper = os.path.join(self.root, "upper")

@@ -4,11 +4,12 @@ It refuses a few system calls that let a sandboxed process reach beyond its
 namespaces; everything else is left alone, so interactive programs (job
 control, raw mode, window size) and build tools keep working:
 
-- ``ioctl(TIOCSTI)`` and ``ioctl(TIOCLINUX)`` (EPERM): a sandbox started in the
-  foreground shares the user's terminal, and on kernels before 6.2 (later ones
-  with ``dev.tty.legacy_tiocsti=1``) TIOCSTI pushes characters into its input
-  queue, which the user's shell reads once the sandbox exits; TIOCLINUX can
-  paste the console selection the same way;
+- ``ioctl`` with TIOCSTI, TIOCLINUX or TIOCSETD (EPERM): a sandbox started in
+  the foreground shares the user's terminal, and on kernels before 6.2 (later
+  ones with ``dev.tty.legacy_tiocsti=1``) TIOCSTI pushes characters into its
+  input queue, which the user's shell reads once the sandbox exits; TIOCLINUX
+  can paste the console selection the same way; TIOCSETD changes the line
+  discipline, which outlives the sandbox (N_NULL leaves the terminal dead);
 - ``unshare``/``clone`` with CLONE_NEWUSER (EPERM), and ``clone3`` (ENOSYS, so
   that C libraries fall back to ``clone``, whose flags a filter can read): no
   nested user namespace, in which the agent would hold every capability over
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 
 TIOCSTI = 0x5412
 TIOCLINUX = 0x541C
+TIOCSETD = 0x5423
 
 # struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6]
 _NR = 0
@@ -138,6 +140,7 @@ def program(machine: str | None = None) -> bytes:
         (_LD_W_ABS, _ARG1_LOW, None, None),
         (_JEQ, TIOCSTI, "eperm", None),
         (_JEQ, TIOCLINUX, "eperm", None),
+        (_JEQ, TIOCSETD, "eperm", None),
         (_RET, _ALLOW, None, None),
         "flags",
         (_LD_W_ABS, _ARG0_LOW, None, None),
