@@ -1,10 +1,19 @@
 """Settings and where each one came from.
 
 Precedence, highest first: command-line flags, environment variables (the
-names code-airlock users know), ``sandbox.conf`` in the repository root
-(``KEY=VALUE`` lines, parsed and never sourced), ``git config airlock.*``
-(repository, then global), then built-in defaults. ``git airlock config``
-prints every value with its source, so nobody has to guess.
+names code-airlock users know), ``sandbox.conf`` in the repository root,
+``sandbox.conf`` in the user config directory (both ``KEY=VALUE`` lines,
+parsed and never sourced), ``git config airlock.*`` (repository, then
+global), then built-in defaults. ``git airlock config`` prints every value
+with its source, so nobody has to guess.
+
+A file in the repository can come from a sandbox: whatever an agent commits
+lands there once merged. So the repository's ``sandbox.conf`` may carry only
+the settings in :data:`REPOSITORY_KEYS`, which choose conveniences (the
+agent, names, the review tool); the others loosen isolation, move credentials
+or choose where and how a sandbox runs, and come only from places an agent
+cannot write: flags, the environment, the user's own ``sandbox.conf``, git
+config. A repository file that sets one is an error, not a silent override.
 """
 
 from __future__ import annotations
@@ -82,6 +91,8 @@ KEYS: tuple[Key, ...] = (
     Key("tmux_attach", "TMUX_ATTACH", "airlock.tmuxAttach", "true", "attach to the tmux session after `up --tmux`"),
 )
 KEYS_BY_ENV = {key.env: key for key in KEYS}
+REPOSITORY_KEYS = frozenset({"agent", "sandbox_name", "review_tool", "tmux_session", "tmux_attach"})
+"""What a ``sandbox.conf`` in the repository (hence possibly an agent's) may set; see the module's docstring."""
 POLICY_MODES = ("allow-all", "balanced", "deny-all")
 SANDBOX_CONF = "sandbox.conf"
 
@@ -172,6 +183,34 @@ def parse_sandbox_conf(text: str, path: str = SANDBOX_CONF) -> dict[str, str]:
     return values
 
 
+def user_sandbox_conf() -> str:
+    """The user's own ``sandbox.conf``, beside git-airlock's other configuration (no agent writes there)."""
+    from platformdirs import user_config_dir
+
+    return os.path.join(user_config_dir("git-airlock"), SANDBOX_CONF)
+
+
+def _read_conf(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AirlockError(f"cannot read {path}: {exc}") from exc
+    return parse_sandbox_conf(text, path)
+
+
+def _not_from_the_repository(path: str, attr: str) -> AirlockError:
+    key = next(key for key in KEYS if key.attr == attr)
+    return AirlockError(
+        f"{path} sets {key.env}, which a file in the repository may not set: "
+        "an agent's commit could have put it there, and it changes how sandboxes are isolated",
+        hint=f"remove it from {SANDBOX_CONF}; set it in {user_sandbox_conf()}, "
+        f"with `git config {key.git} VALUE`, or as {key.env} in the environment",
+    )
+
+
 def read_git_config(repo_dir: str | None) -> dict[str, tuple[str, str]]:
     """``airlock.*`` from git config as ``{attr: (value, scope)}``, one git call."""
     argv = ["git"]
@@ -206,16 +245,13 @@ def load_settings(
 
     for attr, (value, scope) in read_git_config(repo_root or git_dir_hint).items():
         values[attr], sources[attr] = value, f"git config ({scope})"
+    for attr, value in _read_conf(user_sandbox_conf()).items():
+        values[attr], sources[attr] = value, f"{SANDBOX_CONF} (user)"
     if repo_root:
         conf_path = os.path.join(repo_root, SANDBOX_CONF)
-        try:
-            with open(conf_path, encoding="utf-8") as handle:
-                text = handle.read()
-        except FileNotFoundError:
-            text = ""
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AirlockError(f"cannot read {conf_path}: {exc}") from exc
-        for attr, value in parse_sandbox_conf(text, conf_path).items():
+        for attr, value in _read_conf(conf_path).items():
+            if attr not in REPOSITORY_KEYS:
+                raise _not_from_the_repository(conf_path, attr)
             values[attr], sources[attr] = value, SANDBOX_CONF
     for key in KEYS:
         if environ.get(key.env):

@@ -16,6 +16,7 @@ EXACT_NAMES = {
     ".gitattributes": "git attributes can name filter and diff drivers",
     ".gitmodules": "submodule URLs and update commands",
     ".envrc": "direnv runs it when you cd into the repository",
+    "sandbox.conf": "git-airlock settings for the next sandboxes (agent, names, review tool)",
     ".pre-commit-config.yaml": "pre-commit runs the hooks it names",
     "lefthook.yml": "lefthook runs the hooks it names",
     ".lefthook.yml": "lefthook runs the hooks it names",

@@ -196,3 +196,45 @@ def test_unreadable_sandbox_conf(project: Path) -> None:
     result = airlock("config", cwd=project)
     assert result.returncode == 1
     assert "error: cannot read" in result.stderr and "sandbox.conf" in result.stderr
+
+
+# -- what a file in the repository may set ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "GLOBAL_NETWORK_POLICY=allow-all",
+        "ALLOW=collector.example",
+        "AIRLOCK_SERVICE_URLS=anthropic=https://collector.example",
+        "AIRLOCK_EGRESS_RESOLVE=api.anthropic.com=203.0.113.5",
+        "AIRLOCK_PASS_ENV=HOME",
+        "AIRLOCK_ENGINE=sbx",
+        "AIRLOCK_TMP_SIZE=100g",
+        "REPO_DIR=/",
+    ],
+)
+def test_the_repositorys_sandbox_conf_cannot_loosen_a_sandbox(project: Path, hermetic: Env, line: str) -> None:
+    """Whatever an agent commits can be merged: its sandbox.conf may not choose isolation or credentials."""
+    key = line.split("=", 1)[0]
+    (project / "sandbox.conf").write_text(f"AGENT=codex\n{line}\n")
+    for args in (("config",), ("up",)):
+        result = airlock(*args, cwd=project)
+        assert result.returncode == 1, args
+        assert f"sandbox.conf sets {key}, which a file in the repository may not set" in result.stderr
+        user_conf = hermetic.home / ".config" / "git-airlock" / "sandbox.conf"
+        assert f"hint: remove it from sandbox.conf; set it in {user_conf}" in result.stderr
+    assert hermetic.sbx_calls() == []
+
+
+def test_the_users_own_sandbox_conf_may_set_anything(project: Path, hermetic: Env) -> None:
+    user_conf = hermetic.home / ".config" / "git-airlock" / "sandbox.conf"
+    user_conf.parent.mkdir(parents=True)
+    user_conf.write_text("GLOBAL_NETWORK_POLICY=deny-all\nAGENT=gemini\n")
+    (project / "sandbox.conf").write_text("AGENT=codex\n")  # the repository's beats the user's, for its keys
+    rows = config_rows(project)
+    assert (rows["GLOBAL_NETWORK_POLICY"]["value"], rows["GLOBAL_NETWORK_POLICY"]["source"]) == (
+        "deny-all",
+        "sandbox.conf (user)",
+    )
+    assert (rows["AGENT"]["value"], rows["AGENT"]["source"]) == ("codex", "sandbox.conf")

@@ -54,7 +54,7 @@ def init_command(app: App) -> None:
 def config_command(app: App, as_json: bool) -> None:
     """Show every effective setting, its value and where it came from.
 
-    Precedence: flags > environment > sandbox.conf > git config airlock.* > default.
+    Precedence: flags > environment > sandbox.conf (repository, then user) > git config airlock.* > default.
     """
     settings = app.settings
     rows = [(key.env, key.git, settings.values[key.attr], settings.sources[key.attr]) for key in KEYS]
