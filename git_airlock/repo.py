@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import pygit2
 from pygit2.enums import CheckoutNotify, CheckoutStrategy, DiffStatsFormat
@@ -25,6 +26,25 @@ class MergeOutcome:
     old: str
     new: str
     updated_worktree: bool
+
+
+@dataclass(frozen=True)
+class CommitView:
+    """One commit as a person reviews it. Raw sandbox text: callers sanitise before printing."""
+
+    id: str
+    author: str
+    """``Name <email>``."""
+    date: str
+    """The author date in the author's time zone, ``2026-01-01 12:00:00 +0100``."""
+    message: str
+    patch: str
+    """Against the first parent (against nothing for a root commit)."""
+
+
+def _text(raw: bytes) -> str:
+    """Sandbox bytes as text; an undecodable byte stays a lone surrogate, which ``sanitize`` shows as ``\\xNN``."""
+    return raw.decode("utf-8", "surrogateescape")
 
 
 class MergeConflict(AirlockError):
@@ -130,6 +150,24 @@ class Repo:
         if stat:
             return diff.stats.format(DiffStatsFormat.FULL | DiffStatsFormat.INCLUDE_SUMMARY, 80)
         return diff.patch or ""
+
+    def commit_view(self, commit: str) -> CommitView:
+        """Author, date, full message and patch of one commit, read by libgit2 (no textconv, no filters)."""
+        obj = self.git[pygit2.Oid(hex=commit)]
+        if obj.parents:
+            diff = self.git.diff(obj.parents[0], obj, context_lines=3)
+        else:
+            diff = obj.tree.diff_to_tree(context_lines=3, swap=True)
+        diff.find_similar()
+        author = obj.author
+        when = datetime.fromtimestamp(author.time, timezone(timedelta(minutes=author.offset)))
+        return CommitView(
+            id=commit,
+            author=f"{_text(author.raw_name)} <{_text(author.raw_email)}>",
+            date=when.strftime("%Y-%m-%d %H:%M:%S %z"),
+            message=_text(obj.raw_message),
+            patch=diff.patch or "",
+        )
 
     # -- merge --------------------------------------------------------------
 

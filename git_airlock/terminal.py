@@ -64,6 +64,22 @@ def sanitize_line(text: str) -> str:
     return sanitize(text.replace("\n", " ").replace("\t", " "))
 
 
+_COLORS = {"+": "\x1b[32m", "-": "\x1b[31m", "@": "\x1b[36m"}
+
+
+def colorize_patch(patch: str) -> str:
+    """Colour a sanitised patch the way ``git diff`` does: our escapes are the only ones left in it."""
+    lines = []
+    for line in patch.splitlines(keepends=True):
+        if line.startswith(("diff --git", "index ", "--- ", "+++ ")):
+            lines.append(f"\x1b[1m{line.rstrip(chr(10))}\x1b[m\n")
+        elif line[:1] in _COLORS:
+            lines.append(f"{_COLORS[line[0]]}{line.rstrip(chr(10))}\x1b[m\n")
+        else:
+            lines.append(line)
+    return "".join(lines)
+
+
 def is_terminal(stream=None) -> bool:
     """True when ``stream`` (stdout by default) is an interactive terminal."""
     stream = stream or sys.stdout

@@ -96,11 +96,28 @@ def test_dry_run_prints_exact_commands(dry: Path, hermetic: Env, args: tuple[str
 
 
 def test_dry_run_review_shows_the_difftool(dry: Path, hermetic: Env) -> None:
-    result = airlock("--dry-run", "review", cwd=dry, env={"REVIEW_TOOL": "meld"})
+    git(dry, "config", "difftool.scripted.cmd", 'sh -c "exit 0" "$LOCAL" "$REMOTE"')
+    result = airlock("--dry-run", "review", cwd=dry, env={"REVIEW_TOOL": "scripted"})
     assert result.returncode == 0, result.stderr
     assert lines(result.stdout)[-3:] == [
-        "# in a scratch repository sharing this one's objects (no filters, hooks or textconv):",
-        "git difftool --dir-diff --no-prompt --trust-exit-code --tool=meld main refs/remotes/sandbox-box/main",
+        "# in a scratch repository sharing this one's objects (no filters, hooks or textconv), "
+        "where difftool.git-airlock-review.cmd runs scripted and records its exit status:",
+        "GIT_AIRLOCK_DIFFTOOL=scripted git difftool --dir-diff --no-prompt --trust-exit-code "
+        "--tool=git-airlock-review main refs/remotes/sandbox-box/main",
+        f"git -C {shlex.quote(str(dry))} update-ref refs/airlock/reviewed/box/main refs/remotes/sandbox-box/main",
+    ]
+
+
+def test_dry_run_review_without_a_usable_default_shows_the_terminal_review(dry: Path, hermetic: Env) -> None:
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "VSCODE_IPC_HOOK_CLI"):
+        hermetic.mp.delenv(name, raising=False)
+    result = airlock("--dry-run", "review", cwd=dry)
+    assert result.returncode == 0, result.stderr
+    assert lines(result.stdout)[-3:] == [
+        "# the default review tool, vscode, cannot start here: `code` (git-airlock's command for vscode) is not "
+        "installed or not on PATH; showing the commits in the terminal instead (choose a tool with --tool or "
+        "REVIEW_TOOL)",
+        "# in-process (libgit2): each commit of main..sandbox-box/main with its patch, in the pager",
         f"git -C {shlex.quote(str(dry))} update-ref refs/airlock/reviewed/box/main refs/remotes/sandbox-box/main",
     ]
 

@@ -51,7 +51,7 @@ def test_pr_uses_gh_when_present(project: Path, hermetic: Env) -> None:
     hermetic.mp.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     write_agent(hermetic, "echo x > x.txt && git add x.txt && git commit -q -m 'agent: x'\n")
     assert airlock("--name", "g", "up", cwd=project).returncode == 0
-    pr = airlock("--name", "g", "pr", "main", "topic", cwd=project)
+    pr = airlock("--name", "g", "pr", "--yes", "main", "topic", cwd=project)
     assert pr.returncode == 0, pr.stderr
     assert (hermetic.tmp / "gh-args").read_text().split("\n")[:7] == [
         "pr",

@@ -70,10 +70,11 @@ def test_review_without_terminal_does_not_mark(project: Path, hermetic: Env) -> 
 
 def test_failed_difftool_marks_nothing(project: Path, hermetic: Env) -> None:
     start(project, hermetic, "ft")
-    # git < 2.42 drops a --dir-diff tool's own exit status, but an unusable tool still fails
+    # a tool git does not know is refused before anything runs
     result = airlock("--name", "ft", "review", "--tool", "no-such-tool", "--mark", cwd=project)
     assert result.returncode == 1
-    assert "the difftool 'no-such-tool' exited with status 1; nothing was marked" in result.stderr
+    assert "the review tool 'no-such-tool' (from --tool) cannot start: git has no such difftool" in result.stderr
+    assert "nothing was marked" in result.stderr and "--tool terminal" in result.stderr
     assert git(project, "for-each-ref", "refs/airlock/reviewed/") == ""
 
 

@@ -164,7 +164,7 @@ def test_pr_pushes_a_branch_and_prints_compare_hint(project: Path, hermetic: Env
     git(project, "push", "-q", "origin", "main")
     write_agent(hermetic, COMMIT_AGENT)
     assert airlock("--name", "feat", "up", cwd=project).returncode == 0
-    pr = airlock("--name", "feat", "pr", cwd=project)
+    pr = airlock("--name", "feat", "pr", "--yes", cwd=project)
     assert pr.returncode == 0, pr.stderr
     pushed = git(origin, "rev-parse", "refs/heads/airlock/feat").strip()
     assert pushed == git(project, "rev-parse", "refs/remotes/sandbox-feat/main").strip()

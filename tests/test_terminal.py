@@ -103,7 +103,8 @@ def test_hostile_bytes_never_reach_the_terminal(project: Path, hermetic: Env) ->
     write_agent(hermetic, HOSTILE_BYTES)
     assert airlock("--name", "h", "up", cwd=project).returncode == 0
     outputs = {}
-    for args in (("fetch",), ("status",), ("log",), ("log", "--all-sandboxes"), ("diff",), ("diff", "--stat")):
+    review = ("review", "--tool", "terminal", "--no-mark")
+    for args in (("fetch",), ("status",), ("log",), ("log", "--all-sandboxes"), ("diff",), ("diff", "--stat"), review):
         result = airlock_bytes("--name", "h", *args, cwd=project)
         assert result.returncode == 0, (args, result.stderr)
         outputs[args] = assert_inert(result.stdout, args)
@@ -115,6 +116,8 @@ def test_hostile_bytes_never_reach_the_terminal(project: Path, hermetic: Env) ->
     assert "R\\x9bw: raw \\x9b[2J <U+2067> end" in outputs[("log",)]
     assert "+content \ufffd[2J <U+202E> \\x9b[8m <U+2066>" in outputs[("diff",)]  # libgit2 decodes the patch
     assert "bidi<U+202E>txt\ufffd[31m.md | 1 +" in outputs[("diff", "--stat")]
+    assert "Author: Mallory \\x9b[8m <U+202E> <" in outputs[review]
+    assert "Author: R\\x9bw <r@x>" in outputs[review] and "    raw \\x9b[2J <U+2067> end" in outputs[review]
 
 
 def test_log_json_escapes_everything_and_keeps_the_exact_names(project: Path, hermetic: Env) -> None:

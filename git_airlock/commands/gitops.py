@@ -7,7 +7,7 @@ import shutil
 
 import click
 
-from git_airlock import ledger
+from git_airlock import ledger, reviewtool
 from git_airlock.app import App
 from git_airlock.commands._shared import (
     base_commit,
@@ -18,8 +18,8 @@ from git_airlock.commands._shared import (
 )
 from git_airlock.errors import AirlockError
 from git_airlock.gitcmd import Git
-from git_airlock.plan import Plan, Step
-from git_airlock.terminal import is_terminal, page, sanitize
+from git_airlock.plan import Step
+from git_airlock.terminal import colorize_patch, is_terminal, page, sanitize
 
 pass_app = click.make_pass_decorator(App)
 sandbox_branch_option = click.option(
@@ -68,21 +68,6 @@ def fetch_command(app: App) -> None:
         app.info("the sandbox has no branches yet")
 
 
-_COLORS = {"+": "\x1b[32m", "-": "\x1b[31m", "@": "\x1b[36m"}
-
-
-def _colorize(patch: str) -> str:
-    lines = []
-    for line in patch.splitlines(keepends=True):
-        if line.startswith(("diff --git", "index ", "--- ", "+++ ")):
-            lines.append(f"\x1b[1m{line.rstrip(chr(10))}\x1b[m\n")
-        elif line[:1] in _COLORS:
-            lines.append(f"{_COLORS[line[0]]}{line.rstrip(chr(10))}\x1b[m\n")
-        else:
-            lines.append(line)
-    return "".join(lines)
-
-
 @click.command("diff")
 @click.argument("base", required=False)
 @click.option("--stat", is_flag=True, help="Show a diffstat instead of the patch.")
@@ -104,16 +89,7 @@ def diff_command(app: App, base: str | None, stat: bool, sandbox_branch: str | N
     if not text.strip():
         app.info(f"no changes: {_short(tip_ref)} adds nothing to {base_name}")
         return
-    page(_colorize(text) if is_terminal() and not stat else text)
-
-
-def _difftool_config(tool: str, repo_root: str) -> list[tuple[str, str]]:
-    """`vscode` is not a difftool git knows before 2.42: define it unless the user did."""
-    if tool != "vscode":
-        return []
-    if Git(repo_root, safe=False).config("difftool.vscode.cmd"):
-        return []
-    return [("difftool.vscode.cmd", 'code --wait --new-window --diff "$LOCAL" "$REMOTE"')]
+    page(colorize_patch(text) if is_terminal() and not stat else text)
 
 
 def _branch_of(app: App, tip_ref: str) -> str:
@@ -121,8 +97,6 @@ def _branch_of(app: App, tip_ref: str) -> str:
 
 
 def _mark(app: App, tip_ref: str, tip: str) -> None:
-    from git_airlock.gitcmd import Git
-
     ledger.mark_reviewed(Git(app.location.root), app.sandbox, _branch_of(app, tip_ref), tip)
     click.echo(f"marked {_short(tip_ref)} at {tip[:10]} as reviewed")
 
@@ -144,60 +118,84 @@ def _mark_step(app: App, tip_ref: str) -> Step:
 @click.command("review")
 @click.argument("base", required=False)
 @sandbox_branch_option
-@click.option("--tool", metavar="TOOL", help="git difftool to use (default: REVIEW_TOOL or vscode).")
+@click.option(
+    "--tool",
+    metavar="TOOL",
+    help="git difftool to use, or `terminal` (default: REVIEW_TOOL, else git's diff.tool, else vscode).",
+)
 @click.option(
     "--mark/--no-mark",
     default=None,
-    help="Mark the range reviewed when the tool closes (default: ask on a terminal, else no).",
+    help="Mark the range reviewed when the review ends (default: ask on a terminal, else no).",
 )
 @click.option("--mark-only", is_flag=True, help="Mark the range reviewed without opening a tool.")
 @pass_app
 def review_command(
     app: App, base: str | None, sandbox_branch: str | None, tool: str | None, mark: bool | None, mark_only: bool
 ) -> None:
-    """Fetch, then open `git difftool --dir-diff` on what the sandbox changed.
+    """Fetch, then show what the sandbox changed, and ask whether to mark it reviewed.
 
-    The tool runs in a scratch repository that borrows your objects, so your
-    working tree is never touched and no filter driver or hook named by the
-    sandbox's files can run. When it closes, the reviewed range is recorded in
-    the review ledger (refs/airlock/reviewed/...), which `log`, `merge` and
-    the pre-push hook read.
+    With a difftool, `git difftool --dir-diff` runs in a scratch repository
+    that borrows your objects, so your working tree is never touched and no
+    filter driver or hook named by the sandbox's files can run. With `--tool
+    terminal` (and by default where vscode cannot start: no `code`, or no
+    display), each commit is shown in the pager: message, files that can run
+    code here, patch. A tool that cannot start, or that exits with an error,
+    marks nothing. The reviewed range is recorded in the review ledger
+    (refs/airlock/reviewed/...), which `log`, `merge`, `pr` and the pre-push
+    hook read.
     """
-    tool = tool or app.settings.review_tool
     base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
-    fork = base_id if app.dry_run else (app.repo.merge_base(base_id, tip) or base_id)
-    argv = ["git", "difftool", "--dir-diff", "--no-prompt", "--trust-exit-code", f"--tool={tool}", fork, tip]
-    if app.dry_run:
-        if not mark_only:
-            app.runner.show("in a scratch repository sharing this one's objects (no filters, hooks or textconv):")
-            app.runner.show(Step(tuple(argv), interactive=True))
-        app.runner.show(_mark_step(app, tip_ref))
-        return
     if mark_only:
-        _mark(app, tip_ref, tip)
+        _mark_now(app, tip_ref, tip)
         return
-    if fork == tip or not app.repo.diff(fork, tip, stat=True).strip():
+    fork = base_id if app.dry_run else (app.repo.merge_base(base_id, tip) or base_id)
+    if not app.dry_run and (fork == tip or not app.repo.diff(fork, tip, stat=True).strip()):
         app.info(f"nothing to review: {_short(tip_ref)} adds nothing to {base_name}")
         return
-    risky = _host_code_lines(app, fork, tip)
-    if risky:
-        app.info("look closely: these commits change files that can run code on this machine:")
-        for line in risky:
-            app.info(line)
-    from git_airlock.reviewrepo import review_repository
+    chosen = reviewtool.resolve(app.location.root, tool, app.settings.review_tool, app.settings.sources["review_tool"])
+    if app.dry_run:
+        _show_review_plan(app, chosen, fork, tip, tip_ref)
+        return
+    if chosen.note:
+        app.info(chosen.note)
+    if chosen.in_terminal:
+        from git_airlock.terminalreview import show
 
-    with review_repository(app.location.root, app.location.common_dir, _difftool_config(tool, app.location.root)) as (
-        scratch,
-        env,
-    ):
-        result = app.runner.run(Step(tuple(argv), cwd=scratch, env=env, interactive=True, check=False))
-    if result.returncode != 0:
-        raise AirlockError(
-            f"the difftool {tool!r} exited with status {result.returncode}; nothing was marked",
-            hint="pick another with --tool or REVIEW_TOOL; `git difftool --tool-help` lists them",
-        )
+        show(app.repo, Git(app.location.root), fork, tip, _short(tip_ref), base_name)
+    # before a difftool opens; after the pager, so it stands next to the question
+    _warn_host_code(app, f"look closely: {HOST_CODE}", fork, tip)
+    if not chosen.in_terminal:
+        ended = reviewtool.outcome(reviewtool.run_difftool(app.runner, app.location, chosen, fork, tip))
+        if ended:
+            raise AirlockError(
+                f"the difftool {chosen.name!r} {ended}; nothing was marked",
+                hint="fix it or choose another with --tool or REVIEW_TOOL; --tool terminal needs nothing",
+            )
     if confirm(f"Mark {_short(tip_ref)} ({tip[:10]}) as reviewed?", default=False, assume=mark):
         _mark(app, tip_ref, tip)
+
+
+def _mark_now(app: App, tip_ref: str, tip: str) -> None:
+    """`--mark-only` and `approve`: the mark, or in a dry run the command that would write it."""
+    if app.dry_run:
+        app.runner.show(_mark_step(app, tip_ref))
+    else:
+        _mark(app, tip_ref, tip)
+
+
+def _show_review_plan(app: App, chosen: reviewtool.ReviewTool, fork: str, tip: str, tip_ref: str) -> None:
+    if chosen.note:
+        app.runner.show(chosen.note)
+    if chosen.in_terminal:
+        app.runner.show(f"in-process (libgit2): each commit of {fork}..{_short(tip_ref)} with its patch, in the pager")
+    else:
+        app.runner.show(
+            f"in a scratch repository sharing this one's objects (no filters, hooks or textconv), "
+            f"where difftool.{reviewtool.RECORDER}.cmd runs {chosen.name} and records its exit status:"
+        )
+        app.runner.show(reviewtool.difftool_step(chosen, fork, tip))
+    app.runner.show(_mark_step(app, tip_ref))
 
 
 @click.command("approve")
@@ -207,16 +205,16 @@ def review_command(
 def approve_command(app: App, base: str | None, sandbox_branch: str | None) -> None:
     """Fetch, then mark the sandbox branch reviewed without opening a tool (`review --mark-only`)."""
     _, _, tip_ref, tip = _prepare(app, base, sandbox_branch)
-    if app.dry_run:
-        app.runner.show(_mark_step(app, tip_ref))
-        return
-    _mark(app, tip_ref, tip)
+    _mark_now(app, tip_ref, tip)
+
+
+HOST_CODE = "these commits change files that can run code on this machine:"
+_DONE = {"merge": "merged", "push": "pushed"}
 
 
 def _host_code_lines(app: App, base_id: str, tip: str) -> list[str]:
     """`!` lines for commits in base..tip that change files able to run code on this machine."""
     from git_airlock.commitinfo import describe
-    from git_airlock.gitcmd import Git
 
     git = Git(app.location.root)
     return [
@@ -226,31 +224,44 @@ def _host_code_lines(app: App, base_id: str, tip: str) -> list[str]:
     ]
 
 
-def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool) -> None:
-    """Refuse unreviewed commits and ask about host-code changes before a merge."""
-    from git_airlock.gitcmd import Git
+def _warn_host_code(app: App, heading: str, base_id: str, tip: str) -> bool:
+    """Print the `!` lines of base..tip under ``heading``; whether there were any."""
+    risky = _host_code_lines(app, base_id, tip)
+    if risky:
+        app.info(heading)
+        for line in risky:
+            app.info(line)
+    return bool(risky)
 
+
+def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool, verb: str = "merge") -> bool:
+    """Refuse unreviewed commits and ask about host-code changes before they are merged or pushed.
+
+    True when every commit was reviewed or the user vouched for it (at the
+    prompt or with --yes), so what goes through may be marked reviewed; False
+    when only `airlock.requireReview false` let unreviewed commits through.
+    """
     git = Git(app.location.root)
     incoming = git.rev_list([tip], [base_id])
     if not incoming:
-        return
+        return True
+    vouched = True
     unreviewed = set(ledger.unreviewed(git, ledger.read(git), app.sandbox)) & set(incoming)
     if unreviewed:
-        message = f"{len(unreviewed)} of the {len(incoming)} commit(s) to merge were not reviewed"
+        message = f"{len(unreviewed)} of the {len(incoming)} commit(s) to {verb} were not reviewed"
         if git.config("airlock.requireReview") == "false":
             app.info(f"warning: {message}")
-        elif not confirm(f"{message}. Merge them anyway?", default=False, assume=True if yes else None):
-            raise AirlockError(message, hint="review them with `git airlock review` (or pass --yes to merge anyway)")
-    risky = _host_code_lines(app, base_id, tip)
-    if risky:
-        app.info("these commits change files that can run code on this machine:")
-        for line in risky:
-            app.info(line)
-        if not confirm("Merge them?", default=False, assume=True if allow_host_code else None):
-            raise AirlockError(
-                "not merged: the sandbox changed files that can run code on this machine",
-                hint="inspect them with `git airlock diff`; pass --allow-host-code to merge them anyway",
-            )
+            vouched = False
+        elif not confirm(f"{message}. {verb.capitalize()} them anyway?", default=False, assume=True if yes else None):
+            raise AirlockError(message, hint=f"review them with `git airlock review` (or pass --yes to {verb} anyway)")
+    if _warn_host_code(app, HOST_CODE, base_id, tip) and not confirm(
+        f"{verb.capitalize()} them?", default=False, assume=True if allow_host_code else None
+    ):
+        raise AirlockError(
+            f"not {_DONE[verb]}: the sandbox changed files that can run code on this machine",
+            hint=f"inspect them with `git airlock diff`; pass --allow-host-code to {verb} them anyway",
+        )
+    return vouched
 
 
 @click.command("merge")
@@ -305,49 +316,79 @@ def compare_url(origin_url: str, base: str, branch: str) -> str | None:
 @click.argument("base", required=False)
 @click.argument("branch", required=False)
 @sandbox_branch_option
+@click.option("-y", "--yes", is_flag=True, help="Push even commits nobody reviewed.")
+@click.option(
+    "--allow-host-code",
+    is_flag=True,
+    help="Push changes to files that can run code (hooks, CI, scripts) without asking.",
+)
 @pass_app
-def pr_command(app: App, base: str | None, branch: str | None, sandbox_branch: str | None) -> None:
+def pr_command(
+    app: App, base: str | None, branch: str | None, sandbox_branch: str | None, yes: bool, allow_host_code: bool
+) -> None:
     """Fetch, point BRANCH (default airlock/<sandbox>) at the sandbox tip, push it, open a PR.
 
-    The push runs on the host with your credentials; the sandbox never gets them.
-    Uses `gh pr create` when gh is installed, else prints the compare URL.
+    The same gate as `merge`: unreviewed commits are refused unless you
+    confirm (or pass --yes), and changes to files that can run code need an
+    explicit yes (--allow-host-code). What you vouched for is marked reviewed
+    before the push, so the pre-push hook lets it through; if the push fails,
+    the mark is taken back. The push runs on the host with your credentials;
+    the sandbox never gets them. Uses `gh pr create` when gh is installed,
+    else prints the compare URL.
     """
-    base_name, _, tip_ref, tip = _prepare(app, base, sandbox_branch)
+    base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
     branch = branch or f"airlock/{app.sandbox}"
     if app.location_or_none is not None and app.repo.remote_url("origin") is None and not app.dry_run:
         raise AirlockError(
             "this repository has no `origin` remote to push to", hint="add one: git remote add origin URL"
         )
-    plan = Plan()
-    plan.note(f"in-process (libgit2): git branch --force {branch} {_short(tip_ref)}")
-    plan.add(
-        [
-            "git",
-            "-C",
-            app.location.root,
-            "push",
-            "--set-upstream",
-            "origin",
-            f"refs/heads/{branch}:refs/heads/{branch}",
-        ],
-        interactive=True,
-    )
+    refspec = f"refs/heads/{branch}:refs/heads/{branch}"
+    push = Step(("git", "-C", app.location.root, "push", "--set-upstream", "origin", refspec), interactive=True)
     gh = shutil.which("gh")
-    if gh:
-        plan.add(
-            ["gh", "pr", "create", "--base", base_name, "--head", branch, "--fill"],
-            interactive=True,
-            cwd=app.location.root,
-        )
+    open_pr = Step(
+        ("gh", "pr", "create", "--base", base_name, "--head", branch, "--fill"), interactive=True, cwd=app.location.root
+    )
     if app.dry_run:
-        app.runner.execute(plan)
+        app.runner.show("if every commit was reviewed, or you confirm:")
+        app.runner.show(_mark_step(app, tip_ref))
+        app.runner.show(f"in-process (libgit2): git branch --force {branch} {_short(tip_ref)}")
+        app.runner.show(push)
+        if gh:
+            app.runner.show(open_pr)
         return
+    vouched = _gate(app, base_id, tip, yes, allow_host_code, verb="push")
     app.repo.set_branch(branch, tip)
-    app.runner.execute(plan)
-    if not gh:
-        url = compare_url(app.repo.remote_url("origin") or "", base_name, branch)
-        click.echo(
-            f"open a pull request: {url}"
-            if url
-            else f"pushed {branch}; open a pull request against {base_name} on your git host"
-        )
+    if vouched:
+        _push_marked(app, push, tip_ref, tip)
+    else:
+        app.runner.run(push)
+    if gh:
+        app.runner.run(open_pr)
+        return
+    url = compare_url(app.repo.remote_url("origin") or "", base_name, branch)
+    if url:
+        click.echo(f"open a pull request: {url}")
+    else:
+        click.echo(f"pushed {branch}; open a pull request against {base_name} on your git host")
+
+
+def _push_marked(app: App, push: Step, tip_ref: str, tip: str) -> None:
+    """Mark the tip reviewed, then push; a push that fails takes the mark back.
+
+    Marking first lets the pre-push hook (in `block` mode too) see that the
+    user vouched for these commits; taking it back keeps "reviewed" meaning
+    "reviewed, or pushed on the user's word".
+    """
+    git = Git(app.location.root)
+    ref = f"{ledger.REVIEWED}{app.sandbox}/{_branch_of(app, tip_ref)}"
+    before = git.refs(ref).get(ref)
+    _mark(app, tip_ref, tip)
+    try:
+        app.runner.run(push)
+    except AirlockError:
+        if before:
+            git.update_ref(ref, before, "git-airlock: the push failed, mark restored")
+        else:
+            git.run("update-ref", "-d", ref)
+        app.info(f"the push failed, so the review mark of {_short(tip_ref)} is back where it was")
+        raise
