@@ -24,7 +24,7 @@ def test_doctor_reports_sbx_git_tmux_and_daemon(project: Path, hermetic: Env) ->
 
     (sbx,) = lines_for(result.stdout, "sbx")
     assert sbx.startswith("OK")
-    assert "test emulator" in sbx and "v0.29.0" in sbx
+    assert "test emulator" in sbx and "v0.43.0" in sbx
     assert str(FAKES / "sbx") in sbx, "doctor names the sbx it found on PATH"
 
     (daemon,) = lines_for(result.stdout, "sbx daemon")
@@ -38,11 +38,18 @@ def test_doctor_reports_sbx_git_tmux_and_daemon(project: Path, hermetic: Env) ->
     assert tmux.startswith("OK")
     assert subprocess.run(["tmux", "-V"], capture_output=True, text=True).stdout.strip() in tmux
 
+    (identity,) = lines_for(result.stdout, "sbx identity")
+    assert identity.startswith("OK") and "Docker Sandboxes" in identity
+
     assert not lines_for(result.stdout, "sbx login")
-    # doctor asks the daemon with `sbx ls --json`, and changes nothing
+    # doctor asks the daemon with `sbx ls --json`, reads settings and secrets, and changes nothing
     assert ["version"] in hermetic.sbx_calls()
+    assert ["--help"] in hermetic.sbx_calls()
     assert ["ls", "--json"] in hermetic.sbx_calls()
-    assert all(call[0] in ("version", "ls") for call in hermetic.sbx_calls())
+    assert ["settings", "get", "ssh.agentForwardingEnabled"] in hermetic.sbx_calls()
+    assert ["secret", "ls"] in hermetic.sbx_calls()
+    assert {call[0] for call in hermetic.sbx_calls()} <= {"version", "--help", "ls", "settings", "secret"}
+    assert not (hermetic.sbx_state / "state.json").exists() or "settings" not in hermetic.sbx_state_json()
 
     # the only check this machine decides is virtualization: the exit status follows it
     fails = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
@@ -53,6 +60,21 @@ def test_doctor_reports_sbx_git_tmux_and_daemon(project: Path, hermetic: Env) ->
     else:
         assert result.returncode == 0, result.stderr
         assert result.stderr == ""
+
+
+def test_doctor_refuses_another_program_named_sbx(project: Path, hermetic: Env) -> None:
+    impostor = hermetic.tmp / "impostor"
+    impostor.mkdir()
+    script = impostor / "sbx"
+    script.write_text("#!/bin/sh\necho 'sbx 1.0.0 - sandboxed dev environments'\n")
+    script.chmod(0o755)
+    hermetic.mp.setenv("PATH", os.pathsep.join([str(impostor), os.environ["PATH"]]))
+    result = airlock("doctor", cwd=project)
+    assert result.returncode == 1
+    (identity,) = lines_for(result.stdout, "sbx identity")
+    assert identity.startswith("FAIL") and f"{script} is not Docker Sandboxes' sbx" in identity
+    assert "another program installs as `sbx`" in identity
+    assert not lines_for(result.stdout, "sbx daemon"), "no daemon check against someone else's program"
 
 
 def test_doctor_virtualization_line_matches_dev_kvm(project: Path) -> None:

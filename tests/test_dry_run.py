@@ -43,12 +43,16 @@ EXPECTED = {
     ("up", "--", "--model", "opus"): [
         "sbx ls --json",
         "sbx policy init balanced",
+        "sbx settings get ssh.agentForwardingEnabled",
+        "sbx secret ls",
         "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
         "sbx run --clone --name box claude {repo} -- --model opus",
     ],
     ("run", "fix the tests"): [
         "sbx ls --json",
         "sbx policy init balanced",
+        "sbx settings get ssh.agentForwardingEnabled",
+        "sbx secret ls",
         "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
         "sbx run --clone --name box claude {repo} -- -p 'fix the tests'",
     ],
@@ -76,7 +80,12 @@ EXPECTED = {
         "tmux kill-session -t =git-airlock-box",
     ],
     ("net",): ["sbx policy log box"],
-    ("unlock",): ["sbx policy reset --force", "sbx policy init balanced"],
+    ("unlock",): [
+        "sbx policy ls box --json",
+        "# sbx policy rm network --sandbox box --resource <the rules scoped to box that you can edit>",
+        "# (unlock reads the rules first, so a real run names them)",
+    ],
+    ("unlock", "--global"): ["sbx policy reset --force", "sbx policy init balanced"],
     ("attach",): ["tmux attach-session -t =git-airlock-box"],
     ("status",): [
         "sbx ls --json",
@@ -136,6 +145,15 @@ def test_dry_run_lockdown_shows_allowlist(dry: Path, hermetic: Env) -> None:
     result = airlock("--dry-run", "lockdown", cwd=dry, env={"ALLOW": "example.com,*.npmjs.org:443"})
     assert result.returncode == 0, result.stderr
     assert lines(result.stdout) == [
+        "sbx policy init balanced",
+        "sbx policy ls box --json",
+        "# sbx policy rm network --sandbox box --resource <the rules scoped to box that you can edit>",
+        "# sbx policy deny network --sandbox box <every allowed resource above outside ALLOW>",
+        "sbx policy allow network --sandbox box 'example.com,*.npmjs.org:443'",
+        "# (lock down reads the rules first, so a real run names them)",
+    ]
+    machine_wide = airlock("--dry-run", "lockdown", "--global", cwd=dry, env={"ALLOW": "example.com,*.npmjs.org:443"})
+    assert lines(machine_wide.stdout) == [
         "sbx policy reset --force",
         "sbx policy init deny-all",
         "sbx policy allow network --sandbox box 'example.com,*.npmjs.org:443'",

@@ -35,65 +35,189 @@ def make_repo(path: Path) -> Path:
     return path
 
 
+def scoped(env: Env, name: str) -> set[tuple[str, str]]:
+    """(action, resource) of the rules scoped to one sandbox, as the emulator stores them."""
+    return {(r["action"], r["resource"]) for r in env.sbx_state_json()["policy"]["rules"] if r["sandbox"] == name}
+
+
+def reaches(name: str, host: str) -> bool:
+    """What sbx's policy says about ``host`` for the sandbox ``name`` (`sbx policy check network`)."""
+    return sbx("policy", "check", "network", "--sandbox", name, host).stdout.startswith("Allowed")
+
+
+def two_running_sandboxes(project: Path, env: Env) -> tuple[str, str]:
+    """This repository's sandbox and another repository's, both running."""
+    write_agent(env, "true\n")
+    other = make_repo(env.tmp / "other" / "service")
+    assert airlock("up", cwd=project).returncode == 0
+    assert airlock("up", cwd=other).returncode == 0
+    return sandbox_name(project), sandbox_name(other)
+
+
+def test_lockdown_of_one_sandbox_leaves_another_alone(project: Path, hermetic: Env) -> None:
+    name, other = two_running_sandboxes(project, hermetic)
+    count = len(hermetic.sbx_calls())
+    result = airlock("lockdown", cwd=project, env={"ALLOW": "example.com"})
+    assert result.returncode == 0, result.stderr
+    assert f"sandbox {name}: only 1 host rule(s) reachable, from now on; other sandboxes unchanged" in result.stderr
+
+    calls = [c for c in hermetic.sbx_calls()[count:] if c[:1] == ["policy"]]
+    assert ["policy", "reset", "--force"] not in calls
+    assert all(c[:2] in (["policy", "init"], ["policy", "ls"]) or c[3:5] == ["--sandbox", name] for c in calls), calls
+    assert reaches(name, "example.com")
+    for host in ("github.com", "api.anthropic.com", "pypi.org", "x.github.com"):
+        assert not reaches(name, host), host
+    # the other sandbox: same rules as before, same reach, still running
+    assert scoped(hermetic, other) == set()
+    assert reaches(other, "github.com") and reaches(other, "pypi.org") and not reaches(other, "example.com")
+    state = hermetic.sbx_state_json()
+    assert state["sandboxes"][other]["status"] == "running"
+    assert state["sandboxes"][name]["status"] == "running"
+    assert state["policy"]["default"] == "balanced", "the global policy is not touched"
+
+
 def test_lockdown_default_allowlist(project: Path, hermetic: Env) -> None:
     name = sandbox_name(project)
-    result = airlock("lockdown", "--yes", cwd=project)
+    result = airlock("lockdown", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert f"for {name}" in result.stderr
-
-    calls = policy_calls(hermetic)
-    assert calls[:2] == [["policy", "reset", "--force"], ["policy", "init", "deny-all"]]
-    assert len(calls) == 3
-    assert calls[2][:5] == ["policy", "allow", "network", "--sandbox", name]
-    allowed = calls[2][5].split(",")
+    mine = scoped(hermetic, name)
+    assert {("allow", host) for host in DEFAULT_HOSTS} <= mine
+    assert ("deny", "pypi.org") in mine and ("deny", "files.pythonhosted.org") in mine
+    assert not {resource for action, resource in mine if action == "deny"} & set(DEFAULT_HOSTS)
     for host in DEFAULT_HOSTS:
-        assert host in allowed
-
-    policy = hermetic.sbx_state_json()["policy"]
-    assert policy["default"] == "deny-all"
-    assert {rule["sandbox"] for rule in policy["rules"]} == {name}, "rules are scoped to this sandbox only"
-    assert {rule["action"] for rule in policy["rules"]} == {"allow"}
-    resources = {rule["resource"] for rule in policy["rules"]}
-    assert set(DEFAULT_HOSTS) <= resources
-    assert "**" not in resources
+        assert reaches(name, host), host
+    assert not reaches(name, "pypi.org")
+    # a global wildcard wider than an ALLOW entry cannot be denied without blocking it: said, not hidden
+    assert "note: left open: **.github.com" in result.stderr
 
 
-def test_lockdown_custom_allowlist(project: Path, hermetic: Env) -> None:
-    name = sandbox_name(project)
-    result = airlock("lockdown", "--yes", cwd=project, env={"ALLOW": "example.com,*.corp.example:8443"})
+def test_lockdown_custom_allowlist_and_explicit_name(project: Path, hermetic: Env) -> None:
+    git(project, "config", "airlock.allow", "pypi.org, *.corp.example:8443")
+    result = airlock("--name", "locked", "lockdown", cwd=project)
     assert result.returncode == 0, result.stderr
     assert policy_calls(hermetic)[-1] == [
         "policy",
         "allow",
         "network",
         "--sandbox",
-        name,
-        "example.com,*.corp.example:8443",
+        "locked",
+        "pypi.org,*.corp.example:8443",
     ]
-    policy = hermetic.sbx_state_json()["policy"]
-    assert policy["default"] == "deny-all"
-    assert sorted((r["resource"], r["sandbox"]) for r in policy["rules"]) == [
-        ("*.corp.example:8443", name),
-        ("example.com", name),
-    ]
-
-
-def test_lockdown_allowlist_from_git_config_and_explicit_name(project: Path, hermetic: Env) -> None:
-    git(project, "config", "airlock.allow", "pypi.org, files.pythonhosted.org")
-    result = airlock("--name", "locked", "lockdown", "--yes", cwd=project)
-    assert result.returncode == 0, result.stderr
-    rules = hermetic.sbx_state_json()["policy"]["rules"]
-    assert sorted((r["resource"], r["sandbox"]) for r in rules) == [
-        ("files.pythonhosted.org", "locked"),
-        ("pypi.org", "locked"),
-    ]
+    assert reaches("locked", "pypi.org") and reaches("locked", "a.corp.example:8443")
+    assert not reaches("locked", "files.pythonhosted.org") and not reaches("locked", "github.com")
 
 
 def test_lockdown_replaces_earlier_rules(project: Path, hermetic: Env) -> None:
-    assert airlock("lockdown", "--yes", cwd=project, env={"ALLOW": "one.example"}).returncode == 0
-    assert airlock("lockdown", "--yes", cwd=project, env={"ALLOW": "two.example"}).returncode == 0
-    rules = hermetic.sbx_state_json()["policy"]["rules"]
-    assert [r["resource"] for r in rules] == ["two.example"]
+    name = sandbox_name(project)
+    assert airlock("lockdown", cwd=project, env={"ALLOW": "one.example"}).returncode == 0
+    assert airlock("lockdown", cwd=project, env={"ALLOW": "two.example"}).returncode == 0
+    allowed = {resource for action, resource in scoped(hermetic, name) if action == "allow"}
+    assert allowed == {"two.example"}
+    assert reaches(name, "two.example") and not reaches(name, "one.example")
+
+
+def test_lockdown_refuses_when_every_host_is_allowed(project: Path, hermetic: Env) -> None:
+    sbx("policy", "init", "allow-all")
+    before = hermetic.sbx_state_json()["policy"]
+    result = airlock("lockdown", cwd=project, env={"ALLOW": "example.com"})
+    assert result.returncode == 1
+    assert "cannot be narrowed to ALLOW on its own" in result.stderr
+    assert "hint: `git airlock lockdown --global`" in result.stderr
+    assert hermetic.sbx_state_json()["policy"] == before
+
+
+def test_lockdown_global_resets_every_sandbox(project: Path, hermetic: Env) -> None:
+    name, other = two_running_sandboxes(project, hermetic)
+    refused = airlock("lockdown", "--global", cwd=project)
+    assert refused.returncode == 1
+    assert "error: the network policy was not changed" in refused.stderr and "hint: pass --yes" in refused.stderr
+    assert hermetic.sbx_state_json()["sandboxes"][other]["status"] == "running", "a refused reset stops nothing"
+
+    count = len(hermetic.sbx_calls())
+    result = airlock("lockdown", "--global", "--yes", cwd=project, env={"ALLOW": "example.com"})
+    assert result.returncode == 0, result.stderr
+    assert "every sandbox locked down" in result.stderr
+    assert hermetic.sbx_calls()[count:] == [
+        ["policy", "reset", "--force"],
+        ["policy", "init", "deny-all"],
+        ["policy", "allow", "network", "--sandbox", name, "example.com"],
+    ]
+    state = hermetic.sbx_state_json()
+    assert state["policy"]["default"] == "deny-all"
+    assert {state["sandboxes"][n]["status"] for n in (name, other)} == {"stopped"}
+    assert reaches(name, "example.com") and not reaches(other, "example.com") and not reaches(other, "github.com")
+
+
+def test_lockdown_dry_run_prints_and_runs_nothing(project: Path, hermetic: Env) -> None:
+    name = sandbox_name(project)
+    result = airlock("--dry-run", "lockdown", cwd=project, env={"ALLOW": "example.com"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "sbx policy init balanced",
+        f"sbx policy ls {name} --json",
+        f"# sbx policy rm network --sandbox {name} --resource <the rules scoped to {name} that you can edit>",
+        f"# sbx policy deny network --sandbox {name} <every allowed resource above outside ALLOW>",
+        f"sbx policy allow network --sandbox {name} example.com",
+        "# (lock down reads the rules first, so a real run names them)",
+    ]
+    machine_wide = airlock("--dry-run", "lockdown", "--global", cwd=project, env={"ALLOW": "example.com"})
+    assert machine_wide.stdout.splitlines() == [
+        "sbx policy reset --force",
+        "sbx policy init deny-all",
+        f"sbx policy allow network --sandbox {name} example.com",
+    ]
+    assert hermetic.sbx_calls() == []
+
+
+def test_unlock_undoes_this_sandboxes_lockdown_only(project: Path, hermetic: Env) -> None:
+    name, other = two_running_sandboxes(project, hermetic)
+    sbx("policy", "allow", "network", "--sandbox", other, "other.example")
+    assert airlock("lockdown", cwd=project, env={"ALLOW": "example.com"}).returncode == 0
+    count = len(hermetic.sbx_calls())
+    result = airlock("unlock", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert f"sandbox {name}: unlocked, from now on; other sandboxes unchanged" in result.stderr
+    calls = hermetic.sbx_calls()[count:]
+    assert calls[0] == ["policy", "ls", name, "--json"]
+    assert calls[1][:7] == ["policy", "rm", "network", "--sandbox", name, "--resource", calls[1][6]]
+    assert len(calls) == 2
+    assert scoped(hermetic, name) == set()
+    assert reaches(name, "github.com") and not reaches(name, "example.com")
+    assert scoped(hermetic, other) == {("allow", "other.example")}
+    assert {hermetic.sbx_state_json()["sandboxes"][n]["status"] for n in (name, other)} == {"running"}
+    again = airlock("unlock", cwd=project)
+    assert again.returncode == 0 and hermetic.sbx_calls()[-1] == ["policy", "ls", name, "--json"]
+
+
+def test_unlock_global_resets_every_sandbox(project: Path, hermetic: Env) -> None:
+    assert airlock("lockdown", cwd=project).returncode == 0
+    policy_before = hermetic.sbx_state_json()["policy"]
+    count = len(hermetic.sbx_calls())
+    refused = airlock("unlock", "--global", cwd=project)
+    assert refused.returncode == 1 and "not changed" in refused.stderr and "--yes" in refused.stderr
+    assert hermetic.sbx_calls()[count:] == [] and hermetic.sbx_state_json()["policy"] == policy_before
+
+    result = airlock("unlock", "--global", "--yes", cwd=project, env={"GLOBAL_NETWORK_POLICY": "deny-all"})
+    assert result.returncode == 0, result.stderr
+    assert "reset to deny-all" in result.stderr
+    assert hermetic.sbx_calls()[count:] == [["policy", "reset", "--force"], ["policy", "init", "deny-all"]]
+    assert hermetic.sbx_state_json()["policy"] == {"default": "deny-all", "rules": []}
+
+    git(project, "config", "airlock.globalNetworkPolicy", "allow-all")
+    assert airlock("unlock", "--global", "--yes", cwd=project).returncode == 0
+    assert hermetic.sbx_state_json()["policy"]["default"] == "allow-all"
+
+
+def test_unlock_outside_a_repository_needs_global(hermetic: Env) -> None:
+    elsewhere = hermetic.tmp / "plain"
+    elsewhere.mkdir()
+    refused = airlock("unlock", cwd=elsewhere)
+    assert refused.returncode == 1
+    assert "hint: run it in the sandbox's repository, or `git airlock unlock --global`" in refused.stderr
+    result = airlock("unlock", "--global", "--yes", cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert hermetic.sbx_state_json()["policy"]["default"] == "balanced"
+    assert not (elsewhere / ".git").exists()
 
 
 @pytest.mark.parametrize(
@@ -138,80 +262,7 @@ def test_lockdown_bad_allowlist_from_git_config(project: Path, hermetic: Env) ->
     assert policy_calls(hermetic) == []
 
 
-def test_lockdown_without_yes_and_terminal_is_refused(project: Path, hermetic: Env) -> None:
-    write_agent(hermetic, "true\n")
-    assert airlock("up", cwd=project).returncode == 0
-    name = sandbox_name(project)
-    state_before = hermetic.sbx_state_json()
-    assert state_before["sandboxes"][name]["status"] == "running"
-    calls_before = hermetic.sbx_calls()
-
-    result = airlock("lockdown", cwd=project)
-    assert result.returncode == 1
-    assert "error: the network policy was not changed" in result.stderr
-    assert "hint: pass --yes" in result.stderr
-    new_calls = hermetic.sbx_calls()[len(calls_before) :]
-    assert not [call for call in new_calls if call[:1] == ["policy"]]
-    state_after = hermetic.sbx_state_json()
-    assert state_after["policy"] == state_before["policy"] == {"default": "balanced", "rules": []}
-    assert state_after["sandboxes"][name]["status"] == "running", "a refused reset must not stop sandboxes"
-
-
-def test_unlock_without_yes_and_terminal_is_refused(project: Path, hermetic: Env) -> None:
-    assert airlock("lockdown", "--yes", cwd=project).returncode == 0
-    policy_before = hermetic.sbx_state_json()["policy"]
-    count = len(hermetic.sbx_calls())
-    result = airlock("unlock", cwd=project)
-    assert result.returncode == 1
-    assert "not changed" in result.stderr and "--yes" in result.stderr
-    assert not [c for c in hermetic.sbx_calls()[count:] if c[:1] == ["policy"]]
-    assert hermetic.sbx_state_json()["policy"] == policy_before
-
-
-def test_lockdown_dry_run_prints_and_runs_nothing(project: Path, hermetic: Env) -> None:
-    name = sandbox_name(project)
-    result = airlock("--dry-run", "lockdown", cwd=project, env={"ALLOW": "example.com"})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        "sbx policy reset --force",
-        "sbx policy init deny-all",
-        f"sbx policy allow network --sandbox {name} example.com",
-    ]
-    assert hermetic.sbx_calls() == []
-
-
-def test_unlock_resets_to_balanced(project: Path, hermetic: Env) -> None:
-    assert airlock("lockdown", "--yes", cwd=project).returncode == 0
-    count = len(hermetic.sbx_calls())
-    result = airlock("unlock", "--yes", cwd=project)
-    assert result.returncode == 0, result.stderr
-    assert "reset to balanced" in result.stderr
-    assert hermetic.sbx_calls()[count:] == [["policy", "reset", "--force"], ["policy", "init", "balanced"]]
-    assert hermetic.sbx_state_json()["policy"] == {"default": "balanced", "rules": []}
-
-
-def test_unlock_uses_global_network_policy(project: Path, hermetic: Env) -> None:
-    sbx("policy", "init", "balanced")
-    result = airlock("unlock", "--yes", cwd=project, env={"GLOBAL_NETWORK_POLICY": "deny-all"})
-    assert result.returncode == 0, result.stderr
-    assert policy_calls(hermetic)[-2:] == [["policy", "reset", "--force"], ["policy", "init", "deny-all"]]
-    assert hermetic.sbx_state_json()["policy"]["default"] == "deny-all"
-
-    git(project, "config", "airlock.globalNetworkPolicy", "allow-all")
-    assert airlock("unlock", "--yes", cwd=project).returncode == 0
-    assert hermetic.sbx_state_json()["policy"]["default"] == "allow-all"
-
-
-def test_unlock_works_outside_a_repository(hermetic: Env) -> None:
-    elsewhere = hermetic.tmp / "plain"
-    elsewhere.mkdir()
-    result = airlock("unlock", "--yes", cwd=elsewhere)
-    assert result.returncode == 0, result.stderr
-    assert hermetic.sbx_state_json()["policy"]["default"] == "balanced"
-    assert not (elsewhere / ".git").exists()
-
-
-@pytest.mark.parametrize("command", [("unlock", "--yes"), ("up",), ("lockdown", "--yes")])
+@pytest.mark.parametrize("command", [("unlock",), ("up",), ("lockdown",), ("unlock", "--global", "--yes")])
 def test_invalid_global_network_policy(project: Path, hermetic: Env, command: tuple[str, ...]) -> None:
     write_agent(hermetic, "true\n")
     result = airlock(*command, cwd=project, env={"GLOBAL_NETWORK_POLICY": "open"})
@@ -281,12 +332,13 @@ def test_up_initialises_the_policy_once_and_tolerates_already_initialized(projec
 
 def test_up_keeps_an_existing_lockdown(project: Path, hermetic: Env) -> None:
     write_agent(hermetic, "true\n")
-    assert airlock("lockdown", "--yes", cwd=project, env={"ALLOW": "example.com"}).returncode == 0
+    name = sandbox_name(project)
+    assert airlock("lockdown", cwd=project, env={"ALLOW": "example.com"}).returncode == 0
+    locked = scoped(hermetic, name)
     up = airlock("up", cwd=project)
     assert up.returncode == 0, up.stderr
-    policy = hermetic.sbx_state_json()["policy"]
-    assert policy["default"] == "deny-all", "up must not reset a policy that is already set"
-    assert [r["resource"] for r in policy["rules"]] == ["example.com"]
+    assert scoped(hermetic, name) == locked, "up must not undo a lockdown"
+    assert reaches(name, "example.com") and not reaches(name, "github.com")
 
 
 def test_up_with_deny_all_default(project: Path, hermetic: Env) -> None:

@@ -89,7 +89,8 @@ def test_version_says_emulator(sbx: Runner) -> None:
     for args in (["version"], ["--version"]):
         result = sbx(*args)
         assert result.returncode == 0
-        assert result.stdout == "sbx version v0.29.0 (git-airlock test emulator)\n"
+        assert result.stdout == "sbx version v0.43.0 (git-airlock test emulator, not Docker Sandboxes)\n"
+    assert "test emulator" in sbx("--help").stdout.splitlines()[0]
 
 
 def test_missing_state_dir_is_an_error(env: dict[str, str]) -> None:
@@ -197,13 +198,101 @@ def test_policy_init_twice_and_rules(sbx: Runner) -> None:
     assert sbx("policy", "init", "balanced").stdout == "Network policy initialized: balanced\n"
     again = sbx("policy", "init", "deny-all")
     assert again.returncode == 1 and "already initialized" in again.stderr
+    preset = json.loads(sbx("policy", "ls", "--json").stdout)["rules"]
+    assert preset and {(r["scope"], r["decision"]) for r in preset} == {("global", "allow")}
     added = sbx("policy", "allow", "network", "example.com,*.pypi.org:443,**")
     assert added.stdout == "Added 3 rule(s)\n"
     for bad in ("*", "https://x.org/y", "a.org:0", "a.org,,b.org"):
         result = sbx("policy", "deny", "network", bad)
         assert result.returncode == 1 and result.stderr.startswith("Error: invalid resource")
-    listed = json.loads(sbx("policy", "ls", "--json").stdout)
-    assert listed["default"] == "balanced" and len(listed["rules"]) == 3
+    listed = json.loads(sbx("policy", "ls", "--json").stdout)["rules"]
+    assert len(listed) == len(preset) + 3
+    assert {"resource_type", "scope", "decision", "resources", "editable", "origin"} <= set(listed[-1])
+
+
+def test_policy_rules_are_scoped_with_sandbox(sbx: Runner) -> None:
+    """Global by default, `--sandbox NAME` for one sandbox; `-g` is no longer documented."""
+    assert sbx("policy", "init", "deny-all").returncode == 0
+    assert sbx("policy", "allow", "network", "shared.example").returncode == 0
+    assert sbx("policy", "allow", "network", "--sandbox", "one", "one.example").returncode == 0
+    assert sbx("policy", "deny", "network", "--sandbox", "two", "shared.example").returncode == 0
+    stale = sbx("policy", "allow", "network", "-g", "x.example")
+    assert stale.returncode == 1 and "unknown shorthand flag" in stale.stderr
+
+    def resources(*args: str) -> set[tuple[str, str, str]]:
+        rules = json.loads(sbx("policy", "ls", *args, "--json").stdout)["rules"]
+        return {(r["scope"], r["decision"], r["resources"][0]) for r in rules}
+
+    assert resources("one") == {("global", "allow", "shared.example"), ("sandbox:one", "allow", "one.example")}
+    assert ("sandbox:two", "deny", "shared.example") in resources()
+
+    def check(sandbox: str, host: str) -> str:
+        return sbx("policy", "check", "network", "--sandbox", sandbox, host).stdout.strip()
+
+    assert check("one", "one.example") == "Allowed: one.example"
+    assert check("two", "one.example") == "Denied: one.example"
+    assert check("two", "shared.example") == "Denied: shared.example", "deny wins over a global allow"
+    assert check("one", "shared.example") == "Allowed: shared.example"
+
+    # removal is by scope: the global rule survives a sandbox-scoped rm of the same resource
+    removed = sbx("policy", "rm", "network", "--sandbox", "two", "--resource", "shared.example")
+    assert removed.stdout == "Removed 1 rule(s)\n"
+    assert ("global", "allow", "shared.example") in resources()
+    assert sbx("policy", "rm", "network", "--sandbox", "two").returncode == 1, "--resource or --id is required"
+
+
+def test_policy_check_patterns(sbx: Runner) -> None:
+    assert sbx("policy", "init", "deny-all").returncode == 0
+    assert sbx("policy", "allow", "network", "*.one.example,**.deep.example,port.example:8443").returncode == 0
+
+    def allowed(target: str) -> bool:
+        return sbx("policy", "check", "network", target).stdout.startswith("Allowed")
+
+    assert allowed("a.one.example") and not allowed("a.b.one.example") and not allowed("one.example")
+    assert allowed("a.b.deep.example") and not allowed("deep.example")
+    assert allowed("port.example:8443") and not allowed("port.example") and not allowed("https://port.example/x")
+
+
+def test_clone_gets_forge_remotes_but_no_local_ones(sbx: Runner, repo: Path, env: dict[str, str]) -> None:
+    remotes = {
+        "origin": "https://forge.example/me/project.git",
+        "upstream": "git@forge.example:them/project.git",
+        "backup": str(repo.parent / "backup.git"),
+        "mirror": f"file://{repo.parent / 'mirror.git'}",
+    }
+    for name, url in remotes.items():
+        assert git(repo, env, "remote", "add", name, url).returncode == 0
+    assert sbx("create", "--clone", "--name", "box", "claude", str(repo)).returncode == 0
+    listed = sbx("exec", "box", "git", "remote", "-v").stdout
+    copied = {line.split()[0]: line.split()[1] for line in listed.splitlines()}
+    assert copied == {"origin": remotes["origin"], "upstream": remotes["upstream"]}
+
+
+def test_secret_set_takes_only_sbx_services(sbx: Runner, env: dict[str, str]) -> None:
+    def stored(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(SBX), "secret", "set", *args], env=env, input="value\n", capture_output=True, text=True
+        )
+
+    refused = stored("-g", "claude")
+    assert refused.returncode == 1 and 'unknown service "claude"' in refused.stderr
+    assert stored("-g", "github").returncode == 0
+    assert stored("--sandbox", "box", "openai").returncode == 0
+    rows = [line.split() for line in sbx("secret", "ls").stdout.splitlines()]
+    assert rows == [
+        ["SCOPE", "TYPE", "NAME", "SECRET"],
+        ["(global)", "service", "github", "****"],
+        ["box", "service", "openai", "****"],
+    ]
+
+
+def test_settings_get_set_unset(sbx: Runner) -> None:
+    assert sbx("settings", "get", "ssh.agentForwardingEnabled").stdout == "true\n"
+    assert sbx("settings", "set", "ssh.agentForwardingEnabled", "false").returncode == 0
+    assert sbx("settings", "get", "ssh.agentForwardingEnabled").stdout == "false\n"
+    assert sbx("settings", "unset", "ssh.agentForwardingEnabled").returncode == 0
+    assert sbx("settings", "get", "ssh.agentForwardingEnabled").stdout == "true\n"
+    assert sbx("settings", "get", "no.such.key").returncode == 1
 
 
 def test_name_agent_and_repo_validation(sbx: Runner, repo: Path, env: dict[str, str]) -> None:

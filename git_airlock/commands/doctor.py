@@ -83,15 +83,53 @@ def check_installed(report: Report, tool: str, version_args: list[str], hint: st
     return path
 
 
-def check_sbx(report: Report) -> None:
+def check_sbx_is_dockers(report: Report, path: str) -> bool:
+    """Another program also installs as `sbx`: Docker's names itself in its help.
+
+    Docker's CLI describes itself as "Docker Sandboxes creates isolated sandbox environments for
+    AI agents" and lists "version  Show Docker Sandboxes version information"
+    (https://docs.docker.com/reference/cli/sbx/).
+    """
+    shown = _run([path, "--help"])
+    if shown is not None and "Docker Sandboxes" in shown.stdout + shown.stderr:
+        report.line("OK", "sbx identity", "`sbx --help` describes Docker Sandboxes")
+        return True
+    report.line(
+        "FAIL",
+        "sbx identity",
+        f"{path} is not Docker Sandboxes' sbx: its help does not mention Docker Sandboxes "
+        "(hint: another program installs as `sbx`; put Docker's first on PATH, or use --engine bwrap)",
+    )
+    return False
+
+
+def _sandbox_or_none(app: App) -> str | None:
+    """This repository's sandbox, if there is one to name (doctor also runs outside repositories)."""
+    try:
+        return app.sandbox if app.location_or_none is not None else None
+    except AirlockError:
+        return None
+
+
+def check_push_risks(report: Report, app: App) -> None:
+    """A forwarded SSH agent or a github secret lets a sandbox push to the user's forge without git-airlock."""
+    risks = app.engine.push_risks(app.runner, _sandbox_or_none(app))
+    for risk in risks:
+        report.line("WARN", "forge push", risk)
+    if not risks:
+        report.line("OK", "forge push", "no forwarded SSH agent, no github secret: sandboxes hold no forge credentials")
+
+
+def check_sbx(report: Report, app: App) -> None:
     path = check_installed(report, "sbx", ["version"], "https://docs.docker.com/ai/sandboxes/")
-    if path is None:
+    if path is None or not check_sbx_is_dockers(report, path):
         return
     listing = _run([path, "ls", "--json"])
     if listing is None:
         report.line("FAIL", "sbx daemon", "`sbx ls` did not answer (hint: `sbx diagnose`)")
     elif listing.returncode == 0:
         report.line("OK", "sbx daemon", "reachable, logged in")
+        check_push_risks(report, app)
     else:
         message = (listing.stderr or listing.stdout).strip().splitlines()
         first = message[0] if message else f"exit {listing.returncode}"
@@ -164,8 +202,9 @@ def check_credential_store(report: Report) -> None:
 @click.command("doctor")
 @pass_app
 def doctor_command(app: App) -> None:
-    """Check the engine in use (sbx: installed, daemon, login, virtualization; bwrap: installed,
-    namespaces, where credentials are kept), git and tmux."""
+    """Check the engine in use (sbx: installed and Docker's, daemon, login, forge credentials a
+    sandbox could push with, virtualization; bwrap: installed, namespaces, where credentials are
+    kept), git and tmux."""
     report = Report()
     engine, why = app.engine_choice
     report.line("OK", "engine", f"{engine} ({why})")
@@ -173,7 +212,7 @@ def doctor_command(app: App) -> None:
         check_bwrap(report)
         check_credential_store(report)
     else:
-        check_sbx(report)
+        check_sbx(report, app)
     git = _run(["git", "--version"])
     if git and git.returncode == 0:
         report.line("OK", "git", git.stdout.strip())

@@ -77,6 +77,8 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
             )
 
     app.runner.execute(engine.policy_init_plan(app.settings.global_network_policy))
+    for risk in engine.push_risks(app.runner, sandbox):
+        app.info(f"warning: {risk}")
     if not os.path.exists(os.path.join(root, "AGENTS.md")):
         app.info("note: this repository has no AGENTS.md; `git airlock init` writes a starter one")
     app.info(f"sandbox: {sandbox} (agent: {agent.name}, engine: {engine.name})")
@@ -242,9 +244,11 @@ def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
     state = require_sandbox(app)
     if do_fetch is None:
         do_fetch = confirm(f"Fetch the commits of {app.sandbox} before removing it?", default=True)
+    fetched = False
     if do_fetch:
         try:
             fetch(app, state, known=True)
+            fetched = True
         except AirlockError as exc:
             app.info(f"error: the fetch failed: {exc.message}")
             keep_going = force or (
@@ -267,7 +271,17 @@ def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
         plan.steps.append(tmux.kill_step(app.tmux_session))
     app.runner.execute(plan)
     if not app.dry_run:
-        app.info(f"removed {app.sandbox}; fetched commits stay reachable at refs/sandboxes/{app.sandbox}/*")
+        app.info(f"removed {app.sandbox}; {_what_stays(app, fetched)}")
+
+
+def _what_stays(app: App, fetched: bool) -> str:
+    """Where the sandbox's commits can still be found: claimed only when something was fetched."""
+    kept = f"refs/sandboxes/{app.sandbox}/"
+    if fetched:
+        return f"fetched commits stay reachable at {kept}*"
+    if Git(app.location.main_root).run("for-each-ref", "--count=1", kept).strip():
+        return f"commits fetched before stay reachable at {kept}*; nothing was fetched this time"
+    return "nothing was fetched from it"
 
 
 @click.command("commit")

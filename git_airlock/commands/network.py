@@ -1,10 +1,9 @@
-"""Network policy: net, lockdown, unlock (over sbx's own policy commands).
+"""Network policy: net, lockdown, unlock.
 
-sbx's ``policy init`` is one-time, and its documentation says the way to start
-over is ``sbx policy reset``. So ``lockdown`` resets, initialises deny-all and
-adds the allowlist for this sandbox; ``unlock`` resets and initialises the
-configured default again (so the daemon does not stop at its first-start
-prompt). A reset stops running sandboxes, so both ask first.
+``lockdown`` and ``unlock`` change one sandbox only: with sbx, through rules scoped
+to that sandbox; with bwrap, through that sandbox's own gate. ``--global`` changes
+the policy of every sandbox on the machine (sbx: ``sbx policy reset``, which also
+stops every running sandbox), so it asks first.
 """
 
 from __future__ import annotations
@@ -23,11 +22,10 @@ from git_airlock.terminal import sanitize
 pass_app = click.make_pass_decorator(App)
 
 
-def _confirm_reset(app: App, yes: bool) -> None:
-    if not app.engine.policy_reset_stops_sandboxes:
-        return
+def _confirm_global(app: App, yes: bool) -> None:
+    """A machine-wide change reaches every sandbox, other repositories' included: ask first."""
     if not confirm(
-        "This resets sbx's network policies and stops running sandboxes. Continue?",
+        "This resets the network policy of every sandbox on this machine and stops the running ones. Continue?",
         default=False,
         assume=True if yes or app.dry_run else None,
     ):
@@ -111,36 +109,57 @@ def net_command(app: App, all_sandboxes: bool, follow: bool) -> None:
 
 
 @click.command("lockdown")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask before resetting the policy store.")
+@click.option("--global", "machine_wide", is_flag=True, help="Deny-all for every sandbox on this machine (sbx).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before a --global change.")
 @pass_app
-def lockdown_command(app: App, yes: bool) -> None:
-    """Deny all network traffic by default and allow only the ALLOW hosts to this sandbox.
+def lockdown_command(app: App, machine_wide: bool, yes: bool) -> None:
+    """Let this sandbox reach only the ALLOW hosts; other sandboxes are not touched.
 
     ALLOW (or `git config airlock.allow`) is a comma-separated list of hosts,
     `*.domain` wildcards and optional `:port`s; the default covers the
-    Anthropic and OpenAI APIs, GitHub and npm.
+    Anthropic and OpenAI APIs, GitHub and npm. With --global (sbx): reset the
+    policy of every sandbox to deny-all, stopping the running ones, then allow
+    ALLOW for this sandbox.
     """
     hosts = parse_allowlist(app.settings.allow)
     app.require_engine()
-    _confirm_reset(app, yes)
-    app.runner.execute(app.engine.lockdown_plan(app.sandbox, hosts))
-    if app.dry_run:
+    if machine_wide:
+        plan = app.engine.global_lockdown_plan(app.sandbox, hosts)
+        _confirm_global(app, yes)
+        app.runner.execute(plan)
+        if not app.dry_run:
+            app.info(f"every sandbox locked down: deny-all, except {len(hosts)} host rule(s) for {app.sandbox}")
         return
-    if app.engine.name == "bwrap":
-        app.info(f"sandbox {app.sandbox}: only {len(hosts)} host rule(s) reachable, from its next start")
-    else:
-        app.info(f"network locked down: deny-all, except {len(hosts)} host rule(s) for {app.sandbox}")
+    app.runner.execute(app.engine.policy_init_plan(app.settings.global_network_policy))
+    plan = app.engine.lockdown_plan(app.runner, app.sandbox, hosts)
+    app.runner.execute(plan)
+    if not app.dry_run:
+        for note in (step for step in plan.steps if isinstance(step, str)):
+            app.info(f"note: {note}")
+        when = app.engine.network_change_takes_effect
+        app.info(f"sandbox {app.sandbox}: only {len(hosts)} host rule(s) reachable, {when}; other sandboxes unchanged")
 
 
 @click.command("unlock")
-@click.option("-y", "--yes", is_flag=True, help="Do not ask before resetting the policy store.")
+@click.option("--global", "machine_wide", is_flag=True, help="Reset every sandbox's policy on this machine (sbx).")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask before a --global change.")
 @pass_app
-def unlock_command(app: App, yes: bool) -> None:
-    """Reset sbx's network policies to GLOBAL_NETWORK_POLICY (default: balanced)."""
+def unlock_command(app: App, machine_wide: bool, yes: bool) -> None:
+    """Undo this sandbox's lockdown: it follows GLOBAL_NETWORK_POLICY (default: balanced) again.
+
+    With --global (sbx): reset the policy of every sandbox to GLOBAL_NETWORK_POLICY,
+    stopping the running ones.
+    """
     app.require_engine()
-    _confirm_reset(app, yes)
     mode = app.settings.global_network_policy
+    if machine_wide:
+        plan = app.engine.global_unlock_plan(mode)
+        _confirm_global(app, yes)
+        app.runner.execute(plan)
+        if not app.dry_run:
+            app.info(f"the network policy of every sandbox reset to {mode}")
+        return
     name = app.sandbox if app.location_or_none is not None else None
-    app.runner.execute(app.engine.unlock_plan(name, mode))
+    app.runner.execute(app.engine.unlock_plan(app.runner, name, mode))
     if not app.dry_run:
-        app.info(f"network policies reset to {mode}")
+        app.info(f"sandbox {name}: unlocked, {app.engine.network_change_takes_effect}; other sandboxes unchanged")

@@ -9,7 +9,6 @@ import click
 
 from git_airlock.app import App
 from git_airlock.errors import AirlockError
-from git_airlock.plan import Plan, Step
 from git_airlock.terminal import is_terminal
 
 pass_app = click.make_pass_decorator(App)
@@ -36,9 +35,9 @@ def _local_service(service: str):
 def secret_command() -> None:
     """Keep model API credentials on the host; sandboxes only ever see a placeholder.
 
-    sbx: wraps `sbx secret` (sbx's own store and proxy). bwrap: the OS keyring where one
-    answers, else a file only you can read under the user config directory, or the
-    service's variable in your environment.
+    sbx: wraps `sbx secret` (sbx's own store and proxy, and sbx's services: no `claude`).
+    bwrap: the OS keyring where one answers, else a file only you can read under the user
+    config directory, or the service's variable in your environment.
     """
 
 
@@ -55,9 +54,13 @@ def secret_command() -> None:
 def secret_set(app: App, service: str, store: str) -> None:
     """Store the credential for SERVICE (read from a hidden prompt or standard input)."""
     app.require_engine()
-    if app.engine.name == "sbx":
-        step = Step(("sbx", "secret", "set", "-g", service), stdin=None if app.dry_run else _read_value(service))
-        app.runner.execute(Plan([step]))
+    engine_plan = app.engine.secret_set_plan(service, lambda: None if app.dry_run else _read_value(service))
+    if engine_plan is not None:
+        app.runner.execute(engine_plan)
+        if service == "github" and not app.dry_run:
+            app.info(
+                "warning: with a github secret, sandboxes can push to GitHub wherever their network policy allows it"
+            )
         return
     _local_service(service)
     if app.dry_run:
@@ -81,8 +84,9 @@ def secret_set(app: App, service: str, store: str) -> None:
 def secret_ls(app: App) -> None:
     """List the services that have a credential (never the values)."""
     app.require_engine()
-    if app.engine.name == "sbx":
-        app.runner.execute(Plan([Step(("sbx", "secret", "ls"), interactive=True)]))
+    engine_plan = app.engine.secret_ls_plan()
+    if engine_plan is not None:
+        app.runner.execute(engine_plan)
         return
     from git_airlock.secrets import stored_services
     from git_airlock.services import SERVICES
@@ -101,8 +105,9 @@ def secret_ls(app: App) -> None:
 def secret_rm(app: App, service: str) -> None:
     """Forget the stored credential for SERVICE."""
     app.require_engine()
-    if app.engine.name == "sbx":
-        app.runner.execute(Plan([Step(("sbx", "secret", "rm", "-g", service))]))
+    engine_plan = app.engine.secret_rm_plan(service)
+    if engine_plan is not None:
+        app.runner.execute(engine_plan)
         return
     from git_airlock.secrets import remove_secret
 

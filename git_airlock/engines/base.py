@@ -8,9 +8,11 @@ real run does, for every engine.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from git_airlock.errors import AirlockError
 from git_airlock.plan import Plan, Runner, Step
 
 
@@ -61,10 +63,48 @@ class SandboxSpec:
     """Plan only: engines must not probe the system (they assume what a real run would most likely do)."""
 
 
+class EngineDefaults:
+    """What an engine does when it has nothing of its own to say: engines inherit it, so commands
+    never ask which engine they hold."""
+
+    name: str
+    network_change_takes_effect = "from now on"
+    """When a lockdown or unlock reaches a running sandbox (for the message after it)."""
+
+    def push_risks(self, runner: Runner, name: str | None) -> list[str]:
+        """Ways the sandbox ``name`` (None: any) could push to the user's forge without git-airlock,
+        for `up` and `doctor` to warn about."""
+        return []
+
+    def secret_set_plan(self, service: str, read_value: Callable[[], str | None]) -> Plan | None:
+        """What stores SERVICE's credential in the engine's own store; None when git-airlock keeps it itself."""
+        return None
+
+    def secret_ls_plan(self) -> Plan | None:
+        return None
+
+    def secret_rm_plan(self, service: str) -> Plan | None:
+        return None
+
+    def global_lockdown_plan(self, name: str, hosts: list[str]) -> Plan:
+        """Deny-all for every sandbox on the machine, plus ``hosts`` for ``name``."""
+        raise AirlockError(
+            f"the {self.name} engine has no machine-wide network policy: each sandbox has its own",
+            hint="run `git airlock lockdown` without --global",
+        )
+
+    def global_unlock_plan(self, mode: str) -> Plan:
+        """Every sandbox on the machine back to ``mode``."""
+        raise AirlockError(
+            f"the {self.name} engine has no machine-wide network policy: each sandbox has its own",
+            hint="run `git airlock unlock` without --global",
+        )
+
+
 class Engine(Protocol):
     name: str
     install_hint: str
-    policy_reset_stops_sandboxes: bool
+    network_change_takes_effect: str
 
     def executable(self) -> str | None:
         """Path of the engine's main program, or None when it is not installed."""
@@ -95,8 +135,22 @@ class Engine(Protocol):
 
     def policy_init_plan(self, mode: str) -> Plan: ...
 
-    def lockdown_plan(self, name: str, hosts: list[str]) -> Plan: ...
+    def lockdown_plan(self, runner: Runner, name: str, hosts: list[str]) -> Plan:
+        """Only ``hosts`` for the sandbox ``name``; no other sandbox changes."""
 
-    def unlock_plan(self, name: str | None, mode: str) -> Plan: ...
+    def unlock_plan(self, runner: Runner, name: str | None, mode: str) -> Plan:
+        """The sandbox ``name`` back to ``mode`` (the configured default); no other sandbox changes."""
+
+    def global_lockdown_plan(self, name: str, hosts: list[str]) -> Plan: ...
+
+    def global_unlock_plan(self, mode: str) -> Plan: ...
 
     def net_plan(self, name: str | None) -> Plan: ...
+
+    def push_risks(self, runner: Runner, name: str | None) -> list[str]: ...
+
+    def secret_set_plan(self, service: str, read_value: Callable[[], str | None]) -> Plan | None: ...
+
+    def secret_ls_plan(self) -> Plan | None: ...
+
+    def secret_rm_plan(self, service: str) -> Plan | None: ...

@@ -7,7 +7,7 @@ import os
 import re
 import shutil
 
-from git_airlock.engines.base import SandboxSpec, SandboxState, SeedFile
+from git_airlock.engines.base import EngineDefaults, SandboxSpec, SandboxState, SeedFile
 from git_airlock.engines.bwrap import clone, confine, gate, overlay
 from git_airlock.engines.bwrap.argv import SANDBOX_PATH, agent_argv, write_source_config
 from git_airlock.engines.bwrap.home import copy_into
@@ -40,10 +40,10 @@ _URL_WITH_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
 _ISOLATED_GIT = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 
 
-class BwrapEngine:
+class BwrapEngine(EngineDefaults):
     name = "bwrap"
     install_hint = INSTALL_HINT
-    policy_reset_stops_sandboxes = False
+    network_change_takes_effect = "from its next start"
 
     def __init__(self, common_dir: str | None = None) -> None:
         self.common_dir = common_dir
@@ -279,13 +279,13 @@ class BwrapEngine:
     def policy_init_plan(self, mode: str) -> Plan:
         return Plan()
 
-    def lockdown_plan(self, name: str, hosts: list[str]) -> Plan:
+    def lockdown_plan(self, runner: Runner, name: str, hosts: list[str]) -> Plan:
         return Plan().call(
             f"set sandbox {name}'s network to its allowlist ({len(hosts)} rule(s)) from its next start",
             lambda: self._set_network(name, "lockdown", hosts),
         )
 
-    def unlock_plan(self, name: str | None, mode: str) -> Plan:
+    def unlock_plan(self, runner: Runner, name: str | None, mode: str) -> Plan:
         if name is None:
             raise AirlockError("the bwrap engine's network is set per sandbox", hint="run `unlock` in the repository")
         return Plan().call(
