@@ -101,7 +101,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("prod.us-east-1.auth.desktop.kiro.dev", "q.us-east-1.amazonaws.com"),
             seed_files=(".kiro/steering",),
         ),
-        Agent("shell", "no login needed: a plain shell in the sandbox"),
+        Agent("shell", "no login needed: a plain shell in the sandbox", headless=("-c",)),
     )
 }
 

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "net": ("network", "Show allowed and blocked network hosts."),
     "lockdown": ("network", "Let this sandbox reach only the ALLOW hosts (--global: every sandbox)."),
     "unlock": ("network", "Undo this sandbox's lockdown (--global: reset every sandbox's policy)."),
+    "agents": ("agentcmds", "Install, update or list agent CLIs for every bwrap sandbox."),
     "secret": ("secretcmds", "Keep model API credentials on the host (set, ls, rm)."),
     "presets": ("secretcmds", "Show the host presets and where each credential may go."),
     "init": ("setup", "Write a starter AGENTS.md if the repository has none."),

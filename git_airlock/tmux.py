@@ -35,9 +35,20 @@ def attached_clients(runner: Runner, session: str) -> int | None:
         return None
 
 
+AFTERWARDS = (
+    'trap : INT; "$@"; status=$?; '
+    'printf "\\n[git-airlock] the agent exited with status %s. Next: git airlock diff, then git airlock review.\\n" '
+    '"$status"; printf "[git-airlock] press Enter to close this window.\\n"; read _; exit "$status"'
+)
+"""Runs in the session around the agent: when it exits, the window stays and says how it ended and what
+comes next, rather than vanishing. ``trap :`` keeps this shell through a Ctrl-C meant for the agent (a
+handler, unlike an ignored signal, is not inherited across exec). The agent's argv is passed as
+positional parameters: nothing is interpolated into the line."""
+
+
 def new_session_step(session: str, cwd: str, argv: list[str]) -> Step:
-    """Start ``argv`` directly (no shell) in a new detached session."""
-    return Step(("tmux", "new-session", "-d", "-s", session, "-c", cwd, "--", *argv))
+    """Start ``argv`` in a new detached session, its window kept until the user has read how it ended."""
+    return Step(("tmux", "new-session", "-d", "-s", session, "-c", cwd, "--", "sh", "-c", AFTERWARDS, "agent", *argv))
 
 
 def attach_step(session: str) -> Step:

@@ -292,7 +292,7 @@ def test_missing_agent_cli_is_a_clear_error(project: Path, hermetic: Env) -> Non
     )
     assert result.returncode == 1
     assert "`codex` is not installed where the sandbox can run it" in result.stderr
-    assert "npm install --global --prefix" in result.stderr and "@openai/codex" in result.stderr
+    assert "`git airlock agents install codex` installs it once for every sandbox" in result.stderr
 
 
 def test_lockdown_and_unlock_set_the_sandbox_network(project: Path, hermetic: Env, tcp_server: int) -> None:

@@ -1,31 +1,38 @@
-"""A real agent CLI (Claude Code, from npm) starts inside a bubblewrap sandbox.
+"""A real agent CLI (Claude Code, from npm) installed once and started inside a bubblewrap sandbox.
 
 `--version` needs no model call, yet proves that PATH, HOME and node work in
-the sandbox. The package is installed into the sandbox's persistent HOME with
-the command `up` prints when the agent is missing, from npm, through the gate.
+the sandbox. The package comes from the npm registry through `git airlock
+agents install`: downloaded without running its scripts, which then run in a
+sandbox without network.
 """
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 from pathlib import Path
+
+import pytest
 
 from conftest import Env, airlock
 
+pytestmark = pytest.mark.npm
 
-def test_claude_code_runs_in_the_sandbox(project: Path, hermetic: Env) -> None:
+
+def test_claude_code_installed_once_runs_in_every_sandbox(project: Path, hermetic: Env) -> None:
     missing = airlock("--engine", "bwrap", "--agent", "claude", "--name", "cc", "up", "--", "--version", cwd=project)
     assert missing.returncode == 1
-    hint = missing.stderr.split("install it inside, as the agent: ", 1)[1].strip()
-    # the hint's command, run as given: npm runs in the sandbox, as the agent, through the egress gate
-    # (a host-side npm would read an npmrc the agent can write in its HOME)
-    install = subprocess.run(shlex.split(hint), cwd=project, capture_output=True, text=True, timeout=900)
-    assert install.returncode == 0, install.stderr
+    assert "`git airlock agents install claude` installs it once for every sandbox" in missing.stderr
 
-    started = airlock("--engine", "bwrap", "--agent", "claude", "--name", "cc", "up", "--", "--version", cwd=project)
-    assert started.returncode == 0, started.stderr
-    assert "(Claude Code)" in started.stdout
+    installed = airlock("--engine", "bwrap", "agents", "install", "claude", cwd=project, timeout=900)
+    assert installed.returncode == 0, installed.stderr
+    listed = airlock("--engine", "bwrap", "agents", "ls", cwd=project).stdout
+    store = hermetic.home / ".local" / "share" / "git-airlock" / "agents" / "npm"
+    assert "claude     " in listed and f"for every sandbox ({store / 'bin'})" in listed
+
+    for name in ("cc", "cc2"):  # a second sandbox needs no second install
+        args = ("--engine", "bwrap", "--agent", "claude", "--name", name, "up", "--", "--version")
+        started = airlock(*args, cwd=project)
+        assert started.returncode == 0, started.stderr
+        assert "(Claude Code)" in started.stdout
 
     shell = airlock(
         "--engine",
@@ -37,11 +44,8 @@ def test_claude_code_runs_in_the_sandbox(project: Path, hermetic: Env) -> None:
         "up",
         "--",
         "-c",
-        'command -v claude; echo "HOME=$HOME"; node --version',
+        f'command -v claude; echo "HOME=$HOME"; touch {store}/planted 2>/dev/null && echo writable || echo read-only',
         cwd=project,
     )
     assert shell.returncode == 0, shell.stderr
-    lines = shell.stdout.splitlines()
-    assert lines[0] == "/home/agent/.npm-global/bin/claude"
-    assert lines[1] == "HOME=/home/agent"
-    assert lines[2].startswith("v")
+    assert shell.stdout.splitlines() == [str(store / "bin" / "claude"), "HOME=/home/agent", "read-only"]

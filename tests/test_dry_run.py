@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Env, airlock, git, snapshot
+from git_airlock import tmux
 
 FETCH_SAFETY = (
     "-c core.hooksPath=/dev/null -c core.fsmonitor=false -c fetch.fsckObjects=true "
@@ -166,7 +167,7 @@ def test_dry_run_tmux_detached(dry: Path, hermetic: Env) -> None:
     assert result.returncode == 0, result.stderr
     assert lines(result.stdout)[-1] == (
         f"tmux new-session -d -s git-airlock-box -c {shlex.quote(str(dry))} -- "
-        f"sbx run --clone --name box claude {shlex.quote(str(dry))} --"
+        f"sh -c {shlex.quote(tmux.AFTERWARDS)} agent sbx run --clone --name box claude {shlex.quote(str(dry))} --"
     )
     assert_nothing_ran(dry, hermetic, before)
 

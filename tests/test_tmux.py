@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import select
 import subprocess
 from pathlib import Path
 
@@ -94,3 +96,26 @@ def test_tmux_session_name_from_settings(project: Path, hermetic: Env) -> None:
     assert "tmux new-session -d -s mine " in result.stdout
     default = airlock("--dry-run", "--name", "a.b", "--tmux-detached", "up", cwd=project)
     assert "tmux new-session -d -s git-airlock-a_b " in default.stdout
+
+
+def test_the_window_stays_and_says_how_the_agent_ended(project: Path, hermetic: Env) -> None:
+    """A detached agent that exits leaves its window, with its exit status and what to do next."""
+    write_agent(hermetic, "tmux wait-for go\nexit 3\n")
+    assert airlock("--name", "end", "--tmux-detached", "up", cwd=project).returncode == 0
+    fifo = hermetic.tmp / "pane"
+    os.mkfifo(fifo)
+    assert tmux("pipe-pane", "-t", "=git-airlock-end:", "-o", f"cat > {fifo}").returncode == 0
+    with open(fifo, "rb") as pane:
+        assert tmux("wait-for", "-S", "go").returncode == 0
+        shown = b""
+        while b"press Enter to close" not in shown:
+            ready, _, _ = select.select([pane], [], [], 30)
+            assert ready, shown
+            shown += os.read(pane.fileno(), 4096)
+    assert b"the agent exited with status 3. Next: git airlock diff" in shown
+    assert tmux("has-session", "-t", "=git-airlock-end").returncode == 0, "the window stayed"
+    tmux("new-session", "-d", "-s", "keep", "--", "cat")  # the server outlives the agent's session
+    tmux("set-hook", "-g", "session-closed", "wait-for -S closed")
+    assert tmux("send-keys", "-t", "=git-airlock-end:", "Enter").returncode == 0
+    assert tmux("wait-for", "closed").returncode == 0
+    assert tmux("has-session", "-t", "=git-airlock-end").returncode != 0

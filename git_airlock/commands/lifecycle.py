@@ -45,8 +45,8 @@ def _ensure_repo(app: App, assume_yes: bool) -> None:
     app.__dict__.pop("settings", None)
 
 
-def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> None:
-    """Everything ``up`` and ``run`` share."""
+def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> int | None:
+    """Everything ``up`` and ``run`` share; the agent's exit status when it ran in the foreground."""
     _ensure_repo(app, assume_yes)
     location = app.location_or_none
     root = location.root if location else os.path.abspath(app.cwd)
@@ -128,10 +128,14 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> N
         app.dry_run,
     )
     setup, agent_step = engine.launch(spec, agent_args, seeds, exists=state is not None)
-    if not app.tmux:
-        app.runner.execute(setup.extend(Plan([agent_step])))
-        return
-    _start_in_tmux(app, root, setup, agent_step)
+    if app.tmux:
+        _start_in_tmux(app, root, setup, agent_step)
+        return None
+    app.runner.execute(setup)
+    if app.dry_run:
+        app.runner.show(agent_step)
+        return None
+    return app.runner.run(agent_step).returncode
 
 
 def _has_commits(root: str) -> bool:
@@ -175,22 +179,51 @@ def up_command(app: App, yes: bool, agent_args: tuple[str, ...]) -> None:
 @click.argument("task")
 @click.argument("agent_args", nargs=-1, type=click.UNPROCESSED)
 @pass_app
-def run_command(app: App, yes: bool, task: str, agent_args: tuple[str, ...]) -> None:
-    """Run the agent headless on TASK, then tell how to review its work.
+def run_command(app: App, yes: bool, task: str, agent_args: tuple[str, ...]) -> int:
+    """Run the agent headless on TASK, then say what it did; exits with the agent's exit status.
 
-    claude gets `-p TASK`, codex `exec --dangerously-bypass-approvals-and-sandbox TASK`,
-    opencode `run TASK`, gemini `-p TASK`; other agents get TASK as a plain argument.
+    Each agent gets its own headless form (see `git airlock presets`); agents
+    without one get TASK as a plain argument. In the foreground, the sandbox's
+    branches are fetched afterwards and the new commits counted.
     """
     agent = get_agent(app.settings.agent)
     args, guessed = agent.headless_args(task)
     if guessed:
         app.info(f"warning: {agent.name} has no known headless mode; passing the task as a plain argument")
-    _start(app, agent, [*args, *agent_args], yes)
-    if not app.dry_run:
-        app.info(
-            "when the agent is done: `git airlock diff` to see its work, "
-            "`git airlock review` to review it, `git airlock merge` to take it"
-        )
+    before = _sandbox_tips(app)
+    status = _start(app, agent, [*args, *agent_args], yes)
+    if status is None:
+        if not app.dry_run:
+            app.info("when the agent is done: `git airlock diff` to see its work, `git airlock review` to review it")
+        return 0
+    _report_run(app, agent.name, status, before)
+    return status
+
+
+def _sandbox_tips(app: App) -> list[str]:
+    """The sandbox branches' commits as of the last fetch (what a run's new commits are counted from)."""
+    if app.dry_run or app.location_or_none is None:
+        return []
+    return list(Git(app.location.root).refs(f"refs/remotes/{app.remote}/").values())
+
+
+def _report_run(app: App, agent: str, status: int, before: list[str]) -> None:
+    """Fetch what the agent committed and say how the run ended; no commit at all deserves a warning."""
+    try:
+        fetch(app)
+    except AirlockError as exc:
+        app.info(f"warning: could not fetch the sandbox's commits: {exc.message}")
+        return
+    git = Git(app.location.root)
+    after = list(git.refs(f"refs/remotes/{app.remote}/").values())
+    base = git.refs(f"{ledger.BASE}{app.sandbox}")
+    exclude = [*before, *base.values()]
+    count = int(git.run("rev-list", "--count", *after, "--not", *exclude).strip() or 0) if after else 0
+    ended = "finished" if status == 0 else f"exited with status {status}"
+    if count == 0:
+        app.info(f"warning: {agent} {ended} and made no commit; `git airlock status` shows uncommitted work")
+        return
+    app.info(f"{agent} {ended} and made {count} new commit(s): `git airlock diff` to see them, `git airlock review`")
 
 
 @click.command("attach")

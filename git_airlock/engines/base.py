@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from git_airlock.errors import AirlockError
 from git_airlock.plan import Plan, Runner, Step
+
+if TYPE_CHECKING:
+    from git_airlock.agents import Agent
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,21 @@ class EngineDefaults:
     def secret_rm_plan(self, service: str) -> Plan | None:
         return None
 
+    def install_agent_plan(self, agent: Agent, update: bool) -> Plan:
+        """What installs (or updates) ``agent``'s CLI for every sandbox of this engine."""
+        raise AirlockError(
+            f"the {self.name} engine's sandboxes come with their agents: nothing to install",
+            hint="`git airlock up` starts the agent; sbx keeps it up to date",
+        )
+
+    def agent_version(self, agent: Agent) -> str | None:
+        """The version of ``agent`` this engine installed, if it installs agents."""
+        return None
+
+    def agent_where(self, agent: Agent) -> str:
+        """Where a sandbox finds ``agent``'s CLI, for `agents ls`."""
+        return f"comes with the {self.name} engine's sandboxes"
+
     def global_lockdown_plan(self, name: str, hosts: list[str]) -> Plan:
         """Deny-all for every sandbox on the machine, plus ``hosts`` for ``name``."""
         raise AirlockError(
@@ -148,6 +166,12 @@ class Engine(Protocol):
     def net_plan(self, name: str | None) -> Plan: ...
 
     def push_risks(self, runner: Runner, name: str | None) -> list[str]: ...
+
+    def install_agent_plan(self, agent: Agent, update: bool) -> Plan: ...
+
+    def agent_version(self, agent: Agent) -> str | None: ...
+
+    def agent_where(self, agent: Agent) -> str: ...
 
     def secret_set_plan(self, service: str, read_value: Callable[[], str | None]) -> Plan | None: ...
 

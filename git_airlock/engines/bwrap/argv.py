@@ -17,6 +17,7 @@ import tempfile
 
 from git_airlock.engines.base import SandboxSpec
 from git_airlock.engines.bwrap import confine, overlay
+from git_airlock.engines.bwrap.agents import Store
 from git_airlock.engines.bwrap.clone import SOURCE, mounts, workspace
 from git_airlock.engines.bwrap.gate import PROXY_PORT, Gate, handoff_file
 from git_airlock.engines.bwrap.layout import SANDBOX_HOME, SANDBOX_USER, Paths, marker
@@ -25,18 +26,23 @@ from git_airlock.engines.bwrap.processes import MARKER
 DEFAULT_TMP_SIZE = 2 * 1024**3
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 """Debian's and Ubuntu's bundle of the system's certificate authorities (the sandbox sees /etc/ssl)."""
-SANDBOX_PATH = ":".join(
-    (
-        f"{SANDBOX_HOME}/.local/bin",
-        f"{SANDBOX_HOME}/.npm-global/bin",
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
+
+
+def sandbox_path() -> str:
+    """PATH inside: the sandbox's own installs first, then the agents git-airlock installed, then the system's."""
+    return ":".join(
+        (
+            f"{SANDBOX_HOME}/.local/bin",
+            f"{SANDBOX_HOME}/.npm-global/bin",
+            Store().bin,
+            "/usr/local/sbin",
+            "/usr/local/bin",
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+        )
     )
-)
 
 
 def agent_argv(name: str, meta: dict, command: list[str], spec: SandboxSpec | None = None) -> list[str]:
@@ -64,6 +70,7 @@ def agent_argv(name: str, meta: dict, command: list[str], spec: SandboxSpec | No
         repo,
         SOURCE,
         *_source_config_mounts(paths, repo),
+        *Store().mounts(),
         "--bind",
         paths.home,
         SANDBOX_HOME,
@@ -127,7 +134,7 @@ def _source_config_mounts(paths: Paths, repo: str) -> list[str]:
 def _environment(meta: dict, spec: SandboxSpec | None, gated: bool) -> dict[str, str]:
     env = {
         "HOME": SANDBOX_HOME,
-        "PATH": SANDBOX_PATH,
+        "PATH": sandbox_path(),
         "USER": SANDBOX_USER,
         "LOGNAME": SANDBOX_USER,
         "SHELL": "/bin/bash",

@@ -25,7 +25,7 @@ import platform
 import shlex
 
 from git_airlock.engines.bwrap import seccomp
-from git_airlock.engines.bwrap.layout import SANDBOX_UID, Paths
+from git_airlock.engines.bwrap.layout import SANDBOX_UID, Place
 
 BWRAP = "bwrap"
 FILTER_FD = "3"
@@ -150,7 +150,7 @@ def namespaces(*, network: bool, terminal: bool, hostname: str | None = None) ->
     return argv
 
 
-def system(paths: Paths) -> list[str]:
+def system(paths: Place) -> list[str]:
     """Read-only system directories, harmless ``/etc`` files and the sandbox's own passwd/group."""
     argv: list[str] = []
     for top in SYSTEM_DIRS:
@@ -187,7 +187,7 @@ def scratch(tmp_size: int, devices: str | None) -> list[str]:
     return [*argv, "--size", str(RUN_SIZE), "--tmpfs", "/run"]
 
 
-def own_devices(paths: Paths) -> str | None:
+def own_devices(paths: Place) -> str | None:
     """The folder of the sandbox's own device nodes, or None where the host's are safe to share.
 
     The host's nodes are root's; only when git-airlock runs as the real root (uid 0 in the
@@ -204,7 +204,7 @@ def own_devices(paths: Paths) -> str | None:
     return paths.dev if initial else None
 
 
-def make_devices(paths: Paths) -> None:
+def make_devices(paths: Place) -> None:
     """Make (or put right) the sandbox's own device nodes, before every start.
 
     Whatever the agent did to them (its mode, say) lasts no longer than the run that did it.
@@ -236,7 +236,7 @@ def make_devices(paths: Paths) -> None:
         ) from exc
 
 
-def prepare(paths: Paths) -> None:
+def prepare(paths: Place) -> None:
     """What every sandbox of ``paths`` needs on the host before bwrap starts: filter, identity, devices."""
     from git_airlock.engines.bwrap.layout import write_identity
 

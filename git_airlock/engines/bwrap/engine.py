@@ -7,9 +7,11 @@ import os
 import re
 import shutil
 
+from git_airlock.agents import Agent
 from git_airlock.engines.base import EngineDefaults, SandboxSpec, SandboxState, SeedFile
 from git_airlock.engines.bwrap import clone, confine, gate, overlay
-from git_airlock.engines.bwrap.argv import SANDBOX_PATH, agent_argv, write_source_config
+from git_airlock.engines.bwrap.agents import Store
+from git_airlock.engines.bwrap.argv import agent_argv, sandbox_path, write_source_config
 from git_airlock.engines.bwrap.home import copy_into
 from git_airlock.engines.bwrap.layout import (
     SANDBOX_HOME,
@@ -121,13 +123,13 @@ class BwrapEngine(EngineDefaults):
             package = AGENTS[spec.agent].npm_package if spec.agent in AGENTS else ""
             shell = f"git airlock --engine bwrap --name {spec.name} --agent shell up"
             install = (
-                f"{shell} -- -c 'npm install --global --prefix ~/.npm-global {package}'"
+                f"`git airlock agents install {spec.agent}` installs it once for every sandbox"
                 if package
-                else f"`{shell}`, then install it into ~/.local/bin there"
+                else f"install it inside, as the agent: `{shell}`, then into ~/.local/bin there, as its docs say"
             )
             raise AirlockError(
                 f"`{command[0]}` is not installed where the sandbox can run it",
-                hint=f"the sandbox sees /usr and its own HOME, not yours; install it inside, as the agent: {install}",
+                hint=f"the sandbox sees /usr, its own HOME and the agents git-airlock installed, not yours; {install}",
             )
         argv = agent_argv(spec.name, meta, command, spec)
         return plan, Step(tuple(argv), interactive=True, check=False)
@@ -310,6 +312,31 @@ class BwrapEngine(EngineDefaults):
             return [log + ".1", log]  # the older file first (the log is rotated when it grows large)
         return sorted(os.path.join(folder, f) for f in os.listdir(folder)) if os.path.isdir(folder) else []
 
+    # -- agents -------------------------------------------------------------
+
+    def install_agent_plan(self, agent: Agent, update: bool) -> Plan:
+        if not agent.npm_package:
+            raise AirlockError(
+                f"{agent.name} is not installed from npm, so not by git-airlock",
+                hint=f"install it inside a sandbox, as the agent: `git airlock --engine bwrap --agent shell up`, "
+                f"then into ~/.local/bin there, as {agent.name}'s documentation says",
+            )
+        return Store().install_plan(agent.npm_package, update)
+
+    def agent_version(self, agent: Agent) -> str | None:
+        return Store().version(agent.npm_package) if agent.npm_package else None
+
+    def agent_where(self, agent: Agent) -> str:
+        version = self.agent_version(agent)
+        if version:
+            return f"{version}, for every sandbox ({Store().bin})"
+        system = shutil.which(AGENT_COMMANDS.get(agent.name, agent.name), path="/usr/local/bin:/usr/bin:/bin")
+        if system:
+            return f"system-wide: {system}"
+        if agent.npm_package:
+            return f"not installed: `git airlock agents install {agent.name}`"
+        return "not installed: install it inside a sandbox, as its documentation says"
+
     # -- the clone from the host side ---------------------------------------
 
     def uncommitted(self, name: str) -> list[str]:
@@ -346,7 +373,7 @@ def _check_pass_env(names: tuple[str, ...]) -> None:
 
 def _on_sandbox_path(command: str, home: str) -> bool:
     """Whether ``command`` exists on the sandbox's PATH, looked up through the host paths behind it."""
-    for folder in SANDBOX_PATH.split(":"):
+    for folder in sandbox_path().split(":"):
         host = home + folder[len(SANDBOX_HOME) :] if folder.startswith(SANDBOX_HOME) else folder
         if os.access(os.path.join(host, command), os.X_OK):
             return True

@@ -22,6 +22,7 @@ import os
 import shutil
 import stat
 import uuid
+from typing import Protocol
 
 from git_airlock.errors import AirlockError
 from git_airlock.jsonfile import write_json
@@ -37,6 +38,13 @@ def data_root() -> str:
     from platformdirs import user_data_dir
 
     return os.path.join(user_data_dir("git-airlock"), "sandboxes")
+
+
+class Place(Protocol):
+    """The host folders every sandbox of git-airlock needs, its own or shared: passwd/group, devices."""
+
+    etc: str
+    dev: str
 
 
 class Paths:
@@ -131,7 +139,7 @@ def make_dirs(paths: Paths) -> None:
         os.makedirs(directory, mode=0o700, exist_ok=True)
 
 
-def write_identity(paths: Paths) -> None:
+def write_identity(paths: Place) -> None:
     """passwd and group for the sandbox user (rewritten at every start, so older sandboxes follow)."""
     os.makedirs(paths.etc, mode=0o700, exist_ok=True)
     user, uid = SANDBOX_USER, SANDBOX_UID
