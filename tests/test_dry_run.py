@@ -55,7 +55,7 @@ EXPECTED = {
         "sbx settings get ssh.agentForwardingEnabled",
         "sbx secret ls",
         "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
-        "sbx run --clone --name box claude {repo} -- -p 'fix the tests'",
+        "sbx run --clone --name box claude {repo} -- --dangerously-skip-permissions -p 'fix the tests'",
     ],
     ("shell",): ["sbx ls --json", "sbx exec -it box bash"],
     ("stop",): ["sbx ls --json", "sbx stop box"],

@@ -5,6 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from conftest import COMMIT_AGENT, Env, airlock, git, write_agent
 
 
@@ -101,20 +103,26 @@ def test_run_passes_the_headless_form(project: Path, hermetic: Env) -> None:
     write_agent(hermetic, COMMIT_AGENT)
     result = airlock("run", "fix the bug", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert (hermetic.tmp / "agent-args.txt").read_text() == "-p\nfix the bug\n"
+    assert (hermetic.tmp / "agent-args.txt").read_text() == "--dangerously-skip-permissions\n-p\nfix the bug\n"
     assert "git airlock review" in result.stderr
 
 
-def test_run_codex_and_unknown_headless(project: Path, hermetic: Env) -> None:
+@pytest.mark.parametrize(
+    ("agent", "args"),
+    [
+        ("codex", ["exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]),
+        ("gemini", ["--approval-mode", "yolo", "--skip-trust", "-p"]),
+        ("opencode", ["run"]),
+        ("copilot", ["--allow-all-tools", "--no-ask-user", "-p"]),
+        ("cursor", ["-p", "--force"]),
+        ("droid", ["exec", "--auto", "high"]),
+        ("kiro", ["chat", "--no-interactive", "--trust-all-tools"]),
+    ],
+)
+def test_run_gives_each_agent_its_headless_form(project: Path, hermetic: Env, agent: str, args: list[str]) -> None:
     write_agent(hermetic, 'printf "%s\\n" "$@" > "$AGENT_LOG"\n')
-    assert airlock("--agent", "codex", "--name", "cx", "run", "do it", cwd=project).returncode == 0
-    assert (hermetic.tmp / "agent-args.txt").read_text() == (
-        "exec\n--dangerously-bypass-approvals-and-sandbox\ndo it\n"
-    )
-    droid = airlock("--agent", "droid", "--name", "dr", "run", "do it", cwd=project)
-    assert droid.returncode == 0
-    assert "no known headless mode" in droid.stderr
-    assert (hermetic.tmp / "agent-args.txt").read_text() == "do it\n"
+    assert airlock("--agent", agent, "--name", agent, "run", "do it", cwd=project).returncode == 0
+    assert (hermetic.tmp / "agent-args.txt").read_text().splitlines() == [*args, "do it"]
 
 
 def test_two_sandboxes_per_repo(project: Path, hermetic: Env) -> None:

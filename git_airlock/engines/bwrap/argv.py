@@ -15,6 +15,7 @@ import re
 import sys
 import tempfile
 
+from git_airlock.agents import Agent
 from git_airlock.engines.base import SandboxSpec
 from git_airlock.engines.bwrap import confine, overlay
 from git_airlock.engines.bwrap.agents import Store
@@ -45,14 +46,24 @@ def sandbox_path() -> str:
     )
 
 
-def agent_argv(name: str, meta: dict, command: list[str], spec: SandboxSpec | None = None) -> list[str]:
-    """The full command line. ``meta`` is the sandbox's record (the one it is about to get, while
-    it is being created); ``spec`` is given by ``up``, and absent for ``shell``."""
+def _network(meta: dict, spec: SandboxSpec | None) -> str:
+    return meta.get("network") or (spec.network if spec else "deny-all")
+
+
+def _gated(meta: dict, spec: SandboxSpec | None) -> bool:
+    """Whether the sandbox's network goes through the egress gate (everything but allow-all and deny-all)."""
+    return _network(meta, spec) not in ("allow-all", "deny-all")
+
+
+def agent_argv(
+    name: str, meta: dict, env: dict[str, str], command: list[str], spec: SandboxSpec | None = None
+) -> list[str]:
+    """The full command line. ``meta`` is the sandbox's record (the one it is about to get, while it is
+    being created); ``env`` comes from :func:`sandbox_environment`; ``spec`` is given by ``up``, not ``shell``."""
     paths = Paths(name)
     repo = spec.repo_root if spec else meta.get("repo", "")
-    network = meta.get("network") or (spec.network if spec else "deny-all")
     tmp_size = spec.tmp_size if spec else meta.get("tmp_size") or DEFAULT_TMP_SIZE
-    gate = Gate(name, marker(name, meta)) if network not in ("allow-all", "deny-all") else None
+    gate = Gate(name, marker(name, meta)) if _gated(meta, spec) else None
     prefix = overlay.sandbox_prefix(paths, meta)
     if gate:
         # the sandbox has no network; its only way out is the gate, through a socket bound into it
@@ -61,7 +72,7 @@ def agent_argv(name: str, meta: dict, command: list[str], spec: SandboxSpec | No
         command = [*handoff, *command]
     argv = [
         *confine.namespaces(
-            network=network == "allow-all", terminal=True, hostname=f"airlock-{name}"[:63].rstrip("-.")
+            network=_network(meta, spec) == "allow-all", terminal=True, hostname=f"airlock-{name}"[:63].rstrip("-.")
         ),
         *confine.system(paths),
         *confine.scratch(tmp_size, confine.own_devices(paths)),
@@ -80,7 +91,7 @@ def agent_argv(name: str, meta: dict, command: list[str], spec: SandboxSpec | No
     ]
     if gate:
         argv += ["--ro-bind", gate.socket_dir, "/run/airlock", "--ro-bind", handoff_file(), "/run/airlock-handoff.py"]
-    for key, value in _environment(meta, spec, gate is not None).items():
+    for key, value in env.items():
         argv += ["--setenv", key, value]
     argv += ["--setenv", MARKER, marker(name, meta), "--", *command]
     return [*prefix, *confine.with_filter(argv)]
@@ -131,7 +142,9 @@ def _source_config_mounts(paths: Paths, repo: str) -> list[str]:
     return argv
 
 
-def _environment(meta: dict, spec: SandboxSpec | None, gated: bool) -> dict[str, str]:
+def sandbox_environment(meta: dict, spec: SandboxSpec | None, agent: Agent) -> dict[str, str]:
+    """Everything the sandbox's processes see in their environment: a few basics, the gate and its
+    credential endpoints (with placeholders), the agent's own switches, and what the user passes on."""
     env = {
         "HOME": SANDBOX_HOME,
         "PATH": sandbox_path(),
@@ -146,7 +159,7 @@ def _environment(meta: dict, spec: SandboxSpec | None, gated: bool) -> dict[str,
         # Node keeps its own list of authorities; this makes node agents and npm trust the system's, as
         # everything else in the sandbox does (a company's TLS-inspecting proxy, say)
         env["NODE_EXTRA_CA_CERTS"] = SYSTEM_CA_BUNDLE
-    if gated:
+    if _gated(meta, spec):
         from git_airlock.engines.bwrap.gate import services
         from git_airlock.services import PLACEHOLDER, SERVICES
 
@@ -160,6 +173,7 @@ def _environment(meta: dict, spec: SandboxSpec | None, gated: bool) -> dict[str,
             if service.base_url_env not in env:  # SERVICES lists the preferred credential first
                 env[service.base_url_env] = f"{proxy}/airlock/{service_name}{service.base_url_suffix}"
                 env[service.key_env] = PLACEHOLDER
+    env.update(agent.sandbox_environment(env))
     for var in spec.pass_env if spec else ():
         if var in os.environ:
             env[var] = os.environ[var]

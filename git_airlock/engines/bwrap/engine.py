@@ -7,12 +7,12 @@ import os
 import re
 import shutil
 
-from git_airlock.agents import Agent
+from git_airlock.agents import Agent, get_agent
 from git_airlock.engines.base import EngineDefaults, SandboxSpec, SandboxState, SeedFile
 from git_airlock.engines.bwrap import clone, confine, gate, overlay
 from git_airlock.engines.bwrap.agents import Store
-from git_airlock.engines.bwrap.argv import agent_argv, sandbox_path, write_source_config
-from git_airlock.engines.bwrap.home import copy_into
+from git_airlock.engines.bwrap.argv import agent_argv, sandbox_environment, sandbox_path, write_source_config
+from git_airlock.engines.bwrap.home import copy_into, merge_json
 from git_airlock.engines.bwrap.layout import (
     SANDBOX_HOME,
     Paths,
@@ -32,7 +32,6 @@ from git_airlock.naming import fetch_refspecs, remote_name
 from git_airlock.plan import Plan, Runner, Step
 
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`), then run `git airlock doctor`"
-AGENT_COMMANDS = {"shell": "bash", "cursor": "cursor-agent", "kiro": "kiro-cli"}
 _SECRET_NAME = re.compile(
     r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH|PRIVATE|COOKIE|SESSION|DATABASE_URL|DSN$"
     r"|(^|_)KEY(_ID)?$|(^|_)PAT$",
@@ -116,11 +115,18 @@ class BwrapEngine(EngineDefaults):
         self._plan_gate(
             plan, spec.name, spec.agent, spec.network, dict(spec.resolve), dict(spec.service_urls), spec.extra_hosts
         )
-        command = [AGENT_COMMANDS.get(spec.agent, spec.agent), *agent_args]
+        agent = get_agent(spec.agent)
+        env = sandbox_environment(meta, spec, agent)
+        if agent.home_files:
+            answers = agent.home_files(env, clone.workspace(spec.repo_root))
+            for relative, values in answers.items():
+                plan.call(
+                    f"answer {agent.name}'s first-start questions in ~/{relative} (never through a link)",
+                    functools.partial(merge_json, paths.home, relative, values),
+                )
+        command = [agent.executable, *agent.leading_args(env), *agent_args]
         if not spec.dry_run and not _on_sandbox_path(command[0], paths.home):
-            from git_airlock.agents import AGENTS
-
-            package = AGENTS[spec.agent].npm_package if spec.agent in AGENTS else ""
+            package = agent.npm_package
             shell = f"git airlock --engine bwrap --name {spec.name} --agent shell up"
             install = (
                 f"`git airlock agents install {spec.agent}` installs it once for every sandbox"
@@ -131,7 +137,7 @@ class BwrapEngine(EngineDefaults):
                 f"`{command[0]}` is not installed where the sandbox can run it",
                 hint=f"the sandbox sees /usr, its own HOME and the agents git-airlock installed, not yours; {install}",
             )
-        argv = agent_argv(spec.name, meta, command, spec)
+        argv = agent_argv(spec.name, meta, env, command, spec)
         return plan, Step(tuple(argv), interactive=True, check=False)
 
     def _plan_gate(
@@ -256,7 +262,9 @@ class BwrapEngine(EngineDefaults):
 
         plan = Plan().call("prepare the sandbox's user, seccomp filter, devices and view of your config", prepare)
         self._plan_gate(plan, name, meta.get("agent", ""), meta.get("network") or "deny-all", {}, {})
-        return plan.extend(Plan([Step(tuple(agent_argv(name, meta, ["bash"])), interactive=True, check=False)]))
+        env = sandbox_environment(meta, None, get_agent(meta.get("agent") or "shell"))
+        argv = agent_argv(name, meta, env, ["bash"])
+        return plan.extend(Plan([Step(tuple(argv), interactive=True, check=False)]))
 
     def stop_plan(self, name: str) -> Plan:
         tag = marker(name, self._meta(name))
@@ -330,7 +338,7 @@ class BwrapEngine(EngineDefaults):
         version = self.agent_version(agent)
         if version:
             return f"{version}, for every sandbox ({Store().bin})"
-        system = shutil.which(AGENT_COMMANDS.get(agent.name, agent.name), path="/usr/local/bin:/usr/bin:/bin")
+        system = shutil.which(agent.executable, path="/usr/local/bin:/usr/bin:/bin")
         if system:
             return f"system-wide: {system}"
         if agent.npm_package:

@@ -12,55 +12,115 @@ name was, a link included, and never writes through it.
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
 import secrets
-import shutil
+import stat
 
 from git_airlock.errors import AirlockError
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+MAX_JSON = 16 * 1024 * 1024
+"""Bytes of an agent's JSON file read before merging (it could be made huge)."""
 
 
 def copy_into(home: str, relative: str, source: str) -> None:
     """Copy the host file ``source`` to ``home/relative``, creating folders as needed."""
-    parts = relative.split("/")
-    if any(part in ("", ".", "..") for part in parts):
-        raise AirlockError(
-            f"cannot seed {relative!r}: not a plain path", hint="seed files are named by the agent table"
-        )
-    folder = os.open(home, _DIRECTORY)
+    with open(source, "rb") as reader:
+        content = reader.read()
+    write_into(home, relative, content, os.stat(source).st_mode & 0o755)
+
+
+def merge_json(home: str, relative: str, values: dict) -> None:
+    """Merge ``values`` into the JSON file ``home/relative`` (the agent's own settings, kept otherwise).
+
+    The file is the agent's and may hold anything: it is read without following a link, and
+    whatever is not a JSON object there is replaced rather than trusted.
+    """
+    current = _read_json(home, relative)
+    write_into(home, relative, json.dumps(_merged(current, values), indent=2).encode(), 0o600)
+
+
+def _merged(current: object, values: dict) -> dict:
+    merged = dict(current) if isinstance(current, dict) else {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            merged[key] = _merged(merged.get(key), value)
+        elif isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = [*merged[key], *(item for item in value if item not in merged[key])]
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_json(home: str, relative: str) -> object:
     try:
-        for index, part in enumerate(parts[:-1]):
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(part, 0o700, dir_fd=folder)
-            try:
-                inner = os.open(part, _DIRECTORY, dir_fd=folder)
-            except OSError as exc:
-                shown = "/".join(parts[: index + 1])
-                raise AirlockError(
-                    f"~/{shown} in the sandbox's HOME is not a folder (a link?); not seeding {relative}",
-                    hint="remove it inside the sandbox (`git airlock shell`), or run without --seed-config",
-                ) from exc
-            os.close(folder)
-            folder = inner
+        folder = _open_folder(home, relative.split("/")[:-1], relative, create=False)
+    except (AirlockError, FileNotFoundError):
+        return None
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a planted FIFO must not hang us
+    try:
+        fd = os.open(relative.split("/")[-1], flags, dir_fd=folder)
+    except OSError:
+        return None
+    finally:
+        os.close(folder)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         try:
-            _write_new(folder, parts[-1], source)
-        except OSError as exc:
-            raise AirlockError(
-                f"cannot seed ~/{relative} in the sandbox's HOME: {exc.strerror}",
-                hint="look at it inside the sandbox (`git airlock shell`), or run without --seed-config",
-            ) from exc
+            return json.loads(handle.read(MAX_JSON))
+        except ValueError:
+            return None
+
+
+def write_into(home: str, relative: str, content: bytes, mode: int) -> None:
+    """Write ``content`` to ``home/relative`` as a new file renamed into place, creating folders as needed."""
+    parts = relative.split("/")
+    folder = _open_folder(home, parts[:-1], relative, create=True)
+    try:
+        _write_new(folder, parts[-1], content, mode)
+    except OSError as exc:
+        raise AirlockError(
+            f"cannot write ~/{relative} in the sandbox's HOME: {exc.strerror}",
+            hint="look at it inside the sandbox (`git airlock shell`), or run without --seed-config",
+        ) from exc
     finally:
         os.close(folder)
 
 
-def _write_new(folder: int, name: str, source: str) -> None:
+def _open_folder(home: str, folders: list[str], relative: str, create: bool) -> int:
+    """A descriptor of ``home/folders...``, each step taken without following a link."""
+    if any(part in ("", ".", "..") for part in [*folders, relative.rsplit("/", 1)[-1]]):
+        raise AirlockError(f"cannot write {relative!r}: not a plain path", hint="names come from the agent table")
+    folder = os.open(home, _DIRECTORY)
+    for index, part in enumerate(folders):
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o700, dir_fd=folder)
+        try:
+            inner = os.open(part, _DIRECTORY, dir_fd=folder)
+        except OSError as exc:
+            os.close(folder)
+            if not create and exc.errno == errno.ENOENT:
+                raise FileNotFoundError(relative) from exc
+            shown = "/".join(folders[: index + 1])
+            raise AirlockError(
+                f"~/{shown} in the sandbox's HOME is not a folder (a link?); not writing {relative}",
+                hint="remove it inside the sandbox (`git airlock shell`), or run without --seed-config",
+            ) from exc
+        os.close(folder)
+        folder = inner
+    return folder
+
+
+def _write_new(folder: int, name: str, content: bytes, mode: int) -> None:
     temporary = f".{name}.seed-{secrets.token_hex(4)}"
-    mode = os.stat(source).st_mode & 0o755
     out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)
     try:
-        with open(source, "rb") as reader, os.fdopen(out, "wb") as writer:
-            shutil.copyfileobj(reader, writer)
+        with os.fdopen(out, "wb") as writer:
+            writer.write(content)
         os.rename(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
     except BaseException:
         with contextlib.suppress(OSError):
