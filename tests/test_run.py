@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from conftest import Env, airlock, git, run_in_sandbox, write_agent
@@ -36,3 +37,23 @@ def test_run_on_sbx_passes_the_status_through(project: Path, hermetic: Env) -> N
 def test_up_in_the_foreground_keeps_exit_status_zero(project: Path, hermetic: Env) -> None:
     """`up` is the interactive door: leaving the agent is not a failure of `up`."""
     assert run_in_sandbox(project, "u", "exit 3").returncode == 0
+
+
+def test_after_a_run_the_user_learns_which_host_the_policy_blocked(project: Path, hermetic: Env) -> None:
+    """The agent's own error stays in its sandbox; the gate's log names the host and the setting."""
+    fetch = "import urllib.request as r\ntry: r.urlopen('http://blocked.example/', timeout=10)\nexcept OSError: pass\n"
+    result = bwrap_run(project, "blk", f"python3 -c {shlex.quote(fetch)}; exit 1")
+    assert result.returncode == 1
+    assert (
+        "note: blocked.example:80 was blocked by the network policy; to let this repository's sandboxes reach it: "
+        "`git config airlock.preset.extra blocked.example`"
+    ) in result.stderr
+
+
+def test_up_says_where_the_agents_credential_comes_from(project: Path, hermetic: Env) -> None:
+    without = run_in_sandbox(project, "auth", "true", "--agent", "claude")  # claude is missing: only the note
+    assert "auth: log in inside claude once" in without.stderr
+    stored = airlock("--engine", "bwrap", "secret", "set", "anthropic", cwd=project, input="sk-ant-test-123\n")
+    assert stored.returncode == 0, stored.stderr
+    held = run_in_sandbox(project, "auth", "true", "--agent", "claude")
+    assert "auth: claude uses the credential the host holds (anthropic); it never enters the sandbox" in held.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 
 import click
 
@@ -82,10 +83,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> i
     if not os.path.exists(os.path.join(root, "AGENTS.md")):
         app.info("note: this repository has no AGENTS.md; `git airlock init` writes a starter one")
     app.info(f"sandbox: {sandbox} (agent: {agent.name}, engine: {engine.name})")
-    if engine.name == "bwrap":
-        app.info(f"auth: log in inside {agent.name} once; the sandbox keeps its own HOME across stop and up")
-    else:
-        app.info(f"auth: {agent.auth_hint}")
+    app.info(f"auth: {engine.auth_note(agent, dict(app.settings.service_url_pairs))}")
 
     seeds = []
     if app.seed_config:
@@ -135,7 +133,11 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> i
     if app.dry_run:
         app.runner.show(agent_step)
         return None
-    return app.runner.run(agent_step).returncode
+    started = time.time()
+    status = app.runner.run(agent_step).returncode
+    for problem in engine.run_problems(sandbox, started):
+        app.info(f"note: {problem}")
+    return status
 
 
 def _has_commits(root: str) -> bool:

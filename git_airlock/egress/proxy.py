@@ -43,7 +43,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from git_airlock.egress import names, tls, tunnel
-from git_airlock.egress.rules import Rules
+from git_airlock.egress.rules import NOT_ALLOWED, Rules
 
 MAX_HEAD = 64 * 1024
 HEAD_TIMEOUT = 10.0
@@ -271,7 +271,7 @@ class Proxy:
 
     def _check(self, entry: dict) -> None:
         if not self.rules.allows(entry["host"], entry["port"]):
-            self._block(entry, reason="not allowed by the network policy")
+            self._block(entry, reason=NOT_ALLOWED)
             raise Refused(403, f"{entry['host']}:{entry['port']} is not allowed by the sandbox's network policy")
 
     def _check_names(self, entry: dict, host: str, method: str, headers: bytes) -> None:
@@ -318,16 +318,17 @@ class Proxy:
         head += b"\r\n".join(kept) + b"\r\n\r\n" + rest
         raw = await self._dial(entry, host, port)
         moved = [len(head), 0]
+        answer: dict[str, int] = {}
         try:
             streams = await self._verified_tls(entry, raw, host) if tls else None
             try:
                 if streams:
-                    await _bridge_tls(self.loop, conn, *streams, head, moved)
+                    await _bridge_tls(self.loop, conn, *streams, head, moved, answer)
                 else:
                     await tunnel.send_all(self.loop, raw, head)
                     await tunnel.join(self.loop, self.pipes, conn, raw, moved)
             finally:
-                self.log({**entry, "action": "allowed", "sent": moved[0], "received": moved[1]})
+                self.log({**entry, "action": "allowed", "sent": moved[0], "received": moved[1], **answer})
         finally:
             raw.close()
 
@@ -444,8 +445,12 @@ async def _bridge_tls(
     writer: asyncio.StreamWriter,
     head: bytes,
     moved: list[int],
+    answer: dict[str, int],
 ) -> None:
-    """Relay the plain client connection over the TLS streams to the service's API host."""
+    """Relay the plain client connection over the TLS streams to the service's API host.
+
+    ``answer`` gets the status of the API's first response: a 401 for the host-held credential
+    is worth telling the user, who never sees the agent's side of it."""
 
     async def upward() -> None:
         writer.write(head)
@@ -463,6 +468,8 @@ async def _bridge_tls(
 
     async def downward() -> None:
         while data := await reader.read(1 << 16):
+            if not moved[1] and data.startswith(b"HTTP/1.") and data[9:12].isdigit():
+                answer["status"] = int(data[9:12])
             moved[1] += len(data)
             await tunnel.send_all(loop, conn, data)
         with contextlib.suppress(OSError):

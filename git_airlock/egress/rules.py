@@ -24,6 +24,8 @@ from __future__ import annotations
 
 from git_airlock.policy import validate_rule
 
+NOT_ALLOWED = "not allowed by the network policy"
+"""The reason the gate logs for a destination its rules refuse (as opposed to a malformed request)."""
 WEB_PORTS = frozenset({443, 80})
 """What an allow rule without a port allows."""
 

@@ -8,7 +8,7 @@ real run does, for every engine.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -89,6 +89,15 @@ class EngineDefaults:
     def secret_rm_plan(self, service: str) -> Plan | None:
         return None
 
+    def run_problems(self, name: str, since: float) -> list[str]:
+        """What went wrong around the agent since ``since`` that it cannot tell the user (blocked hosts,
+        a credential the API refused), for after a foreground run."""
+        return []
+
+    def auth_note(self, agent: Agent, urls: Mapping[str, str]) -> str:
+        """How the agent gets its credential in this engine's sandboxes (``urls``: service URL overrides)."""
+        return agent.auth_hint
+
     def install_agent_plan(self, agent: Agent, update: bool) -> Plan:
         """What installs (or updates) ``agent``'s CLI for every sandbox of this engine."""
         raise AirlockError(
@@ -166,6 +175,10 @@ class Engine(Protocol):
     def net_plan(self, name: str | None) -> Plan: ...
 
     def push_risks(self, runner: Runner, name: str | None) -> list[str]: ...
+
+    def run_problems(self, name: str, since: float) -> list[str]: ...
+
+    def auth_note(self, agent: Agent, urls: Mapping[str, str]) -> str: ...
 
     def install_agent_plan(self, agent: Agent, update: bool) -> Plan: ...
 

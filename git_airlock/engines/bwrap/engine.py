@@ -6,6 +6,7 @@ import functools
 import os
 import re
 import shutil
+from collections.abc import Mapping
 
 from git_airlock.agents import Agent, get_agent
 from git_airlock.engines.base import EngineDefaults, SandboxSpec, SandboxState, SeedFile
@@ -321,6 +322,19 @@ class BwrapEngine(EngineDefaults):
         return sorted(os.path.join(folder, f) for f in os.listdir(folder)) if os.path.isdir(folder) else []
 
     # -- agents -------------------------------------------------------------
+
+    def run_problems(self, name: str, since: float) -> list[str]:
+        network = Paths(name).read_meta().get("network") or "balanced"
+        return gate.problems(self.net_logs(name), since, network)
+
+    def auth_note(self, agent: Agent, urls: Mapping[str, str]) -> str:
+        held = [service for service, info in gate.services(dict(urls)).items() if info["key_env"] in agent.credentials]
+        if held:
+            return f"{agent.name} uses the credential the host holds ({', '.join(held)}); it never enters the sandbox"
+        return (
+            f"log in inside {agent.name} once (the sandbox keeps its own HOME across stop and up), "
+            "or keep a key on the host: `git airlock secret set`"
+        )
 
     def install_agent_plan(self, agent: Agent, update: bool) -> Plan:
         if not agent.npm_package:

@@ -99,3 +99,53 @@ def services(urls: dict[str, str]) -> dict[str, dict]:
         for name, service in SERVICES.items()
         if available(name, service.key_env)
     }
+
+
+def problems(log_paths: list[str], since: float, network: str) -> list[str]:
+    """What the gate saw go wrong since ``since``, one line per destination, for after a run.
+
+    The agent's own account of a failure (a blocked host, a refused key) stays inside its sandbox;
+    the gate's log says which host and which setting, so the user can tell the parts apart.
+    """
+    import json
+
+    found: dict[str, str] = {}
+    for path in log_paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                lines = handle.readlines()
+        except OSError:
+            continue
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                when, host, port = float(entry["time"]), str(entry["host"]), int(entry["port"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if when < since:
+                continue
+            where = f"{host}:{port}"
+            if entry.get("action") == "blocked":
+                found.setdefault(where, _blocked(where, host, network, entry.get("reason")))
+            elif entry.get("action") == "failed":
+                found.setdefault(where, f"{where} could not be reached through the gate")
+            elif entry.get("credential") and entry.get("status") in (401, 403):
+                found.setdefault(
+                    where,
+                    f"{host} answered {entry['status']} to the {entry['credential']} credential the host holds: "
+                    f"store a valid one with `git airlock secret set {entry['credential']}`",
+                )
+    return list(found.values())
+
+
+def _blocked(where: str, host: str, network: str, reason: object) -> str:
+    from git_airlock.egress.rules import NOT_ALLOWED
+
+    if reason and reason != NOT_ALLOWED:
+        return f"{where} was refused by the gate: {reason}"
+    if network == "lockdown":
+        return f"{where} was blocked by the lockdown allowlist: add it to ALLOW, then `git airlock lockdown`"
+    return (
+        f"{where} was blocked by the network policy; to let this repository's sandboxes reach it: "
+        f"`git config airlock.preset.extra {host}` (or name the port: {where})"
+    )
