@@ -41,6 +41,9 @@ class Agent:
     """(variable the agent reads, variable git-airlock sets): where the agent wants a credential elsewhere."""
     base_url_config: tuple[tuple[str, str], ...] = ()
     """(variable, ``-c`` setting): an API base URL the agent takes from its config rather than the environment."""
+    config: tuple[tuple[str, str], ...] = ()
+    """(``-c`` setting, TOML value) given in every sandbox: the agent's switches against updates and telemetry
+    that exist only in its configuration, put on its command line rather than into its config file."""
     home_files: HomeFiles | None = None
     """Answers to the agent's first-start questions, written into the sandbox's HOME before it starts."""
 
@@ -64,7 +67,7 @@ class Agent:
 
     def leading_args(self, env: Mapping[str, str]) -> list[str]:
         """Arguments before any other: configuration the agent reads only from its command line or files."""
-        args: list[str] = []
+        args = [arg for setting, value in self.config for arg in ("-c", f"{setting}={value}")]
         for variable, setting in self.base_url_config:
             if variable in env:
                 args += ["-c", f'{setting}="{env[variable]}"']
@@ -117,6 +120,11 @@ AGENTS: dict[str, Agent] = {
             npm_package="@openai/codex",
             key_aliases=(("CODEX_API_KEY", "OPENAI_API_KEY"),),  # codex exec reads CODEX_API_KEY
             base_url_config=(("OPENAI_BASE_URL", "openai_base_url"),),  # it ignores OPENAI_BASE_URL
+            config=(
+                ("analytics.enabled", "false"),  # its analytics (ab.chatgpt.com)
+                ("features.plugins", "false"),  # the plugin marketplace synced at start (chatgpt.com, github.com)
+                ("check_for_update_on_startup", "false"),  # the interactive UI's update check (api.github.com)
+            ),
         ),
         Agent(  # https://github.com/anomalyco/opencode (docs/cli.mdx, docs/permissions.mdx)
             "opencode",

@@ -502,6 +502,18 @@ def test_a_bearer_credential_replaces_the_clients_authorization(proxy: Running, 
     assert head.lower().count(b"authorization:") == 1 and b"authorization: Bearer sk-real-key" in head
 
 
+def test_a_protocol_switch_on_a_credential_endpoint_gets_426_and_no_key_leaves(proxy: Running, api_endpoint) -> None:
+    """A client that tries a WebSocket first (Codex's Responses transport) learns at once to send plain
+    requests; the upgrade never reaches the API with the key on it."""
+    api = api_endpoint("openai", "authorization", "Bearer ")
+    upgrade = b"GET /airlock/openai/v1/responses HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    with proxy.connect() as sock:
+        sock.sendall(upgrade)
+        assert read_head(sock).startswith(b"HTTP/1.1 426")
+    proxy.wait_idle()
+    assert api.heads == []
+
+
 def test_a_bulk_transfer_grows_its_pipe_and_gives_the_budget_back(proxy: Running) -> None:
     import fcntl
 

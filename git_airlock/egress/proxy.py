@@ -66,6 +66,7 @@ _REASONS = {
     404: "Not Found",
     403: "Forbidden",
     408: "Request Timeout",
+    426: "Upgrade Required",
     431: "Request Header Fields Too Large",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -303,6 +304,10 @@ class Proxy:
         service = self.services.get(name)
         if service is None or not service.get("secret"):
             raise Refused(404, f"no credential endpoint {name!r} (is a credential stored for it?)")
+        if any(line[:8].lower() == b"upgrade:" for line in headers.split(b"\r\n")):
+            # one request per connection (``Connection: close``): a protocol switch cannot pass, and 426 is
+            # what makes a client that tries one first (Codex's Responses WebSocket) use plain requests at once
+            raise Refused(426, "the credential endpoint does not switch protocols; send plain HTTP requests")
         upstream = urlsplit(service["upstream"])
         host, tls = upstream.hostname or "", upstream.scheme == "https"
         port = upstream.port or (443 if tls else 80)
