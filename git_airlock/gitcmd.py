@@ -15,6 +15,8 @@ import subprocess
 from git_airlock.errors import AirlockError
 
 SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+"""git's tree with nothing in it: the base of a branch that has no commits yet."""
 
 
 def scrubbed_git_env() -> dict[str, str]:
@@ -112,7 +114,7 @@ class Git:
         """Commits reachable from ``include`` and not from ``exclude``, newest first."""
         if not include:
             return []
-        revs = "\n".join([*include, *(f"^{oid}" for oid in exclude)]) + "\n"
+        revs = "\n".join([*include, *(f"^{oid}" for oid in exclude if oid != EMPTY_TREE)]) + "\n"
         return self.run("rev-list", "--stdin", input=revs).split()
 
     def update_ref(self, ref: str, oid: str, message: str) -> None:

@@ -130,6 +130,37 @@ def ensure_base(git: Git, name: str, branch_tip: str, host_commit: str | None) -
         record_base(git, name, fork)
 
 
+def retire(git: Git, name: str, stamp: str) -> str | None:
+    """Move what an earlier sandbox called ``name`` left in the ledger to ``<name>@<stamp>``, so that a
+    new sandbox of that name starts with no commits of its own; returns that new name, or None when
+    there was nothing to move.
+
+    Its branches (``refs/sandboxes/<name>/*``, and remote-tracking refs a removal left behind), its
+    base and its reviewed marks move together, so its unreviewed work stays unreviewed, is listed
+    under the new name and still makes the pre-push hook warn. ``@`` never occurs in a sandbox name,
+    so the archive never collides with a real sandbox."""
+    remote = f"{REMOTES}{REMOTE_PREFIX}{name}/"
+    found = git.refs(f"{SANDBOXES}{name}/", remote, f"{REVIEWED}{name}/", f"{BASE}{name}")
+    tips = [ref for ref in found if not ref.startswith(REVIEWED) and not ref.startswith(BASE)]
+    if not tips:
+        return None
+    retired = f"{name}@{stamp}"
+    moves: dict[str, str] = {}
+    for ref, oid in sorted(found.items(), key=lambda item: not item[0].startswith(SANDBOXES)):
+        if ref.startswith(remote):
+            target = f"{SANDBOXES}{retired}/{ref[len(remote) :]}"
+        elif ref == f"{BASE}{name}":
+            target = f"{BASE}{retired}"
+        else:
+            prefix = next(p for p in (SANDBOXES, REVIEWED) if ref.startswith(p))
+            target = f"{prefix}{retired}/{ref[len(prefix) + len(name) + 1 :]}"
+        moves.setdefault(target, oid)  # a branch fetched into both places: its refs/sandboxes copy wins
+    commands = [f"create {target} {oid}\n" for target, oid in moves.items()]
+    commands += [f"delete {ref} {oid}\n" for ref, oid in found.items()]
+    git.run("update-ref", "-m", f"git-airlock: retire sandbox {name}", "--stdin", input="".join(commands))
+    return retired
+
+
 # -- patch ids: a rebased or cherry-picked copy of an unreviewed commit is still unreviewed --
 
 

@@ -113,9 +113,12 @@ class Runner:
             elif isinstance(step, Call):
                 step.action()
 
-    def run(self, step: Step) -> Result:
-        """Run one step for real and raise :class:`CommandFailed` on failure."""
-        result = self._spawn(step)
+    def run(self, step: Step, started: Callable[[], object] | None = None) -> Result:
+        """Run one step for real and raise :class:`CommandFailed` on failure.
+
+        ``started`` is called once an interactive step's process exists (``up`` gives its
+        sandbox's lock back then: the agent is visibly running, and may run for hours)."""
+        result = self._spawn(step, started)
         ok = (
             not step.check
             or result.returncode == 0
@@ -132,12 +135,18 @@ class Runner:
             return None
         return self._spawn(step)
 
-    def _spawn(self, step: Step) -> Result:
+    def _spawn(self, step: Step, started: Callable[[], object] | None = None) -> Result:
         env = {**scrubbed_git_env(), **step.env}
         try:
             if step.interactive:
-                proc = subprocess.run(list(step.argv), cwd=step.cwd, env=env)
-                return Result(proc.returncode, "", "")
+                with subprocess.Popen(list(step.argv), cwd=step.cwd, env=env) as process:
+                    try:
+                        if started is not None:
+                            started()
+                        return Result(process.wait(), "", "")
+                    except BaseException:  # Ctrl-C: as subprocess.run does, the child goes too
+                        process.kill()
+                        raise
             proc = subprocess.run(
                 list(step.argv),
                 cwd=step.cwd,

@@ -16,6 +16,7 @@ import pygit2
 from pygit2.enums import CheckoutNotify, CheckoutStrategy, DiffStatsFormat
 
 from git_airlock.errors import AirlockError
+from git_airlock.gitcmd import EMPTY_TREE
 from git_airlock.location import RepoLocation
 
 
@@ -137,6 +138,8 @@ class Repo:
     # -- history ------------------------------------------------------------
 
     def merge_base(self, a: str, b: str) -> str | None:
+        if EMPTY_TREE in (a, b):
+            return None
         oid = self.git.merge_base(pygit2.Oid(hex=a), pygit2.Oid(hex=b))
         return str(oid) if oid else None
 
@@ -145,7 +148,10 @@ class Repo:
 
         No textconv, filters or external diff: libgit2 runs none of them.
         """
-        diff = self.git.diff(pygit2.Oid(hex=base), pygit2.Oid(hex=tip), context_lines=3)
+        if base == EMPTY_TREE:
+            diff = self.git[pygit2.Oid(hex=tip)].peel(pygit2.Tree).diff_to_tree(context_lines=3, swap=True)
+        else:
+            diff = self.git.diff(pygit2.Oid(hex=base), pygit2.Oid(hex=tip), context_lines=3)
         diff.find_similar()
         if stat:
             return diff.stats.format(DiffStatsFormat.FULL | DiffStatsFormat.INCLUDE_SUMMARY, 80)
@@ -207,6 +213,8 @@ class Repo:
         """
         base_ref = f"refs/heads/{base}"
         old = self.ref_commit(base_ref)
+        if old is None and self.current_branch() == base:
+            return self._first_commits(base_ref, tip)
         if old is None:
             raise AirlockError(f"base branch {base!r} does not exist", hint="`git branch --list` shows your branches")
         if old == tip or self.git.descendant_of(pygit2.Oid(hex=old), pygit2.Oid(hex=tip)):
@@ -261,6 +269,22 @@ class Repo:
             f"git-airlock merge: {kind}",
         )
         return MergeOutcome(kind, old, new, checked_out)
+
+    def _first_commits(self, base_ref: str, tip: str) -> MergeOutcome:
+        """Merge into the checked-out branch of a repository with no commits yet: check out ``tip``
+        (refusing, before writing anything, if a file already there would be overwritten), then create
+        the branch at it."""
+        collector = _ConflictCollector()
+        try:
+            self.git.checkout_tree(self.git[pygit2.Oid(hex=tip)], strategy=CheckoutStrategy.SAFE, callbacks=collector)
+        except pygit2.GitError as exc:
+            paths = "\n".join(f"  {p}" for p in collector.paths) or f"  ({exc})"
+            raise AirlockError(
+                f"files in your working tree would be overwritten by the merge:\n{paths}\nnothing was changed",
+                hint="move them away (or commit them first), then run the merge again",
+            ) from exc
+        self.git.create_reference(base_ref, pygit2.Oid(hex=tip))
+        return MergeOutcome("fast-forward", EMPTY_TREE, tip, True)
 
     def _signature(self) -> pygit2.Signature:
         try:

@@ -46,6 +46,7 @@ EXPECTED = {
         "sbx policy init balanced",
         "sbx settings get ssh.agentForwardingEnabled",
         "sbx secret ls",
+        "# move refs an earlier sandbox named box left to refs/sandboxes/box@<time>/",
         "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
         "sbx run --clone --name box claude {repo} -- --model opus",
     ],
@@ -54,6 +55,7 @@ EXPECTED = {
         "sbx policy init balanced",
         "sbx settings get ssh.agentForwardingEnabled",
         "sbx secret ls",
+        "# move refs an earlier sandbox named box left to refs/sandboxes/box@<time>/",
         "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
         "sbx run --clone --name box claude {repo} -- --dangerously-skip-permissions -p 'fix the tests'",
     ],
@@ -190,7 +192,7 @@ def test_dry_run_up_outside_a_repo(tmp_path: Path, hermetic: Env, no_sbx) -> Non
     result = airlock("--dry-run", "up", cwd=folder)
     assert result.returncode == 0, result.stderr
     out = lines(result.stdout)
-    assert out[0] == f"git init {shlex.quote(str(folder))}"
+    assert out[0] == f"git init --quiet {shlex.quote(str(folder))}"
     assert out[-1].startswith("sbx run --clone --name fresh-")
     assert not (folder / ".git").exists()
 

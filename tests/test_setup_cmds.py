@@ -246,7 +246,7 @@ def test_up_outside_a_repository_dry_run_shows_git_init(hermetic: Env) -> None:
     folder.mkdir()
     result = airlock("--dry-run", "up", cwd=folder)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == f"git init {folder}"
+    assert result.stdout.splitlines()[0] == f"git init --quiet {folder}"
     assert any(line.startswith("sbx run --clone") for line in result.stdout.splitlines())
     assert not (folder / ".git").exists()
     assert hermetic.sbx_calls() == []

@@ -10,7 +10,7 @@ import click
 from git_airlock.app import App
 from git_airlock.engines.base import SandboxState
 from git_airlock.errors import AirlockError
-from git_airlock.gitcmd import SAFE, Git
+from git_airlock.gitcmd import EMPTY_TREE, SAFE, Git
 from git_airlock.plan import Step
 from git_airlock.terminal import is_terminal
 
@@ -146,6 +146,16 @@ def fetch(app: App, state: SandboxState | None = None, known: bool = False) -> N
 
     ``known`` says ``state`` was already looked up by the caller (saving an ``sbx ls``).
     """
+    if app.dry_run:
+        _fetch(app, state, known)
+        return
+    from git_airlock.locks import sandbox_lock
+
+    with sandbox_lock(app.sandbox, "fetch"):
+        _fetch(app, state, known)
+
+
+def _fetch(app: App, state: SandboxState | None, known: bool) -> None:
     if not known:
         state = sandbox_state(app)
     if app.dry_run:
@@ -251,7 +261,11 @@ def resolve_tip(app: App, base: str, sandbox_branch: str | None) -> tuple[str, s
 
 
 def base_commit(app: App, base: str) -> str:
+    """The base branch's commit; git's empty tree for the checked-out branch of a repository with no
+    commits yet (everything the sandbox made is new to it)."""
     commit = app.repo.ref_commit(f"refs/heads/{base}")
+    if commit is None and app.repo.current_branch() == base:
+        return EMPTY_TREE
     if commit is None:
         raise AirlockError(f"base branch {base!r} does not exist", hint="`git branch --list` shows your branches")
     return commit

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import sys
 import time
+from collections.abc import Callable
 
 import click
 
@@ -12,10 +15,12 @@ from git_airlock import ledger
 from git_airlock.agents import Agent, get_agent
 from git_airlock.app import App
 from git_airlock.commands._shared import confirm, fetch, require_sandbox, sandbox_state
+from git_airlock.commands.agentargs import AgentCommand, agent_args
 from git_airlock.engines.base import SandboxSpec
-from git_airlock.errors import AirlockError
+from git_airlock.errors import AirlockError, UsageError
 from git_airlock.gitcmd import Git
-from git_airlock.plan import Plan, Step
+from git_airlock.locks import forget, sandbox_lock
+from git_airlock.plan import Call, Plan, Step
 from git_airlock.policy import custom_presets
 from git_airlock.terminal import is_terminal
 
@@ -23,30 +28,44 @@ pass_app = click.make_pass_decorator(App)
 
 
 def _ensure_repo(app: App, assume_yes: bool) -> None:
-    """Offer ``git init`` when the directory is not a repository yet."""
+    """Offer ``git init`` when the directory is not a repository yet, with a first commit of the files
+    already there (the sandbox clones commits: without one, the agent would start from an empty tree)."""
     if app.location_or_none is not None:
         return
     path = os.path.abspath(app.cwd)
+    files = [entry for entry in os.listdir(path) if entry != ".git"]
+    steps = [Step(("git", "init", "--quiet", path))]
+    if files:
+        steps += [
+            Step(("git", "-C", path, "add", "--all")),
+            Step(("git", "-C", path, "commit", "--quiet", "--no-verify", "-m", "Initial commit")),
+        ]
     if app.dry_run:
-        app.runner.show(Step(("git", "init", path)))
+        app.runner.execute(Plan(list(steps)))
         return
+    also = f" and commit its {len(files)} file(s) as a first commit" if files else ""
     if not (
         assume_yes
         or (
             is_terminal(sys.stdin)
-            and click.confirm(f"{path} is not a git repository. Run `git init` here?", default=False, err=True)
+            and click.confirm(f"{path} is not a git repository. Run `git init` here{also}?", default=False, err=True)
         )
     ):
         raise AirlockError(
             f"not a git repository: {path}",
             hint="run `git init` (or `git airlock up --yes` to do it for you); the sandbox clones a repository",
         )
-    app.runner.run(Step(("git", "init", path)))
+    if files and Git(path, safe=False).run("var", "GIT_COMMITTER_IDENT", check=False) == "":
+        raise AirlockError(
+            "git does not know who you are (user.name / user.email), so it cannot make the first commit",
+            hint='git config --global user.name "Your Name"; git config --global user.email you@example.com',
+        )
+    app.runner.execute(Plan(list(steps)))
     app.__dict__.pop("location_or_none", None)
     app.__dict__.pop("settings", None)
 
 
-def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> int | None:
+def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool, operation: str) -> int | None:
     """Everything ``up`` and ``run`` share; the agent's exit status when it ran in the foreground."""
     _ensure_repo(app, assume_yes)
     location = app.location_or_none
@@ -57,6 +76,17 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> i
             hint=f"run it from the main worktree: git -C {location.main_root} airlock up",
         )
     sandbox = app.sandbox if location else _dry_run_name(root)
+    if app.dry_run:
+        return _launch(app, agent, agent_args, sandbox, root, lambda: None)
+    with sandbox_lock(sandbox, operation) as release:
+        return _launch(app, agent, agent_args, sandbox, root, release)
+
+
+def _launch(
+    app: App, agent: Agent, agent_args: list[str], sandbox: str, root: str, release: Callable[[], None]
+) -> int | None:
+    """Start the sandbox, holding its lock until the agent runs (``release`` gives it back)."""
+    location = app.location_or_none
     engine = app.engine
     state = sandbox_state(app) if location else None
     if state is not None and state.running:
@@ -83,7 +113,8 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> i
     if not os.path.exists(os.path.join(root, "AGENTS.md")):
         app.info("note: this repository has no AGENTS.md; `git airlock init` writes a starter one")
     app.info(f"sandbox: {sandbox} (agent: {agent.name}, engine: {engine.name})")
-    app.info(f"auth: {engine.auth_note(agent, dict(app.settings.service_url_pairs))}")
+    if agent.credentials:
+        app.info(f"auth: {engine.auth_note(agent, dict(app.settings.service_url_pairs))}")
 
     seeds = []
     if app.seed_config:
@@ -92,26 +123,6 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> i
         seeds = seed_files(agent, os.path.expanduser("~"), engine.sandbox_home())
         app.info(f"seeding {len(seeds)} instruction file(s) from your home directory")
 
-    if state is None and location is not None and _has_commits(root):
-        # the review ledger's starting point: sandbox commits are those after it
-        app.runner.execute(
-            Plan(
-                [
-                    Step(
-                        (
-                            "git",
-                            "-C",
-                            root,
-                            "update-ref",
-                            "-m",
-                            "git-airlock: sandbox base",
-                            f"{ledger.BASE}{sandbox}",
-                            "HEAD",
-                        )
-                    )
-                ]
-            )
-        )
     spec = SandboxSpec(
         sandbox,
         agent.name,
@@ -126,18 +137,60 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool) -> i
         app.dry_run,
     )
     setup, agent_step = engine.launch(spec, agent_args, seeds, exists=state is not None)
-    if app.tmux:
-        _start_in_tmux(app, root, setup, agent_step)
-        return None
-    app.runner.execute(setup)
+    new = state is None and location is not None
+    try:
+        if new:
+            _start_ledger(app, sandbox, root)
+        if app.tmux:
+            _start_in_tmux(app, root, setup, agent_step)
+            return None
+        app.runner.execute(setup)
+    except BaseException:
+        if new and not app.dry_run:  # all or nothing: a sandbox that could not be made leaves nothing behind
+            _discard(app, sandbox, root)
+        raise
     if app.dry_run:
         app.runner.show(agent_step)
         return None
     started = time.time()
-    status = app.runner.run(agent_step).returncode
+    status = app.runner.run(agent_step, started=release).returncode
     for problem in engine.run_problems(sandbox, started):
         app.info(f"note: {problem}")
     return status
+
+
+def _start_ledger(app: App, sandbox: str, root: str) -> None:
+    """A new sandbox's place in the review ledger: what an earlier sandbox of its name left moves aside,
+    and the commit it starts from is its base (its commits are those after it)."""
+    base = Step(("git", "-C", root, "update-ref", "-m", "git-airlock: sandbox base", f"{ledger.BASE}{sandbox}", "HEAD"))
+    if app.dry_run:
+        app.runner.show(f"move refs an earlier sandbox named {sandbox} left to refs/sandboxes/{sandbox}@<time>/")
+        app.runner.show(base)
+        return
+    retired = ledger.retire(Git(root), sandbox, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    if retired:
+        app.info(
+            f"note: an earlier sandbox named {sandbox} left commits; they are kept as {retired} "
+            f"(refs/sandboxes/{retired}/*, listed by `git airlock log --all-sandboxes`)"
+        )
+    if _has_commits(root):
+        app.runner.run(base)
+
+
+def _discard(app: App, sandbox: str, root: str) -> None:
+    """Remove whatever a failed ``up`` made of a new sandbox, each part on its own (the failure may have
+    happened before any of them existed), then its ledger base."""
+    try:
+        steps = app.engine.remove_plan(sandbox, root).steps
+    except Exception:  # nothing of it was recorded yet
+        steps = []
+    for step in steps:
+        with contextlib.suppress(Exception):
+            if isinstance(step, Step):
+                app.runner.run(dataclasses.replace(step, check=False))
+            elif isinstance(step, Call):
+                step.action()
+    Git(root).run("update-ref", "-d", f"{ledger.BASE}{sandbox}", check=False)
 
 
 def _has_commits(root: str) -> bool:
@@ -162,38 +215,42 @@ def _start_in_tmux(app: App, root: str, setup: Plan, agent_step: Step) -> None:
         app.info(f"agent running in tmux session {app.tmux_session!r}; `git airlock attach` to watch it")
 
 
-@click.command("up", context_settings={"ignore_unknown_options": True})
+@click.command("up", cls=AgentCommand)
 @click.option("-y", "--yes", is_flag=True, help="Answer yes to questions (e.g. `git init` a new folder).")
-@click.argument("agent_args", nargs=-1, type=click.UNPROCESSED)
-@pass_app
-def up_command(app: App, yes: bool, agent_args: tuple[str, ...]) -> None:
+@click.pass_context
+def up_command(ctx: click.Context, yes: bool) -> None:
     """Create the sandbox in clone mode and start the agent.
 
-    Arguments after `--` go to the agent unchanged, e.g.
+    Only arguments after `--` go to the agent, unchanged, e.g.
     `git airlock up -- --model opus`.
     """
+    app = ctx.find_object(App)
     agent = get_agent(app.settings.agent)
-    _start(app, agent, list(agent_args), yes)
+    _start(app, agent, agent_args(ctx), yes, "up")
 
 
-@click.command("run", context_settings={"ignore_unknown_options": True})
+@click.command("run", cls=AgentCommand)
 @click.option("-y", "--yes", is_flag=True, help="Answer yes to questions.")
 @click.argument("task")
-@click.argument("agent_args", nargs=-1, type=click.UNPROCESSED)
-@pass_app
-def run_command(app: App, yes: bool, task: str, agent_args: tuple[str, ...]) -> int:
+@click.pass_context
+def run_command(ctx: click.Context, yes: bool, task: str) -> int:
     """Run the agent headless on TASK, then say what it did; exits with the agent's exit status.
 
     Each agent gets its own headless form (see `git airlock presets`); agents
     without one get TASK as a plain argument. In the foreground, the sandbox's
     branches are fetched afterwards and the new commits counted.
     """
+    app = ctx.find_object(App)
+    if not task.strip():
+        raise UsageError(
+            "the task is empty", hint='say what the agent should do: `git airlock run "fix the failing test"`'
+        )
     agent = get_agent(app.settings.agent)
     args, guessed = agent.headless_args(task)
     if guessed:
         app.info(f"warning: {agent.name} has no known headless mode; passing the task as a plain argument")
     before = _sandbox_tips(app)
-    status = _start(app, agent, [*args, *agent_args], yes)
+    status = _start(app, agent, [*args, *agent_args(ctx)], yes, "run")
     if status is None:
         if not app.dry_run:
             app.info("when the agent is done: `git airlock diff` to see its work, `git airlock review` to review it")
@@ -253,6 +310,11 @@ def shell_command(app: App) -> None:
 @pass_app
 def stop_command(app: App) -> None:
     """Stop the sandbox; its VM, clone and commits are kept."""
+    with _locked(app, "stop"):
+        _stop(app)
+
+
+def _stop(app: App) -> None:
     state = require_sandbox(app)
     if state is not None and not state.running:
         app.info(f"sandbox {app.sandbox} is already stopped")
@@ -274,6 +336,11 @@ def stop_command(app: App) -> None:
 @pass_app
 def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
     """Remove the sandbox and its tmux session, after offering to fetch its commits."""
+    with _locked(app, "rm"):
+        _remove(app, do_fetch, yes, force)
+
+
+def _remove(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
     from git_airlock import tmux
 
     state = require_sandbox(app)
@@ -306,7 +373,13 @@ def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
         plan.steps.append(tmux.kill_step(app.tmux_session))
     app.runner.execute(plan)
     if not app.dry_run:
+        forget(app.sandbox)
         app.info(f"removed {app.sandbox}; {_what_stays(app, fetched)}")
+
+
+def _locked(app: App, operation: str) -> contextlib.AbstractContextManager[object]:
+    """The sandbox's lock for ``operation`` (nothing to hold in a dry run, which changes nothing)."""
+    return contextlib.nullcontext() if app.dry_run else sandbox_lock(app.sandbox, operation)
 
 
 def _what_stays(app: App, fetched: bool) -> str:
@@ -335,10 +408,11 @@ def commit_command(app: App, message: str) -> None:
             f"`commit` needs the sandbox's clone on this machine; the {app.engine.name} engine keeps it in its VM",
             hint="open `git airlock shell` and commit inside the sandbox",
         )
-    require_sandbox(app)
-    if not app.dry_run and not app.engine.uncommitted(app.sandbox):
-        app.info("nothing to commit: the sandbox's working tree is clean")
-        return
-    app.runner.execute(commit_plan(app.sandbox, message))
+    with _locked(app, "commit"):
+        require_sandbox(app)
+        if not app.dry_run and not app.engine.uncommitted(app.sandbox):
+            app.info("nothing to commit: the sandbox's working tree is clean")
+            return
+        app.runner.execute(commit_plan(app.sandbox, message))
     if not app.dry_run:
         app.info("committed in the sandbox's clone; `git airlock fetch` brings it home")

@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
     with open(argv[0], encoding="utf-8") as handle:
         config = json.load(handle)
     os.makedirs(os.path.dirname(config["socket"]), mode=0o700, exist_ok=True)
-    os.makedirs(os.path.dirname(config["log"]), exist_ok=True)
+    os.makedirs(os.path.dirname(config["log"]), mode=0o700, exist_ok=True)
     started = threading.Event()
     thread = threading.Thread(target=serve, args=(config, connection_cap(), started), daemon=True)
     thread.start()

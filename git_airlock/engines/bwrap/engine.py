@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import shlex
 import shutil
 from collections.abc import Mapping
 
@@ -179,6 +181,11 @@ class BwrapEngine(EngineDefaults):
     def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> dict:
         """Plan the sandbox's creation; returns the record it will have."""
         remote = remote_name(spec.name)
+        if os.path.lexists(paths.root):
+            raise AirlockError(
+                f"a half-made sandbox is in the way: {paths.root} (left by an `up` that was killed)",
+                hint=f"remove that folder (`rm -rf {shlex.quote(paths.root)}`), then run `up` again",
+            )
         plan.call(f"create {paths.root} (home, etc)", lambda: make_dirs(paths))
         plan.add(
             ["git", "clone", "--quiet", "--shared", "--no-checkout", "--template=", spec.repo_root, paths.clone],
@@ -205,11 +212,14 @@ class BwrapEngine(EngineDefaults):
                 "give the clone the shared checkout's index; its own changes go to an overlay layer",
                 lambda: overlay.start(paths, cache),
             )
-        else:
+        elif commit:
             plan.add(
                 ["git", "-C", paths.clone, "-c", "checkout.workers=0", "checkout", "--quiet", "--force"],
                 env=_ISOLATED_GIT,
             )
+        else:  # a repository with no commits yet: the agent starts on the same unborn branch
+            branch = _git_out(spec.repo_root, "symbolic-ref", "-q", "HEAD") or "refs/heads/main"
+            plan.add(["git", "-C", paths.clone, "symbolic-ref", "HEAD", branch], env=_ISOLATED_GIT)
         plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.url", paths.clone])
         tracking, recovery = fetch_refspecs(spec.name)
         plan.add(["git", "-C", spec.repo_root, "config", "--replace-all", f"remote.{remote}.fetch", tracking])
@@ -276,8 +286,9 @@ class BwrapEngine(EngineDefaults):
         remote = remote_name(name)
         plan = self.stop_plan(name)
         plan.call(f"remove {paths.root}", lambda: remove_tree(paths.root))
-        gate_dir = gate.Gate(name, marker(name, self._meta(name))).dir
-        plan.call(f"remove the gate's folder {gate_dir}", lambda: remove_tree(gate_dir))
+        egress = gate.Gate(name, marker(name, self._meta(name)))
+        plan.call(f"remove the gate's folder {egress.dir}", lambda: remove_tree(egress.dir))
+        plan.call(f"remove the gate's log {egress.log}", lambda: _remove_files(egress.log, egress.log + ".1"))
         plan.add(["git", "-C", repo_root, "config", "--remove-section", f"remote.{remote}"], check=False)
         plan.call(
             f"delete refs/remotes/{remote}/* (refs/sandboxes/{name}/* stay for recovery)",
@@ -404,6 +415,12 @@ def _on_sandbox_path(command: str, home: str) -> bool:
 
 def _git_out(repo: str, *args: str) -> str:
     return Git(repo, safe=False).run(*args, check=False).strip()
+
+
+def _remove_files(*paths: str) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _delete_refs(repo_root: str, prefix: str) -> None:

@@ -12,9 +12,12 @@ import os
 import tempfile
 
 from git_airlock.engines.bwrap.layout import private_dir
+from git_airlock.errors import AirlockError
 from git_airlock.jsonfile import write_json
 
 PROXY_PORT = 3128
+SOCKET_PATH_MAX = 108
+"""``sun_path``'s size on Linux, its terminating NUL included."""
 
 
 def handoff_file() -> str:
@@ -52,8 +55,15 @@ class Gate:
 
     def write(self, name: str, allow: list[str], resolve: dict[str, str], services: dict[str, dict]) -> None:
         """The gate's configuration: rules and service endpoints, never a credential (the gate reads those)."""
+        if len(os.fsencode(self.socket)) >= SOCKET_PATH_MAX:
+            raise AirlockError(
+                f"the temporary directory's path is too long for the egress gate's socket ({self.socket})",
+                hint="set TMPDIR to a shorter path (a Unix socket's path holds at most 107 bytes), or /tmp",
+            )
         for path in (self.root, self.dir, self.socket_dir):
             private_dir(path)
+        os.makedirs(self.log_dir(), mode=0o700, exist_ok=True)
+        os.chmod(self.log_dir(), 0o700)  # what the sandbox tried to reach is nobody else's business
         config = {
             "sandbox": name,
             "socket": self.socket,

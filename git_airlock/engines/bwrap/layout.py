@@ -135,8 +135,10 @@ def private_dir(path: str) -> None:
 
 
 def make_dirs(paths: Paths) -> None:
-    for directory in (paths.root, paths.home, paths.etc):
+    """The sandbox's folders, only this user's: one that already exists is tightened, not left as found."""
+    for directory in (data_root(), paths.root, paths.home, paths.etc):
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
 
 
 def write_identity(paths: Place) -> None:
