@@ -28,6 +28,11 @@ class App:
     seed_config: bool = False
     debug: bool = False
 
+    def __post_init__(self) -> None:
+        # code-airlock's switch: DRY_RUN=1 in the environment is --dry-run
+        if os.environ.get("DRY_RUN", "").strip().lower() in ("1", "true", "yes", "on"):
+            self.dry_run = True
+
     @property
     def cwd(self) -> str:
         return self.directory or os.environ.get("REPO_DIR") or os.getcwd()

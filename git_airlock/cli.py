@@ -86,7 +86,9 @@ class LazyGroup(click.Group):
 @click.option("--engine", metavar="NAME", help="Sandbox engine: sbx, bwrap or auto (default).")
 @click.option("--tmux", is_flag=True, help="Run `up`/`run` inside a host tmux session and attach.")
 @click.option("--tmux-detached", is_flag=True, help="Like --tmux, without attaching.")
-@click.option("--seed-config", is_flag=True, help="Copy the agent's user-level instruction files in.")
+@click.option(
+    "--seed-config", "--seed-user-config", is_flag=True, help="Copy the agent's user-level instruction files in."
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.version_option(__version__, "--version", prog_name="git-airlock")
 @click.pass_context

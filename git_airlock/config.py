@@ -89,9 +89,37 @@ KEYS: tuple[Key, ...] = (
         "tmux_session", "TMUX_SESSION", "airlock.tmuxSession", "", "tmux session name (default: git-airlock-<sandbox>)"
     ),
     Key("tmux_attach", "TMUX_ATTACH", "airlock.tmuxAttach", "true", "attach to the tmux session after `up --tmux`"),
+    Key("use_tmux", "USE_TMUX", "airlock.useTmux", "false", "start `up` and `run` in a tmux session, as --tmux does"),
+    Key(
+        "seed_config",
+        "SEED_CONFIG",
+        "airlock.seedConfig",
+        "false",
+        "copy the agent's user-level instruction files in, as --seed-config does (also SEED_USER_CONFIG)",
+    ),
+    Key(
+        "seed_paths",
+        "SEED_PATHS",
+        "airlock.seedPaths",
+        "",
+        "more files or folders under your HOME to copy into a new sandbox's HOME (comma-separated; "
+        "names that look like credentials are left out)",
+    ),
+    Key(
+        "fetch_submodules",
+        "FETCH_SUBMODULES",
+        "airlock.fetchSubmodules",
+        "true",
+        "fetch also brings the sandbox's commits in submodules you have initialised",
+    ),
+    Key("pr_branch", "PR_BRANCH", "airlock.prBranch", "", "branch `pr` pushes (default: airlock/<sandbox>)"),
 )
+ALIASES = {"SEED_USER_CONFIG": "SEED_CONFIG"}
+"""Other names code-airlock users know for a setting."""
+BOOLEANS = ("tmux_attach", "use_tmux", "seed_config", "fetch_submodules")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
 KEYS_BY_ENV = {key.env: key for key in KEYS}
-REPOSITORY_KEYS = frozenset({"agent", "sandbox_name", "review_tool", "tmux_session", "tmux_attach"})
+REPOSITORY_KEYS = frozenset({"agent", "sandbox_name", "review_tool", "tmux_session", "tmux_attach", "use_tmux"})
 """What a ``sandbox.conf`` in the repository (hence possibly an agent's) may set; see the module's docstring."""
 POLICY_MODES = ("allow-all", "balanced", "deny-all")
 SANDBOX_CONF = "sandbox.conf"
@@ -150,16 +178,25 @@ class Settings:
         return int(digits) * scale
 
     def flag(self, attr: str) -> bool:
-        return self.values[attr].strip().lower() in ("1", "true", "yes", "on")
+        return self.values[attr].strip().lower() in TRUE
+
+    @property
+    def seed_path_list(self) -> tuple[str, ...]:
+        return tuple(path.strip() for path in self.values["seed_paths"].split(",") if path.strip())
 
 
 def parse_sandbox_conf(text: str, path: str = SANDBOX_CONF) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines. Never executed: quotes are stripped, nothing is expanded.
+    """Parse ``KEY=VALUE`` lines as bash reads an assignment, without ever running anything.
 
-    Unknown keys are refused rather than ignored, so a typo does not silently
-    leave a sandbox with a setting the user thought they changed.
+    code-airlock sourced this file with bash, so values are read the same way: single quotes
+    keep everything, double quotes and backslashes escape, and a ``#`` that starts a word
+    begins a comment (``AGENT=codex  # the fast one``). What bash would run or expand
+    (``$``, backquotes, a second word, ``;``) is refused rather than taken literally or run.
+    Unknown keys and keys set twice are refused too, so a typo does not silently leave a
+    sandbox with a setting the user thought they changed.
     """
     values: dict[str, str] = {}
+    lines: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -168,19 +205,78 @@ def parse_sandbox_conf(text: str, path: str = SANDBOX_CONF) -> dict[str, str]:
             line = line[len("export ") :].lstrip()
         key, sep, value = line.partition("=")
         key = key.strip()
+        where = f"{path}:{number}"
         if not sep or not key:
             raise AirlockError(
-                f"{path}:{number}: expected KEY=VALUE, got {raw.strip()!r}",
+                f"{where}: expected KEY=VALUE, got {raw.strip()!r}",
                 hint="each line of sandbox.conf is KEY=VALUE; lines starting with # are comments",
             )
+        key = ALIASES.get(key, key)
         if key not in KEYS_BY_ENV:
             known = ", ".join(sorted(KEYS_BY_ENV))
-            raise AirlockError(f"{path}:{number}: unknown setting {key!r}", hint=f"known settings: {known}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[KEYS_BY_ENV[key].attr] = value
+            raise AirlockError(f"{where}: unknown setting {key!r}", hint=f"known settings: {known}")
+        if key in lines:
+            raise AirlockError(
+                f"{where}: {key} is set twice (first on line {lines[key]})", hint="keep one of the two lines"
+            )
+        lines[key] = number
+        values[KEYS_BY_ENV[key].attr] = _shell_word(value.strip(), f"{where}: {key}")
     return values
+
+
+_SPECIAL = set(";&|<>()")
+"""Characters that end an assignment in bash when unquoted: what follows would run as a command."""
+
+
+def _shell_word(text: str, what: str) -> str:
+    """One word as bash reads it after ``KEY=``: quotes removed, escapes applied, a comment dropped."""
+    word: list[str] = []
+    i = 0
+
+    def refuse(problem: str) -> AirlockError:
+        return AirlockError(
+            f"{what}: {problem}",
+            hint="sandbox.conf is read, never run: write the value itself, quoted if it has spaces "
+            '(KEY="a value"  # a comment)',
+        )
+
+    while i < len(text):
+        char = text[i]
+        if char == "'":
+            close = text.find("'", i + 1)
+            if close < 0:
+                raise refuse("a quote (') is never closed")
+            word.append(text[i + 1 : close])
+            i = close + 1
+        elif char == '"':
+            i += 1
+            while i < len(text) and text[i] != '"':
+                if text[i] in "$`":
+                    raise refuse(f"{text[i]!r} would be expanded by bash; sandbox.conf expands nothing")
+                if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in '$`"\\':
+                    i += 1
+                word.append(text[i])
+                i += 1
+            if i >= len(text):
+                raise refuse('a quote (") is never closed')
+            i += 1
+        elif char == "\\":
+            if i + 1 < len(text):
+                word.append(text[i + 1])
+            i += 2
+        elif char in " \t":
+            rest = text[i:].lstrip()
+            if rest and not rest.startswith("#"):
+                raise refuse(f"{rest!r} follows the value; quote a value that has spaces")
+            break
+        elif char in "$`":
+            raise refuse(f"{char!r} would be expanded by bash; sandbox.conf expands nothing")
+        elif char in _SPECIAL:
+            raise refuse(f"{char!r} would end the assignment in bash; quote it")
+        else:
+            word.append(char)
+            i += 1
+    return "".join(word)
 
 
 def user_sandbox_conf() -> str:
@@ -254,12 +350,20 @@ def load_settings(
                 raise _not_from_the_repository(conf_path, attr)
             values[attr], sources[attr] = value, SANDBOX_CONF
     for key in KEYS:
-        if environ.get(key.env):
-            values[key.attr], sources[key.attr] = environ[key.env], f"environment ({key.env})"
+        for name in (key.env, *(alias for alias, target in ALIASES.items() if target == key.env)):
+            if environ.get(name):
+                values[key.attr], sources[key.attr] = environ[name], f"environment ({name})"
     for attr, value in flags.items():
         if value is not None:
             values[attr], sources[attr] = value, "command line"
 
+    for attr in BOOLEANS:
+        if values[attr].strip().lower() not in TRUE + FALSE:
+            key = next(key for key in KEYS if key.attr == attr)
+            raise AirlockError(
+                f"{key.env} is {values[attr]!r} (from {sources[attr]}), which is neither true nor false",
+                hint="use true or false (also 1/0, yes/no, on/off)",
+            )
     if values["global_network_policy"] not in POLICY_MODES:
         raise AirlockError(
             f"unknown network policy {values['global_network_policy']!r} (from {sources['global_network_policy']})",

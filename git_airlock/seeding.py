@@ -26,10 +26,18 @@ def is_sensitive(relative: str) -> bool:
     return any(_SENSITIVE.search(part) for part in relative.split("/"))
 
 
-def seed_files(agent: Agent, home: str, sandbox_home: str) -> list[SeedFile]:
-    """Files under ``home`` to copy for ``agent``, mapped to the same place under ``sandbox_home``."""
+def seed_files(
+    agent: Agent, home: str, sandbox_home: str, extra: tuple[str, ...] = (), agent_files: bool = True
+) -> list[SeedFile]:
+    """Files under ``home`` to copy for ``agent`` (its instruction files, with ``agent_files``) and the
+    user's ``extra`` paths (``SEED_PATHS``, relative to ``home``), each mapped to the same place under
+    ``sandbox_home``. A path that leaves ``home`` is skipped like a link."""
     found: list[SeedFile] = []
-    for entry in agent.seed_files:
+    entries = [*(agent.seed_files if agent_files else ()), *extra]
+    for given in entries:
+        entry = os.path.relpath(os.path.normpath(os.path.join(home, os.path.expanduser(given))), home)
+        if entry.startswith(".."):
+            continue
         path = os.path.join(home, entry)
         if os.path.islink(path) or is_sensitive(entry):
             continue

@@ -25,14 +25,18 @@ def session_exists(runner: Runner, session: str) -> bool:
 
 
 def attached_clients(runner: Runner, session: str) -> int | None:
-    """How many clients are attached, or None when the session does not exist."""
-    result = runner.query(Step(("tmux", "display-message", "-p", "-t", target(session) + ":", "#{session_attached}")))
+    """How many clients are attached, or None when the session does not exist.
+
+    Read from the list of sessions by exact name: ``display-message -t`` answers for some
+    other session when the one named does not exist."""
+    result = runner.query(Step(("tmux", "list-sessions", "-F", "#{session_attached} #{session_name}")))
     if not result or result.returncode != 0:
         return None
-    try:
-        return int(result.stdout.strip() or 0)
-    except ValueError:
-        return None
+    for line in result.stdout.splitlines():
+        count, _, name = line.partition(" ")
+        if name == session and count.isdigit():
+            return int(count)
+    return None
 
 
 AFTERWARDS = (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, airlock, git
+from conftest import Env, airlock, data_dir, git
 
 
 def config_rows(repo: Path, *flags: str, env: dict | None = None) -> dict[str, dict[str, str]]:
@@ -42,6 +42,11 @@ def test_config_json_lists_every_setting(project: Path) -> None:
         "REVIEW_TOOL",
         "TMUX_SESSION",
         "TMUX_ATTACH",
+        "USE_TMUX",
+        "SEED_CONFIG",
+        "SEED_PATHS",
+        "FETCH_SUBMODULES",
+        "PR_BRANCH",
         "(derived)",
     ]
     assert rows["GLOBAL_NETWORK_POLICY"]["value"] == "balanced"
@@ -118,15 +123,17 @@ def test_sandbox_conf_is_never_executed(project: Path, hermetic: Env) -> None:
     (project / "sandbox.conf").write_text(
         "AGENT=$(touch PWNED)\nREVIEW_TOOL=`touch PWNED2`\nTMUX_SESSION=x; touch PWNED3\n"
     )
-    rows = config_rows(project)
-    assert rows["AGENT"]["value"] == "$(touch PWNED)"
-    assert rows["REVIEW_TOOL"]["value"] == "`touch PWNED2`"
-    assert rows["TMUX_SESSION"]["value"] == "x; touch PWNED3"
-
-    up = airlock("up", cwd=project)
-    assert up.returncode == 1
-    assert "error: unknown agent '$(touch PWNED)'" in up.stderr
-    assert "hint: choose one of: claude, codex, opencode, gemini" in up.stderr
+    for args in (("config",), ("up",)):
+        refused = airlock(*args, cwd=project)
+        assert refused.returncode == 1
+        assert "sandbox.conf:1: AGENT: '$' would be expanded by bash; sandbox.conf expands nothing" in refused.stderr
+        assert "hint: sandbox.conf is read, never run" in refused.stderr
+    for line, problem in (
+        ("REVIEW_TOOL=`touch PWNED2`", "'`' would be expanded by bash"),
+        ("TMUX_SESSION=x; touch PWNED3", "';' would end the assignment in bash"),
+    ):
+        (project / "sandbox.conf").write_text(line + "\n")
+        assert problem in airlock("up", cwd=project).stderr
     assert hermetic.sbx_calls() == []
     for place in (project, project.parent, hermetic.tmp, hermetic.home):
         for name in ("PWNED", "PWNED2", "PWNED3"):
@@ -141,7 +148,7 @@ def test_unknown_key_in_sandbox_conf(project: Path, hermetic: Env) -> None:
         assert result.returncode == 1, args
         assert f"error: {conf}:4: unknown setting 'AGNET'" in result.stderr
         assert "hint: known settings: AGENT, AIRLOCK_EGRESS_RESOLVE, AIRLOCK_ENGINE," in result.stderr
-        assert "ALLOW, GLOBAL_NETWORK_POLICY" in result.stderr
+        assert "ALLOW, FETCH_SUBMODULES, GLOBAL_NETWORK_POLICY" in result.stderr
     assert hermetic.sbx_calls() == []
 
 
@@ -163,9 +170,14 @@ def test_line_without_equals_in_sandbox_conf(project: Path) -> None:
         ("export AGENT=codex", "codex"),
         ('export AGENT="codex"', "codex"),
         ('AGENT="co dex"', "co dex"),
-        ('AGENT="codex', '"codex'),
         ("AGENT=a=b", "a=b"),
         ("AGENT=", ""),
+        ("AGENT=codex  # the one with the fast model", "codex"),
+        ('AGENT="co dex" # quoted, then a comment', "co dex"),
+        ("AGENT=co#dex", "co#dex"),
+        ("AGENT='it''s'", "its"),
+        (r"AGENT=co\ dex", "co dex"),
+        (r'AGENT="say \"hi\""', 'say "hi"'),
     ],
 )
 def test_sandbox_conf_values(project: Path, line: str, value: str) -> None:
@@ -173,14 +185,31 @@ def test_sandbox_conf_values(project: Path, line: str, value: str) -> None:
     assert agent_setting(project) == (value, "sandbox.conf")
 
 
-def test_sandbox_conf_comments_blank_lines_and_last_value_wins(project: Path) -> None:
+def test_sandbox_conf_comments_and_blank_lines(project: Path) -> None:
     (project / "sandbox.conf").write_text(
-        "# a comment\n\n   \n  # indented comment\nAGENT=codex\r\nSANDBOX_NAME='box-1'\nAGENT=gemini\n"
+        "# a comment\n\n   \n  # indented comment\nAGENT=codex\r\nSANDBOX_NAME='box-1'\n"
     )
     rows = config_rows(project)
-    assert (rows["AGENT"]["value"], rows["AGENT"]["source"]) == ("gemini", "sandbox.conf")
+    assert (rows["AGENT"]["value"], rows["AGENT"]["source"]) == ("codex", "sandbox.conf")
     assert rows["SANDBOX_NAME"]["value"] == "box-1"
     assert rows["(derived)"]["value"] == "box-1"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("AGENT=codex\nAGENT=gemini\n", "sandbox.conf:2: AGENT is set twice (first on line 1)"),
+        ('AGENT="codex\n', """sandbox.conf:1: AGENT: a quote (") is never closed"""),
+        ("AGENT=co dex\n", "sandbox.conf:1: AGENT: 'dex' follows the value; quote a value that has spaces"),
+        ('AGENT="$HOME"\n', "sandbox.conf:1: AGENT: '$' would be expanded by bash"),
+    ],
+)
+def test_sandbox_conf_lines_bash_would_read_otherwise_are_refused(project: Path, text: str, problem: str) -> None:
+    (project / "sandbox.conf").write_text(text)
+    result = airlock("config", cwd=project)
+    assert result.returncode == 1
+    assert problem in result.stderr
+    assert "hint: " in result.stderr
 
 
 def test_sandbox_conf_agent_is_used_by_up(project: Path, hermetic: Env) -> None:
@@ -238,3 +267,49 @@ def test_the_users_own_sandbox_conf_may_set_anything(project: Path, hermetic: En
         "sandbox.conf (user)",
     )
     assert (rows["AGENT"]["value"], rows["AGENT"]["source"]) == ("codex", "sandbox.conf")
+
+
+@pytest.mark.parametrize("where", ["environment", "sandbox.conf", "git config"])
+def test_a_switch_that_is_neither_true_nor_false_is_refused(project: Path, where: str) -> None:
+    env = {"TMUX_ATTACH": "maybe"} if where == "environment" else {}
+    if where == "sandbox.conf":
+        (project / "sandbox.conf").write_text("TMUX_ATTACH=maybe\n")
+    if where == "git config":
+        git(project, "config", "airlock.tmuxAttach", "maybe")
+    result = airlock("config", cwd=project, env=env)
+    assert result.returncode == 1
+    assert "error: TMUX_ATTACH is 'maybe'" in result.stderr and "neither true nor false" in result.stderr
+    assert "hint: use true or false" in result.stderr
+
+
+def test_code_airlock_settings_keep_their_meaning(project: Path, hermetic: Env) -> None:
+    """USE_TMUX, SEED_CONFIG/SEED_USER_CONFIG, SEED_PATHS, PR_BRANCH and DRY_RUN, as code-airlock users set them."""
+    (hermetic.home / ".claude").mkdir()
+    (hermetic.home / ".claude" / "CLAUDE.md").write_text("be brief\n")
+    (hermetic.home / "notes").mkdir()
+    (hermetic.home / "notes" / "style.md").write_text("tabs\n")
+    (hermetic.home / "notes" / "token.txt").write_text("secret\n")
+    env = {"USE_TMUX": "1", "SEED_USER_CONFIG": "yes", "SEED_PATHS": "notes, ~/notes/style.md", "DRY_RUN": "1"}
+    dry = airlock("--engine", "bwrap", "--name", "box", "up", cwd=project, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "tmux new-session" in dry.stdout  # USE_TMUX is --tmux
+    seeded = [line for line in dry.stdout.splitlines() if line.startswith("# copy ")]
+    assert any("/.claude/CLAUDE.md" in line for line in seeded)  # SEED_USER_CONFIG is --seed-config
+    assert any("/notes/style.md" in line for line in seeded)
+    assert not any("token.txt" in line for line in seeded)  # a credential-like name stays home
+    assert not data_dir(hermetic, "box").exists()  # DRY_RUN is --dry-run
+
+    alias = airlock("--engine", "bwrap", "--dry-run", "--seed-user-config", "up", cwd=project)
+    assert alias.returncode == 0 and any("/.claude/CLAUDE.md" in line for line in alias.stdout.splitlines())
+
+    rows = config_rows(project, env={"PR_BRANCH": "agent/work", "SEED_USER_CONFIG": "1"})
+    assert (rows["PR_BRANCH"]["value"], rows["PR_BRANCH"]["source"]) == ("agent/work", "environment (PR_BRANCH)")
+    assert rows["SEED_CONFIG"]["source"] == "environment (SEED_USER_CONFIG)"
+
+
+@pytest.mark.parametrize("key", ["SEED_PATHS", "SEED_CONFIG", "PR_BRANCH", "FETCH_SUBMODULES"])
+def test_code_airlock_settings_that_reach_your_files_never_come_from_the_repository(project: Path, key: str) -> None:
+    (project / "sandbox.conf").write_text(f"{key}=x\n")
+    result = airlock("config", cwd=project)
+    assert result.returncode == 1
+    assert f"sets {key}, which a file in the repository may not set" in result.stderr

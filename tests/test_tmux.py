@@ -119,3 +119,16 @@ def test_the_window_stays_and_says_how_the_agent_ended(project: Path, hermetic: 
     assert tmux("send-keys", "-t", "=git-airlock-end:", "Enter").returncode == 0
     assert tmux("wait-for", "closed").returncode == 0
     assert tmux("has-session", "-t", "=git-airlock-end").returncode != 0
+
+
+def test_status_names_a_tmux_session_only_when_that_exact_one_exists(project: Path, hermetic: Env) -> None:
+    write_agent(hermetic, "true\n")
+    assert airlock("--name", "box", "up", cwd=project).returncode == 0
+    assert tmux("new-session", "-d", "-s", "unrelated", "cat").returncode == 0
+    assert tmux("new-session", "-d", "-s", "git-airlock-box-2", "cat").returncode == 0  # a longer name
+    status = airlock("--name", "box", "status", cwd=project)
+    assert status.returncode == 0, status.stderr
+    assert "tmux:     git-airlock-box (no session)" in status.stdout
+    assert tmux("new-session", "-d", "-s", "git-airlock-box", "cat").returncode == 0
+    status = airlock("--name", "box", "status", cwd=project)
+    assert "tmux:     git-airlock-box (0 attached client(s))" in status.stdout

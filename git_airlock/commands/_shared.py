@@ -94,7 +94,7 @@ def fetch_steps(app: App, url: str | None) -> list[Step]:
             "nothing was written to your branches. `git airlock status` shows its state",
         )
     ]
-    if url:
+    if url and app.settings.flag("fetch_submodules"):
         for name, gitdir in _initialised_submodules(app):
             steps.append(
                 Step(

@@ -337,7 +337,7 @@ def pr_command(
     else prints the compare URL.
     """
     base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
-    branch = branch or f"airlock/{app.sandbox}"
+    branch = branch or app.settings.pr_branch or f"airlock/{app.sandbox}"
     if app.location_or_none is not None and app.repo.remote_url("origin") is None and not app.dry_run:
         raise AirlockError(
             "this repository has no `origin` remote to push to", hint="add one: git remote add origin URL"

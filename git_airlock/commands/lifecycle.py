@@ -76,6 +76,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool, oper
             hint=f"run it from the main worktree: git -C {location.main_root} airlock up",
         )
     sandbox = app.sandbox if location else _dry_run_name(root)
+    app.tmux = app.tmux or app.settings.flag("use_tmux")
     if app.dry_run:
         return _launch(app, agent, agent_args, sandbox, root, lambda: None)
     with sandbox_lock(sandbox, operation) as release:
@@ -117,10 +118,12 @@ def _launch(
         app.info(f"auth: {engine.auth_note(agent, dict(app.settings.service_url_pairs))}")
 
     seeds = []
-    if app.seed_config:
+    if app.seed_config or app.settings.flag("seed_config") or app.settings.seed_path_list:
         from git_airlock.seeding import seed_files
 
-        seeds = seed_files(agent, os.path.expanduser("~"), engine.sandbox_home())
+        agent_files = app.seed_config or app.settings.flag("seed_config")
+        home = os.path.expanduser("~")
+        seeds = seed_files(agent, home, engine.sandbox_home(), app.settings.seed_path_list, agent_files)
         app.info(f"seeding {len(seeds)} instruction file(s) from your home directory")
 
     spec = SandboxSpec(
