@@ -16,6 +16,9 @@ import click
 from git_airlock import __version__
 from git_airlock.errors import AirlockError, UsageError
 
+COMPLETE_VAR = "_GIT_AIRLOCK_COMPLETE"
+"""What the completion scripts set to ask for candidates; click's own name for it would be built from the
+program's name, ``git airlock``, with a space no shell can set."""
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 # name -> (module under git_airlock.commands, short help)
@@ -125,8 +128,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: translate every failure into a message and an exit code."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("GIT_AIRLOCK_DEBUG") == "1"
+    if os.environ.get(COMPLETE_VAR):
+        from git_airlock import completion  # noqa: F401  (registers its shells with click; only when asked)
     try:
-        code = cli.main(args=args, prog_name="git airlock", standalone_mode=False)
+        code = cli.main(args=args, prog_name="git airlock", complete_var=COMPLETE_VAR, standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort):
         # click turns Ctrl-C (and end of input at a prompt) into Abort
         click.echo("\ninterrupted", err=True)

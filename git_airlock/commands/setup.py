@@ -7,9 +7,10 @@ import os
 
 import click
 
+from git_airlock import completion
 from git_airlock.app import App
 from git_airlock.config import KEYS
-from git_airlock.errors import AirlockError, UsageError
+from git_airlock.errors import AirlockError
 
 pass_app = click.make_pass_decorator(App)
 
@@ -74,39 +75,23 @@ def config_command(app: App, as_json: bool) -> None:
         click.echo(f"{env:<{width}}  {shown:<28}  {source}{'  [' + git + ']' if git else ''}")
 
 
-_BASH_GIT_SUBCOMMAND = """
-# `git airlock <TAB>`: git's bash completion calls _git_airlock for the subcommand.
-_git_airlock () {{
-    __gitcomp "{commands}"
-}}
-"""
-
-
 @click.command("completion")
-@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion_command(shell: str) -> None:
-    """Print a completion script for SHELL.
+@click.argument("shell", required=False, metavar="[SHELL]", type=click.Choice(completion.SHELLS))
+def completion_command(shell: str | None) -> None:
+    """Print the completion script for SHELL (default: the shell $SHELL names).
+
+    Each script completes both `git airlock ...` and `git-airlock ...`.
 
     \b
     bash: eval "$(git-airlock completion bash)"   (in ~/.bashrc)
-    zsh:  eval "$(git-airlock completion zsh)"    (in ~/.zshrc)
-    fish: git-airlock completion fish > ~/.config/fish/completions/git-airlock.fish
+    zsh:  eval "$(git-airlock completion zsh)"    (in ~/.zshrc, after compinit)
+    fish: git-airlock completion fish > ~/.config/fish/conf.d/git-airlock.fish
     """
-    from click.shell_completion import get_completion_class
-
-    from git_airlock.cli import COMMANDS, cli
-
-    completion_class = get_completion_class(shell)
-    if completion_class is None:
-        raise UsageError(f"no completion for {shell}")
-    script = completion_class(cli, {}, "git-airlock", "_GIT_AIRLOCK_COMPLETE").source()
-    click.echo(script)
-    if shell == "bash":
-        click.echo(_BASH_GIT_SUBCOMMAND.format(commands=" ".join(COMMANDS)))
+    click.echo(completion.script(shell or completion.shell_from_env(os.environ)), nl=False)
 
 
 @click.command("help")
-@click.argument("command", required=False)
+@click.argument("command", required=False, shell_complete=completion.complete_command_names)
 @click.pass_context
 def help_command(ctx: click.Context, command: str | None) -> None:
     """Show help for git-airlock, or for COMMAND."""
