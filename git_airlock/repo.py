@@ -251,19 +251,11 @@ class Repo:
             kind = "merge"
 
         if checked_out:
-            collector = _ConflictCollector()
-            try:
-                self.git.checkout_tree(
-                    self.git[pygit2.Oid(hex=new)],
-                    strategy=CheckoutStrategy.SAFE,
-                    callbacks=collector,
-                )
-            except pygit2.GitError as exc:
-                paths = "\n".join(f"  {p}" for p in collector.paths) or f"  ({exc})"
-                raise AirlockError(
-                    f"your uncommitted changes would be overwritten by the merge:\n{paths}\nnothing was changed",
-                    hint="commit or stash them (`git stash`), then run the merge again",
-                ) from exc
+            self._checkout_safely(
+                new,
+                "your uncommitted changes would be overwritten by the merge",
+                "commit or stash them (`git stash`), then run the merge again",
+            )
         self.git.lookup_reference(base_ref).set_target(
             pygit2.Oid(hex=new),
             f"git-airlock merge: {kind}",
@@ -274,17 +266,25 @@ class Repo:
         """Merge into the checked-out branch of a repository with no commits yet: check out ``tip``
         (refusing, before writing anything, if a file already there would be overwritten), then create
         the branch at it."""
-        collector = _ConflictCollector()
-        try:
-            self.git.checkout_tree(self.git[pygit2.Oid(hex=tip)], strategy=CheckoutStrategy.SAFE, callbacks=collector)
-        except pygit2.GitError as exc:
-            paths = "\n".join(f"  {p}" for p in collector.paths) or f"  ({exc})"
-            raise AirlockError(
-                f"files in your working tree would be overwritten by the merge:\n{paths}\nnothing was changed",
-                hint="move them away (or commit them first), then run the merge again",
-            ) from exc
+        self._checkout_safely(
+            tip,
+            "files in your working tree would be overwritten by the merge",
+            "move them away (or commit them first), then run the merge again",
+        )
         self.git.create_reference(base_ref, pygit2.Oid(hex=tip))
         return MergeOutcome("fast-forward", EMPTY_TREE, tip, True)
+
+    def _checkout_safely(self, commit: str, problem: str, hint: str) -> None:
+        """Check out ``commit`` into index and working tree only if no path there would be overwritten
+        (libgit2 checks every path before it writes any); otherwise refuse, naming the paths."""
+        collector = _ConflictCollector()
+        try:
+            self.git.checkout_tree(
+                self.git[pygit2.Oid(hex=commit)], strategy=CheckoutStrategy.SAFE, callbacks=collector
+            )
+        except pygit2.GitError as exc:
+            paths = "\n".join(f"  {p}" for p in collector.paths) or f"  ({exc})"
+            raise AirlockError(f"{problem}:\n{paths}\nnothing was changed", hint=hint) from exc
 
     def _signature(self) -> pygit2.Signature:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import stat
 import subprocess
@@ -205,3 +206,51 @@ def run_in_sandbox(project: Path, name: str, script: str, *flags: str, env: dict
     return airlock(
         "--engine", "bwrap", "--agent", "shell", "--name", name, *flags, "up", "--", "-c", script, cwd=project, env=env
     )
+
+
+def sandbox_names(project: Path) -> list[str]:
+    """The sandboxes `git airlock` made for ``project``, from their git remotes."""
+    remotes = git(project, "remote").split()
+    return [remote.removeprefix("sandbox-") for remote in remotes if remote.startswith("sandbox-")]
+
+
+def gate_log(hermetic: Env, name: str) -> list[dict]:
+    """The egress gate's log of one sandbox: one entry per connection attempt."""
+    path = hermetic.home / ".local" / "state" / "git-airlock" / "net" / f"{name}.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def files_holding(root: Path, value: str) -> list[Path]:
+    """Every file under ``root`` whose bytes contain ``value``."""
+    needle = value.encode()
+    return [
+        path for path in root.rglob("*") if path.is_file() and not path.is_symlink() and needle in path.read_bytes()
+    ]
+
+
+def sandbox_setenv(dry_run_stdout: str) -> tuple[dict[str, str], list[str]]:
+    """The variables and the command of the sandbox a dry run would start (its last line: bwrap's argv)."""
+    argv = shlex.split(dry_run_stdout.splitlines()[-1])
+    env = {argv[i + 1]: argv[i + 2] for i, arg in enumerate(argv) if arg == "--setenv"}
+    return env, argv
+
+
+def key_seen_in_sandbox(
+    project: Path, hermetic: Env, name: str, key: str, env: dict[str, str]
+) -> tuple[list[str], list[str]]:
+    """Where ``key`` shows up for sandbox ``name`` (in a file it keeps: HOME, clone, layer; or, looked for
+    from inside with the shell agent, in its HOME, /run, /tmp, any process's environment or command line,
+    or the clone), and the environment the sandbox's processes see, as ``NAME=value`` lines."""
+    found = [str(path) for path in files_holding(data_dir(hermetic, name), key)]
+    head, tail = key[:12], key[12:]  # never spelled whole on a command line the scan itself could match
+    scan = (
+        f'pat={head}; pat="$pat"{tail}; '
+        'grep -rsl "$pat" /home/agent /run /tmp /proc/[0-9]*/environ /proc/[0-9]*/cmdline . > leaks.txt; '
+        "env > env.txt"
+    )
+    look = airlock(
+        "--engine", "bwrap", "--agent", "shell", "--name", name, "up", "--", "-c", scan, cwd=project, env=env
+    )
+    assert look.returncode == 0, look.stderr
+    found += sandbox_file(hermetic, name, "leaks.txt").read_text().split()
+    return found, sandbox_file(hermetic, name, "env.txt").read_text().splitlines()

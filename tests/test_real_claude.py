@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shlex
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,7 +24,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, airlock, data_dir, git
+from conftest import (
+    Env,
+    airlock,
+    data_dir,
+    files_holding,
+    gate_log,
+    git,
+    key_seen_in_sandbox,
+    sandbox_names,
+    sandbox_setenv,
+)
 from fakes.messages_api import HOST_NAME, MessagesApi, certificate
 from git_airlock.agents import AGENTS
 from git_airlock.services import PLACEHOLDER
@@ -99,33 +108,6 @@ def claude_ready(project: Path, hermetic: Env, api: MessagesApi, service: str) -
     return key, env
 
 
-def sandbox_names(project: Path) -> list[str]:
-    """The sandboxes `git airlock` made for ``project``, from their git remotes."""
-    remotes = git(project, "remote").split()
-    return [remote.removeprefix("sandbox-") for remote in remotes if remote.startswith("sandbox-")]
-
-
-def gate_log(hermetic: Env, name: str) -> list[dict]:
-    """The egress gate's log of one sandbox: one entry per connection attempt."""
-    path = hermetic.home / ".local" / "state" / "git-airlock" / "net" / f"{name}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def files_holding(root: Path, value: str) -> list[Path]:
-    """Every file under ``root`` whose bytes contain ``value``."""
-    needle = value.encode()
-    return [
-        path for path in root.rglob("*") if path.is_file() and not path.is_symlink() and needle in path.read_bytes()
-    ]
-
-
-def sandbox_setenv(dry_run_stdout: str) -> tuple[dict[str, str], list[str]]:
-    """The variables and the command of the sandbox a dry run would start (its last line: bwrap's argv)."""
-    argv = shlex.split(dry_run_stdout.splitlines()[-1])
-    env = {argv[i + 1]: argv[i + 2] for i, arg in enumerate(argv) if arg == "--setenv"}
-    return env, argv
-
-
 def assert_only_the_stand_in(api: MessagesApi, hermetic: Env, name: str, key: str, service: str = "anthropic") -> None:
     """Every request the stand-in got carried the real credential, put on by the gate; the gate
     dialled nothing else, and its log holds no credential."""
@@ -191,21 +173,9 @@ def test_run_drives_claude_code_headless_through_the_gate(
     assert row.split()[:3] == [f"{HOST_NAME}:{api.port}", str(len(api.seen())), "0"]
 
     # the key: in nothing the sandbox keeps (HOME, clone, layer), nor in what it sees while it runs
-    assert files_holding(data_dir(hermetic, name), key) == []
-    head, tail = key[:12], key[12:]  # never spelled whole on a command line the scan itself could match
-    scan = (
-        f'pat={head}; pat="$pat"{tail}; '
-        'grep -rsl "$pat" /home/agent /run /tmp /proc/[0-9]*/environ /proc/[0-9]*/cmdline . > leaks.txt; '
-        "env > env.txt"
-    )
-    look = airlock(
-        "--engine", "bwrap", "--agent", "shell", "--name", name, "up", "--", "-c", scan, cwd=project, env=env
-    )
-    assert look.returncode == 0, look.stderr
-    work = data_dir(hermetic, name) / "upper"
-    work = work if work.is_dir() else data_dir(hermetic, name) / "clone"
-    assert (work / "leaks.txt").read_text() == ""
-    assert f"ANTHROPIC_API_KEY={PLACEHOLDER}" in (work / "env.txt").read_text()
+    leaks, seen_env = key_seen_in_sandbox(project, hermetic, name, key, env)
+    assert leaks == []
+    assert f"ANTHROPIC_API_KEY={PLACEHOLDER}" in seen_env
 
     # home through review: approve, then merge
     approved = airlock("--engine", "bwrap", "approve", cwd=project)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import Env, airlock, data_dir, git
+from conftest import Env, airlock, gate_log, git, key_seen_in_sandbox, sandbox_names, sandbox_setenv
 from fakes.responses_api import HOST_NAME, ResponsesApi
 from git_airlock.agents import AGENTS
 from git_airlock.services import PLACEHOLDER
@@ -68,33 +67,6 @@ def codex_ready(project: Path, hermetic: Env, api: ResponsesApi) -> tuple[str, d
         "SSL_CERT_FILE": str(api.authority),
     }
     return key, env
-
-
-def sandbox_names(project: Path) -> list[str]:
-    """The sandboxes `git airlock` made for ``project``, from their git remotes."""
-    remotes = git(project, "remote").split()
-    return [remote.removeprefix("sandbox-") for remote in remotes if remote.startswith("sandbox-")]
-
-
-def gate_log(hermetic: Env, name: str) -> list[dict]:
-    """The egress gate's log of one sandbox: one entry per connection attempt."""
-    path = hermetic.home / ".local" / "state" / "git-airlock" / "net" / f"{name}.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def files_holding(root: Path, value: str) -> list[Path]:
-    """Every file under ``root`` whose bytes contain ``value``."""
-    needle = value.encode()
-    return [
-        path for path in root.rglob("*") if path.is_file() and not path.is_symlink() and needle in path.read_bytes()
-    ]
-
-
-def sandbox_setenv(dry_run_stdout: str) -> tuple[dict[str, str], list[str]]:
-    """The variables and the command of the sandbox a dry run would start (its last line: bwrap's argv)."""
-    argv = shlex.split(dry_run_stdout.splitlines()[-1])
-    env = {argv[i + 1]: argv[i + 2] for i, arg in enumerate(argv) if arg == "--setenv"}
-    return env, argv
 
 
 def codex_command(argv: list[str]) -> list[str]:
@@ -180,21 +152,9 @@ def test_run_drives_codex_headless_through_the_gate(
 
     # the key: in nothing the sandbox keeps (HOME with Codex's sessions, clone, layer), nor in what it
     # sees while it runs
-    assert files_holding(data_dir(hermetic, name), key) == []
-    head, tail = key[:12], key[12:]  # never spelled whole on a command line the scan itself could match
-    scan = (
-        f'pat={head}; pat="$pat"{tail}; '
-        'grep -rsl "$pat" /home/agent /run /tmp /proc/[0-9]*/environ /proc/[0-9]*/cmdline . > leaks.txt; '
-        "env > env.txt"
-    )
-    look = airlock(
-        "--engine", "bwrap", "--agent", "shell", "--name", name, "up", "--", "-c", scan, cwd=project, env=env
-    )
-    assert look.returncode == 0, look.stderr
-    work = data_dir(hermetic, name) / "upper"
-    work = work if work.is_dir() else data_dir(hermetic, name) / "clone"
-    assert (work / "leaks.txt").read_text() == ""
-    assert f"OPENAI_API_KEY={PLACEHOLDER}" in (work / "env.txt").read_text().splitlines()
+    leaks, seen_env = key_seen_in_sandbox(project, hermetic, name, key, env)
+    assert leaks == []
+    assert f"OPENAI_API_KEY={PLACEHOLDER}" in seen_env
 
     # home through review: approve, then merge
     approved = airlock("--engine", "bwrap", "approve", cwd=project)

@@ -24,15 +24,14 @@ Every request is recorded whole (method, path with its query, headers, JSON body
 from __future__ import annotations
 
 import http.server
-import itertools
 import json
-import ssl
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from fakes.standin import Handler, StandIn
 
 HOST_NAME = "api.anthropic.com"
 
@@ -94,7 +93,7 @@ class Reply:
     """Which of the scripted answers this is (``tool_use``, ``final``, ``side``), for assertions."""
 
 
-class MessagesApi:
+class MessagesApi(StandIn[Request]):
     """The HTTPS server, serving from its own thread until :meth:`stop`.
 
     ``command``: what the scripted ``tool`` (Claude Code's ``Bash``) is asked to run, once, in the first
@@ -112,54 +111,7 @@ class MessagesApi:
         self.command, self.final, self.side, self.tool = command, final, side, tool
         self.cert = cert
         """The certificate, which clients trust as its own authority."""
-        self.requests: list[Request] = []
-        self.replies: list[tuple[Request, str]] = []
-        """Each /v1/messages request with the kind of answer it got."""
-        self._lock = threading.Condition()
-        """Guards the records; notified at each answer, for :meth:`wait_for_reply`."""
-        self._ids = itertools.count(1)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(cert), str(key))
-        self.server = _Server(("127.0.0.1", 0), _handler(self))
-        # the handshake happens in the request's own thread (see _Handler.setup): a client that
-        # stalls it holds that thread only, never the accept loop
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
-        self.port: int = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def __enter__(self) -> MessagesApi:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-    def seen(self) -> list[Request]:
-        """A copy of what was received so far (the serving threads keep appending)."""
-        with self._lock:
-            return list(self.requests)
-
-    def wait_for_reply(self, kind: str, timeout: float) -> Request | None:
-        """The first /v1/messages request that got a ``kind`` answer, waiting up to ``timeout`` seconds
-        for it (woken by each answer, not by polling); None if none came."""
-
-        def found() -> Request | None:
-            return next((request for request, given in self.replies if given == kind), None)
-
-        with self._lock:
-            return self._lock.wait_for(found, timeout)
-
-    def _record(self, request: Request) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def _next_id(self, prefix: str) -> str:
-        return f"{prefix}_stand_in_{next(self._ids):04d}"
+        super().__init__(cert, key, _handler(self))
 
     def reply_for(self, request: Request) -> Reply:
         """The scripted answer to a /v1/messages request."""
@@ -175,7 +127,7 @@ class MessagesApi:
         if self.tool in request.tool_names() and not earlier_use:
             use = {
                 "type": "tool_use",
-                "id": self._next_id("toolu"),
+                "id": self.next_id("toolu"),
                 "name": self.tool,
                 "input": {"command": self.command, "description": "Create hello.txt and commit it"},
             }
@@ -185,46 +137,11 @@ class MessagesApi:
         return Reply([{"type": "text", "text": self.side}], "end_turn", "side")
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up or fails the handshake (the gate probing, a test ending) is not news."""
-
-
 def _handler(api: MessagesApi) -> type[http.server.BaseHTTPRequestHandler]:
-    class _Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive for JSON answers; a stream ends with the connection
-
-        def setup(self) -> None:
-            self.request.do_handshake()
-            super().setup()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _read_body(self) -> bytes:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                data = b""
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass  # trailers
-                        return data
-                    data += self.rfile.read(size)
-                    self.rfile.readline()
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
+    class _Handler(Handler):
         def _handle(self) -> None:
-            raw = self._read_body()
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = {"unparsed": raw.decode("utf-8", "replace")}
-            request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            api._record(request)
+            request = Request(self.command, self.path, self.lowered_headers(), self.json_body())
+            api.record(request)
             route = request.route
             if self.command == "POST" and route == "/v1/messages/count_tokens":
                 self._json(200, {"input_tokens": 42})
@@ -241,19 +158,17 @@ def _handler(api: MessagesApi) -> type[http.server.BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("request-id", api._next_id("req"))
+            self.send_header("request-id", api.next_id("req"))
             self.end_headers()
             if self.command != "HEAD":  # Claude Code's HEAD / warms the connection up: no body may follow
                 self.wfile.write(data)
 
         def _messages(self, request: Request) -> None:
             reply = api.reply_for(request)
-            with api._lock:
-                api.replies.append((request, reply.kind))
-                api._lock.notify_all()
+            api.answered(request, reply.kind)
             body = request.body or {}
             message = {
-                "id": api._next_id("msg"),
+                "id": api.next_id("msg"),
                 "type": "message",
                 "role": "assistant",
                 "model": body.get("model", "claude-stand-in"),
@@ -268,7 +183,7 @@ def _handler(api: MessagesApi) -> type[http.server.BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream; charset=utf-8")
             self.send_header("Cache-Control", "no-cache")
-            self.send_header("request-id", api._next_id("req"))
+            self.send_header("request-id", api.next_id("req"))
             self.send_header("Connection", "close")  # no length, no chunks: the stream ends with the connection
             self.end_headers()
             self.close_connection = True

@@ -33,15 +33,14 @@ Every request is recorded whole (method, path with its query, headers, JSON body
 from __future__ import annotations
 
 import http.server
-import itertools
 import json
-import ssl
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from fakes.standin import Handler, StandIn
 
 HOST_NAME = "api.openai.com"
 OUTPUTS = ("custom_tool_call_output", "function_call_output")
@@ -150,7 +149,7 @@ class Reply:
     """``code_mode`` (a custom ``exec`` call), ``function`` (an ``exec_command`` call), ``final`` or ``side``."""
 
 
-class ResponsesApi:
+class ResponsesApi(StandIn[Request]):
     """The HTTPS server, serving from its own thread until :meth:`stop`.
 
     ``directory``: where its certificates are made. ``command``: what the scripted shell call runs, once.
@@ -166,54 +165,7 @@ class ResponsesApi:
         self.command, self.final, self.side = command, final, side
         self.authority, cert, key = certificate(directory)
         """The authority that signed the server's certificate: what clients trust (``SSL_CERT_FILE``)."""
-        self.requests: list[Request] = []
-        self.replies: list[tuple[Request, str]] = []
-        """Each POST /v1/responses with the kind of answer it got."""
-        self._lock = threading.Condition()
-        """Guards the records; notified at each answer, for :meth:`wait_for_reply`."""
-        self._ids = itertools.count(1)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(str(cert), str(key))
-        self.server = _Server(("127.0.0.1", 0), _handler(self))
-        # the handshake happens in the request's own thread (see _Handler.setup): a client that
-        # stalls it holds that thread only, never the accept loop
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True, do_handshake_on_connect=False)
-        self.port: int = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def __enter__(self) -> ResponsesApi:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-    def seen(self) -> list[Request]:
-        """A copy of what was received so far (the serving threads keep appending)."""
-        with self._lock:
-            return list(self.requests)
-
-    def wait_for_reply(self, kind: str, timeout: float) -> Request | None:
-        """The first POST /v1/responses that got a ``kind`` answer, waiting up to ``timeout`` seconds for it
-        (woken by each answer, not by polling); None if none came."""
-
-        def found() -> Request | None:
-            return next((request for request, given in self.replies if given == kind), None)
-
-        with self._lock:
-            return self._lock.wait_for(found, timeout)
-
-    def _record(self, request: Request) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def _next_id(self, prefix: str) -> str:
-        return f"{prefix}_stand_in_{next(self._ids):04d}"
+        super().__init__(cert, key, _handler(self))
 
     def reply_for(self, request: Request) -> Reply:
         """The scripted answer to a POST /v1/responses."""
@@ -221,14 +173,14 @@ class ResponsesApi:
             return Reply([self._message(self.final)], "final")
         earlier_call = any(item.get("type") in ("custom_tool_call", "function_call") for item in request.input_items())
         tools = {tool.get("name"): tool for tool in request.tools()}
-        call_id = self._next_id("call")
+        call_id = self.next_id("call")
         if not earlier_call and tools.get("exec", {}).get("type") == "custom":
             source = (
                 f"const result = await tools.exec_command({{cmd: {json.dumps(self.command)}}});\ntext(result.output);\n"
             )
             item = {
                 "type": "custom_tool_call",
-                "id": self._next_id("ctc"),
+                "id": self.next_id("ctc"),
                 "call_id": call_id,
                 "name": "exec",
                 "input": source,
@@ -238,7 +190,7 @@ class ResponsesApi:
         if not earlier_call and "exec_command" in tools:
             item = {
                 "type": "function_call",
-                "id": self._next_id("fc"),
+                "id": self.next_id("fc"),
                 "call_id": call_id,
                 "name": "exec_command",
                 "arguments": json.dumps({"cmd": self.command}),
@@ -250,53 +202,18 @@ class ResponsesApi:
     def _message(self, text: str) -> dict:
         return {
             "type": "message",
-            "id": self._next_id("msg"),
+            "id": self.next_id("msg"),
             "role": "assistant",
             "status": "completed",
             "content": [{"type": "output_text", "text": text, "annotations": []}],
         }
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hangs up or fails the handshake (the gate probing, a test ending) is not news."""
-
-
 def _handler(api: ResponsesApi) -> type[http.server.BaseHTTPRequestHandler]:
-    class _Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive for JSON answers; a stream ends with the connection
-
-        def setup(self) -> None:
-            self.request.do_handshake()
-            super().setup()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _read_body(self) -> bytes:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                data = b""
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass  # trailers
-                        return data
-                    data += self.rfile.read(size)
-                    self.rfile.readline()
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
+    class _Handler(Handler):
         def _handle(self) -> None:
-            raw = self._read_body()
-            try:
-                body = json.loads(raw) if raw else None
-            except ValueError:
-                body = {"unparsed": raw.decode("utf-8", "replace")}
-            request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-            api._record(request)
+            request = Request(self.command, self.path, self.lowered_headers(), self.json_body())
+            api.record(request)
             if request.upgrade:
                 self._error(426, "the stand-in speaks plain HTTP requests only")
             elif self.command == "POST" and request.route == "/v1/responses":
@@ -312,19 +229,17 @@ def _handler(api: ResponsesApi) -> type[http.server.BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            self.send_header("x-request-id", api._next_id("req"))
+            self.send_header("x-request-id", api.next_id("req"))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
 
         def _responses(self, request: Request) -> None:
             reply = api.reply_for(request)
-            with api._lock:
-                api.replies.append((request, reply.kind))
-                api._lock.notify_all()
+            api.answered(request, reply.kind)
             body = request.body or {}
             response = {
-                "id": api._next_id("resp"),
+                "id": api.next_id("resp"),
                 "object": "response",
                 "created_at": 1767225600,
                 "status": "in_progress",
@@ -335,7 +250,7 @@ def _handler(api: ResponsesApi) -> type[http.server.BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream; charset=utf-8")
             self.send_header("Cache-Control", "no-cache")
-            self.send_header("x-request-id", api._next_id("req"))
+            self.send_header("x-request-id", api.next_id("req"))
             self.send_header("Connection", "close")  # no length, no chunks: the stream ends with the connection
             self.end_headers()
             self.close_connection = True
