@@ -95,7 +95,7 @@ KEYS: tuple[Key, ...] = (
         "SEED_CONFIG",
         "airlock.seedConfig",
         "false",
-        "copy the agent's user-level instruction files in, as --seed-config does (also SEED_USER_CONFIG)",
+        "copy the agent's user-level instruction files in, as --seed-config does",
     ),
     Key(
         "seed_paths",
