@@ -202,3 +202,13 @@ def test_real_run_without_sbx_is_a_clear_error(project: Path, hermetic: Env, no_
     assert result.returncode == 1
     assert "error: no sandbox engine is installed: neither `sbx` (Docker Sandboxes) nor `bwrap`" in result.stderr
     assert "hint: install Docker Sandboxes" in result.stderr
+
+
+def test_pr_branch_names_the_branch_pr_pushes(dry: Path, hermetic: Env) -> None:
+    """code-airlock's PR_BRANCH: the branch when none is given on the command line."""
+    result = airlock("--dry-run", "pr", "main", cwd=dry, env={"PR_BRANCH": "agent/work"})
+    assert result.returncode == 0, result.stderr
+    assert lines(result.stdout)[-2:] == [
+        "# in-process (libgit2): git branch --force agent/work sandbox-box/main",
+        f"git -C {shlex.quote(str(dry))} push --set-upstream origin refs/heads/agent/work:refs/heads/agent/work",
+    ]

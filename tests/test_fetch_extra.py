@@ -32,9 +32,13 @@ git commit -q -am "agent: bump lib"
 """,
     )
     assert airlock("--name", "sm", "up", cwd=project).returncode == 0
+    sub_gitdir = project / ".git" / "modules" / "lib"
+    # code-airlock's FETCH_SUBMODULES=false: the superproject only
+    alone = airlock("--name", "sm", "fetch", cwd=project, env={"FETCH_SUBMODULES": "false"})
+    assert alone.returncode == 0, alone.stderr
+    assert git(project, f"--git-dir={sub_gitdir}", "for-each-ref", "refs/remotes/sandbox-sm/") == ""
     fetched = airlock("--name", "sm", "fetch", cwd=project)
     assert fetched.returncode == 0, fetched.stderr
-    sub_gitdir = project / ".git" / "modules" / "lib"
     subject = git(project, f"--git-dir={sub_gitdir}", "log", "-1", "--format=%s", "refs/remotes/sandbox-sm/main")
     assert subject.strip() == "agent: lib v2"
 
