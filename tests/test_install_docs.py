@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +53,11 @@ def test_no_documented_command_installs_into_the_system_python() -> None:
         system_pip = words[:3] == ["python3", "-m", "pip"] or (words[0] in ("pip", "pip3") and "install" in words)
         assert not system_pip, f"installs into whatever Python is first on PATH: {shlex.join(words)}"
     assert "pipx install ." in README and "uv tool install ." in README
+
+
+def test_ci_lints_the_sbx_emulator_too() -> None:
+    """The emulator is a Python script without the .py suffix, which ruff would skip unless told."""
+    files = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--show-files", "."], cwd=ROOT, capture_output=True, text=True
+    )
+    assert str(ROOT / "tests" / "fakes" / "sbx") in files.stdout.split()
