@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from git_airlock.errors import AirlockError
 
-HomeFiles = Callable[[Mapping[str, str], str], dict[str, dict]]
+HomeFiles = Callable[[Mapping[str, str], str], dict[str, dict[str, object]]]
 """(the sandbox's environment, its workspace path) -> JSON to merge into files under the sandbox's HOME."""
 
 
@@ -74,7 +74,7 @@ class Agent:
         return args
 
 
-def _claude_home(env: Mapping[str, str], workspace: str) -> dict[str, dict]:
+def _claude_home(env: Mapping[str, str], workspace: str) -> dict[str, dict[str, object]]:
     """Claude Code's first start, answered where the host holds the credential (so there is no login).
 
     Claude Code 2.1 keeps these in ``~/.claude.json``: onboarding done, the API key in the
@@ -85,7 +85,10 @@ def _claude_home(env: Mapping[str, str], workspace: str) -> dict[str, dict]:
     key = env.get("ANTHROPIC_API_KEY", "")
     if not key and not env.get("CLAUDE_CODE_OAUTH_TOKEN"):
         return {}
-    state: dict = {"hasCompletedOnboarding": True, "projects": {workspace: {"hasTrustDialogAccepted": True}}}
+    state: dict[str, object] = {
+        "hasCompletedOnboarding": True,
+        "projects": {workspace: {"hasTrustDialogAccepted": True}},
+    }
     if key:
         state["customApiKeyResponses"] = {"approved": [key[-20:]], "rejected": []}
     return {".claude.json": state}

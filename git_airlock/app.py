@@ -10,11 +10,16 @@ import os
 import sys
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from git_airlock.config import Settings, load_settings
 from git_airlock.errors import AirlockError
 from git_airlock.location import RepoLocation, find_repo, require_repo
 from git_airlock.plan import Runner
+
+if TYPE_CHECKING:
+    from git_airlock.engines.base import Engine
+    from git_airlock.repo import Repo
 
 
 @dataclass
@@ -94,14 +99,14 @@ class App:
         return choose_engine(self.settings.engine)
 
     @cached_property
-    def engine(self):
+    def engine(self) -> Engine:
         from git_airlock.engines import get_engine
 
         location = self.location_or_none
         return get_engine(self.engine_choice[0], location.common_dir if location else None)
 
     @cached_property
-    def repo(self):
+    def repo(self) -> Repo:
         from git_airlock.repo import Repo
 
         return Repo(self.location)

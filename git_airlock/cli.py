@@ -64,13 +64,16 @@ class LazyGroup(click.Group):
         if entry is None:
             return None
         module = __import__(f"git_airlock.commands.{entry[0]}", fromlist=["_"])
-        return getattr(module, cmd_name.replace("-", "_") + "_command")
+        command: click.Command = getattr(module, cmd_name.replace("-", "_") + "_command")
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
             formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
 
-    def resolve_command(self, ctx, args):
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
         if name and not name.startswith("-") and name not in COMMANDS:
             from difflib import get_close_matches
@@ -96,7 +99,16 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, "--version", prog_name="git-airlock")
 @click.pass_context
 def cli(
-    ctx: click.Context, directory, dry_run, agent, sandbox_name, engine, tmux, tmux_detached, seed_config, debug
+    ctx: click.Context,
+    directory: str | None,
+    dry_run: bool,
+    agent: str | None,
+    sandbox_name: str | None,
+    engine: str | None,
+    tmux: bool,
+    tmux_detached: bool,
+    seed_config: bool,
+    debug: bool,
 ) -> None:
     """Run coding agents in disposable sandboxes and review what they commit.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -92,8 +93,8 @@ def describe(git: Git, commits: list[str]) -> list[CommitDetail]:
         for change in detail.changes:
             reason = hostcode.path_reason(change.path, change.new_mode, change.old_mode) or hostcode.content_reason(
                 change.path,
-                lambda c=change: blobs.get(c.old_blob),
-                lambda c=change: blobs.get(c.new_blob),
+                functools.partial(blobs.get, change.old_blob),
+                functools.partial(blobs.get, change.new_blob),
             )
             if reason:
                 detail.host_code.append((change.path, reason))

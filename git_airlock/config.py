@@ -353,9 +353,9 @@ def load_settings(
         for name in (key.env, *(alias for alias, target in ALIASES.items() if target == key.env)):
             if environ.get(name):
                 values[key.attr], sources[key.attr] = environ[name], f"environment ({name})"
-    for attr, value in flags.items():
-        if value is not None:
-            values[attr], sources[attr] = value, "command line"
+    for attr, given in flags.items():
+        if given is not None:
+            values[attr], sources[attr] = given, "command line"
 
     for attr in BOOLEANS:
         if values[attr].strip().lower() not in TRUE + FALSE:

@@ -71,7 +71,9 @@ def _pushed_args(update: Update, remote: str, stop: list[str]) -> list[str]:
     return args
 
 
-def find_flagged(git: Git, view: ledger.Ledger, updates: list[Update], remote: str) -> dict[Update, list]:
+def find_flagged(
+    git: Git, view: ledger.Ledger, updates: list[Update], remote: str
+) -> dict[Update, list[tuple[str, str]]]:
     """For each update, ``(commit, sandbox)`` pairs of unreviewed sandbox commits it pushes."""
     owner: dict[str, str] = {}
     stops: dict[tuple[str, ...], None] = {}

@@ -59,7 +59,8 @@ def acquire(name: str, operation: str) -> int:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").split()
             os.close(fd)
-            busy = f"{holder[0]} in progress, pid {holder[1]}" if len(holder) == 2 else "in use"
+            # the holder writes who it is just after it takes the lock: between the two, nobody is named
+            busy = f"{holder[0]} in progress, pid {holder[1]}" if len(holder) == 2 else "another command is starting"
             raise AirlockError(
                 f"sandbox {name} is busy ({busy})",
                 hint="wait for that command to finish, then run yours again",

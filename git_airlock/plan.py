@@ -14,9 +14,13 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TextIO, TypedDict
 
 from git_airlock.errors import AirlockError, CommandFailed
 from git_airlock.gitcmd import scrubbed_git_env
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is 3.11+; only the type checker reads this
 
 
 def quote_argv(argv: Iterable[str]) -> str:
@@ -49,6 +53,18 @@ class Step:
         return line
 
 
+class StepOptions(TypedDict, total=False):
+    """The keyword fields of :class:`Step`, for :meth:`Plan.add`."""
+
+    cwd: str | None
+    env: Mapping[str, str]
+    interactive: bool
+    check: bool
+    tolerate: str | None
+    stdin: str | None
+    hint: str | None
+
+
 @dataclass(frozen=True)
 class Call:
     """Work done in-process (writing a file, removing a directory): described in a dry run, done in a real one."""
@@ -67,7 +83,7 @@ class Plan:
         self.steps.append(Call(description, action))
         return self
 
-    def add(self, argv: Iterable[str], **kwargs) -> Plan:
+    def add(self, argv: Iterable[str], **kwargs: Unpack[StepOptions]) -> Plan:
         self.steps.append(Step(tuple(argv), **kwargs))
         return self
 
@@ -91,7 +107,7 @@ class Result:
 class Runner:
     """Executes steps for real, or prints them when ``dry_run`` is set."""
 
-    def __init__(self, dry_run: bool = False, out=None) -> None:
+    def __init__(self, dry_run: bool = False, out: TextIO | None = None) -> None:
         self.dry_run = dry_run
         self.out = out or sys.stdout
 

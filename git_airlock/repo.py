@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 import pygit2
 from pygit2.enums import CheckoutNotify, CheckoutStrategy, DiffStatsFormat
@@ -22,7 +23,7 @@ from git_airlock.location import RepoLocation
 
 @dataclass(frozen=True)
 class MergeOutcome:
-    kind: str
+    kind: Literal["up-to-date", "fast-forward", "merge"]
     """'up-to-date', 'fast-forward' or 'merge'."""
     old: str
     new: str
@@ -70,7 +71,14 @@ class _ConflictCollector(pygit2.callbacks.CheckoutCallbacks):
     def checkout_notify_flags(self) -> CheckoutNotify:
         return CheckoutNotify.CONFLICT
 
-    def checkout_notify(self, why, path, baseline, target, workdir) -> None:
+    def checkout_notify(
+        self,
+        why: CheckoutNotify,
+        path: str,
+        baseline: pygit2.DiffFile | None,
+        target: pygit2.DiffFile | None,
+        workdir: pygit2.DiffFile | None,
+    ) -> None:
         self.paths.append(path)
 
 
@@ -159,7 +167,7 @@ class Repo:
 
     def commit_view(self, commit: str) -> CommitView:
         """Author, date, full message and patch of one commit, read by libgit2 (no textconv, no filters)."""
-        obj = self.git[pygit2.Oid(hex=commit)]
+        obj = self.git[pygit2.Oid(hex=commit)].peel(pygit2.Commit)
         if obj.parents:
             diff = self.git.diff(obj.parents[0], obj, context_lines=3)
         else:
@@ -229,6 +237,7 @@ class Repo:
         if checked_out and self.git.head_is_unborn:
             raise AirlockError(f"branch {base!r} has no commits yet")
 
+        kind: Literal["fast-forward", "merge"]
         if self.git.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=old)):
             kind, new = "fast-forward", tip
         else:

@@ -28,7 +28,9 @@ def difftool_settings(repo_root: str) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def review_repository(repo_root: str, common_dir: str, extra: list[tuple[str, str]]) -> Iterator[tuple[str, dict]]:
+def review_repository(
+    repo_root: str, common_dir: str, extra: list[tuple[str, str]]
+) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield ``(path, environment)`` of a scratch repository sharing the host's objects."""
     with tempfile.TemporaryDirectory(prefix="git-airlock-review-") as scratch:
         repo = os.path.join(scratch, "repo")

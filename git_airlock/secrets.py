@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING, Literal, TypedDict
 
 from git_airlock.errors import AirlockError
 
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+
+class InKeyring(TypedDict):
+    store: Literal["keyring"]
+
+
 KEYRING_SERVICE = "git-airlock"
 """The keyring entry's service name; the username is the credential's service (``anthropic``)."""
-IN_KEYRING = {"store": "keyring"}
+IN_KEYRING: InKeyring = {"store": "keyring"}
 """What ``secrets.json`` holds for a credential kept in the keyring (a string is the value itself)."""
 
 
@@ -32,7 +41,7 @@ def store_path() -> str:
     return os.path.join(user_config_dir("git-airlock"), "secrets.json")
 
 
-def _load() -> dict[str, str | dict]:
+def _load() -> dict[str, str | InKeyring]:
     try:
         with open(store_path(), encoding="utf-8") as handle:
             data = json.load(handle)
@@ -45,7 +54,7 @@ def _load() -> dict[str, str | dict]:
     return {str(k): v if v == IN_KEYRING else str(v) for k, v in data.items()}
 
 
-def _save(data: dict[str, str | dict]) -> None:
+def _save(data: dict[str, str | InKeyring]) -> None:
     from git_airlock.jsonfile import write_json
 
     path = store_path()
@@ -53,7 +62,7 @@ def _save(data: dict[str, str | dict]) -> None:
     write_json(path, data)  # 0600
 
 
-def os_keyring():
+def os_keyring() -> KeyringBackend | None:
     """The OS keyring's backend, or None where none answers (``keyring`` then offers only its fail backend)."""
     try:
         import keyring
@@ -67,7 +76,7 @@ def os_keyring():
     return backend
 
 
-def require_keyring():
+def require_keyring() -> KeyringBackend:
     """The OS keyring's backend, or a clear error where none answers."""
     backend = os_keyring()
     if backend is None:
@@ -144,10 +153,11 @@ def available(service: str, env_name: str) -> bool:
 def lookup(service: str, env_name: str) -> str | None:
     """The credential for ``service``: stored first, else the host environment."""
     entry = _load().get(service)
+    value = entry if isinstance(entry, str) else None
     if entry == IN_KEYRING:
         backend = os_keyring()
         try:
-            entry = backend.get_password(KEYRING_SERVICE, service) if backend else None
+            value = backend.get_password(KEYRING_SERVICE, service) if backend else None
         except Exception:  # a locked or vanished keyring: the endpoint then says no credential is stored
-            entry = None
-    return entry or os.environ.get(env_name) or None
+            value = None
+    return value or os.environ.get(env_name) or None

@@ -11,6 +11,7 @@ in its environment, files, argv or process list.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 PLACEHOLDER = "airlock-placeholder-credential"
 
@@ -48,3 +49,18 @@ SERVICES: dict[str, Service] = {
         ),
     )
 }
+
+
+class Endpoint(TypedDict):
+    """A credential endpoint as the egress gate's configuration holds it: where and how, never the credential."""
+
+    upstream: str
+    header: str
+    prefix: str
+    key_env: str
+
+
+class CredentialEndpoint(Endpoint):
+    """An endpoint with the credential the gate puts on its requests (held in the gate's memory only)."""
+
+    secret: str

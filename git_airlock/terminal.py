@@ -29,6 +29,7 @@ import re
 import shlex
 import subprocess
 import sys
+from typing import TextIO
 
 _UNSAFE = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f"  # C0 (not tab, newline), DEL, C1
@@ -80,7 +81,7 @@ def colorize_patch(patch: str) -> str:
     return "".join(lines)
 
 
-def is_terminal(stream=None) -> bool:
+def is_terminal(stream: TextIO | None = None) -> bool:
     """True when ``stream`` (stdout by default) is an interactive terminal."""
     stream = stream or sys.stdout
     try:

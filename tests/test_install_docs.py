@@ -44,7 +44,7 @@ def commands(text: str) -> list[list[str]]:
 def test_ci_runs_the_readme_development_install_and_test_commands() -> None:
     install = commands(code_after("For development"))
     test = commands(code_after("## Run the tests"))
-    assert commands(CI) == [*install, [".venv/bin/ruff", "check", "."], *test]
+    assert commands(CI) == [*install, [".venv/bin/ruff", "check", "."], [".venv/bin/mypy"], *test]
 
 
 def test_no_documented_command_installs_into_the_system_python() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -194,7 +195,7 @@ def _fetch(app: App, state: SandboxState | None, known: bool) -> None:
 
 def warn_uncommitted(app: App) -> None:
     """Work the agent has not committed is not in any fetch: say so rather than lose it silently."""
-    uncommitted = getattr(app.engine, "uncommitted", None)
+    uncommitted: Callable[[str], list[str]] | None = getattr(app.engine, "uncommitted", None)
     changed = uncommitted(app.sandbox) if uncommitted else []
     if changed:
         from git_airlock.terminal import sanitize_line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TypedDict
 
 import click
 
@@ -15,12 +16,34 @@ from git_airlock.terminal import sanitize_line
 pass_app = click.make_pass_decorator(App)
 
 
-def unreviewed_report(app: App, all_sandboxes: bool) -> list[dict]:
+class HostCodeFile(TypedDict):
+    path: str
+    reason: str
+
+
+class UnreviewedCommit(TypedDict):
+    id: str
+    author: str
+    date: str
+    subject: str
+    files: list[str]
+    host_code: list[HostCodeFile]
+
+
+class UnreviewedBranch(TypedDict):
+    """One row of ``log --json``."""
+
+    sandbox: str
+    branch: str
+    commits: list[UnreviewedCommit]
+
+
+def unreviewed_report(app: App, all_sandboxes: bool) -> list[UnreviewedBranch]:
     """Per sandbox and branch, the unreviewed commits, oldest first."""
     git = Git(app.location.root)
     view = ledger.read(git)
     names = sorted(view.sandboxes) if all_sandboxes else [app.sandbox]
-    rows = []
+    rows: list[UnreviewedBranch] = []
     for name in names:
         sandbox = view.sandboxes.get(name)
         for branch in sorted(sandbox.tips) if sandbox else []:

@@ -27,6 +27,14 @@ from git_airlock.terminal import is_terminal
 pass_app = click.make_pass_decorator(App)
 
 
+def _app(ctx: click.Context) -> App:
+    """The App the root command made, found as ``pass_app`` finds it (for commands that need ``ctx`` too)."""
+    app = ctx.find_object(App)
+    if app is None:  # what pass_app raises: a command run outside the `git airlock` group
+        raise RuntimeError("Managed to invoke callback without a context object of type 'App' existing.")
+    return app
+
+
 def _ensure_repo(app: App, assume_yes: bool) -> None:
     """Offer ``git init`` when the directory is not a repository yet, with a first commit of the files
     already there (the sandbox clones commits: without one, the agent would start from an empty tree)."""
@@ -227,7 +235,7 @@ def up_command(ctx: click.Context, yes: bool) -> None:
     Only arguments after `--` go to the agent, unchanged, e.g.
     `git airlock up -- --model opus`.
     """
-    app = ctx.find_object(App)
+    app = _app(ctx)
     agent = get_agent(app.settings.agent)
     _start(app, agent, agent_args(ctx), yes, "up")
 
@@ -243,7 +251,7 @@ def run_command(ctx: click.Context, yes: bool, task: str) -> int:
     without one get TASK as a plain argument. In the foreground, the sandbox's
     branches are fetched afterwards and the new commits counted.
     """
-    app = ctx.find_object(App)
+    app = _app(ctx)
     if not task.strip():
         raise UsageError(
             "the task is empty", hint='say what the agent should do: `git airlock run "fix the failing test"`'
@@ -405,15 +413,17 @@ def commit_command(app: App, message: str) -> None:
     is the agent's). Only for engines whose clone is on this machine (bwrap);
     with sbx, use `git airlock shell` and commit inside.
     """
-    commit_plan = getattr(app.engine, "commit_plan", None)
-    if commit_plan is None:
+    # only engines whose clone is on this machine (bwrap) have these
+    commit_plan: Callable[[str, str], Plan] | None = getattr(app.engine, "commit_plan", None)
+    uncommitted: Callable[[str], list[str]] | None = getattr(app.engine, "uncommitted", None)
+    if commit_plan is None or uncommitted is None:
         raise AirlockError(
             f"`commit` needs the sandbox's clone on this machine; the {app.engine.name} engine keeps it in its VM",
             hint="open `git airlock shell` and commit inside the sandbox",
         )
     with _locked(app, "commit"):
         require_sandbox(app)
-        if not app.dry_run and not app.engine.uncommitted(app.sandbox):
+        if not app.dry_run and not uncommitted(app.sandbox):
             app.info("nothing to commit: the sandbox's working tree is clean")
             return
         app.runner.execute(commit_plan(app.sandbox, message))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 import click
 
@@ -44,7 +45,8 @@ def summarize(lines: list[str]) -> list[tuple[str, str, int, int, int]]:
         row = table.setdefault(key, [0, 0, 0])
         row[0 if entry.get("action") == "allowed" else 1] += 1
         row[2] += int(entry.get("sent", 0)) + int(entry.get("received", 0))
-    return sorted(((s, h, *r) for (s, h), r in table.items()), key=lambda row: (-(row[2] + row[3]), row[1]))
+    rows = [(s, h, allowed, blocked, size) for (s, h), (allowed, blocked, size) in table.items()]
+    return sorted(rows, key=lambda row: (-(row[2] + row[3]), row[1]))
 
 
 def _read_lines(paths: list[str]) -> list[str]:
@@ -89,7 +91,7 @@ def net_command(app: App, all_sandboxes: bool, follow: bool) -> None:
     sbx: `sbx policy log`. bwrap: the egress proxy's log of every connection attempt.
     """
     app.require_engine()
-    net_logs = getattr(app.engine, "net_logs", None)
+    net_logs: Callable[[str | None], list[str]] | None = getattr(app.engine, "net_logs", None)
     if net_logs is None:
         app.runner.execute(app.engine.net_plan(None if all_sandboxes else app.sandbox))
         return

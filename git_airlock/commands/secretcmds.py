@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,17 +12,21 @@ from git_airlock.app import App
 from git_airlock.errors import AirlockError
 from git_airlock.terminal import is_terminal
 
+if TYPE_CHECKING:
+    from git_airlock.services import Service
+
 pass_app = click.make_pass_decorator(App)
 
 
 def _read_value(service: str) -> str:
     """The credential from a hidden prompt, or from standard input: never from the command line."""
     if is_terminal(sys.stdin):
-        return click.prompt(f"{service} credential", hide_input=True, err=True)
+        value: str = click.prompt(f"{service} credential", hide_input=True, err=True)
+        return value
     return sys.stdin.read()
 
 
-def _local_service(service: str):
+def _local_service(service: str) -> Service:
     from git_airlock.services import SERVICES
 
     if service not in SERVICES:

@@ -5,6 +5,8 @@ It runs often, so it asks git with plumbing calls instead of loading pygit2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from git_airlock import tmux
@@ -33,7 +35,7 @@ def status_command(app: App) -> None:
     click.echo(f"engine:   {engine} ({why})")
     if state is not None and state.detail:
         click.echo(f"          {sanitize(state.detail)}")
-    uncommitted = getattr(app.engine, "uncommitted", None)
+    uncommitted: Callable[[str], list[str]] | None = getattr(app.engine, "uncommitted", None)
     changed = uncommitted(app.sandbox) if uncommitted and state is not None else []
     if changed:
         click.echo(f"worktree: {len(changed)} uncommitted change(s) in the sandbox (`git airlock commit -m ...`)")

@@ -19,7 +19,7 @@ import socket
 import sys
 
 
-def hand_off(fd, socket_path):
+def hand_off(fd: int, socket_path: str) -> bool:
     """Give descriptor ``fd`` to the proxy at ``socket_path``; True once the proxy serves it."""
     control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -38,7 +38,7 @@ def hand_off(fd, socket_path):
         control.close()
 
 
-def listen_and_hand_off(port, socket_path):
+def listen_and_hand_off(port: int, socket_path: str) -> bool:
     """Listen on 127.0.0.1:PORT and give the socket to the proxy (the sandbox keeps no copy)."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
@@ -50,7 +50,7 @@ def listen_and_hand_off(port, socket_path):
         listener.close()
 
 
-def main(argv):
+def main(argv: "list[str]") -> int:  # quoted: the sandbox's Python may predate list[str]
     if len(argv) < 4 or argv[2] != "--":
         print("usage: handoff.py PORT SOCKET -- COMMAND...", file=sys.stderr)
         return 2

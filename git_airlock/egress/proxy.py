@@ -39,11 +39,17 @@ import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Literal, TypedDict
 from urllib.parse import urlsplit
 
 from git_airlock.egress import names, tls, tunnel
 from git_airlock.egress.rules import NOT_ALLOWED, Rules
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is 3.11+; only the type checker reads this
+
+    from git_airlock.services import CredentialEndpoint
 
 MAX_HEAD = 64 * 1024
 HEAD_TIMEOUT = 10.0
@@ -74,6 +80,24 @@ _REASONS = {
 }
 
 
+class Attempt(TypedDict, total=False):
+    """One connection attempt as the log holds it (a JSON line); what is known of it so far, while it is made."""
+
+    time: float
+    sandbox: str
+    host: str
+    port: int
+    credential: str
+    """The service whose credential the gate put on the request (credential endpoints)."""
+    action: Literal["allowed", "blocked", "failed"]
+    reason: str
+    sni: str
+    sent: int
+    received: int
+    status: int
+    """The status of the API's first response (credential endpoints)."""
+
+
 class Refused(Exception):
     """A request the proxy answers with an error status instead of serving."""
 
@@ -89,9 +113,9 @@ class Proxy:
         self,
         sandbox: str,
         rules: Rules,
-        log: Callable[[dict], None],
+        log: Callable[[Attempt], None],
         resolve: Callable[[str], str] | None = None,
-        services: dict[str, dict] | None = None,
+        services: dict[str, CredentialEndpoint] | None = None,
     ) -> None:
         self.sandbox = sandbox
         self.rules = rules
@@ -102,18 +126,18 @@ class Proxy:
         self.head_timeout = HEAD_TIMEOUT
         self.connect_timeout = CONNECT_TIMEOUT
         self.max_connections = MAX_CONNECTIONS
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # serve() sets it
+        self.loop: asyncio.AbstractEventLoop  # serve() sets it
         self.pipes = tunnel.Pipes()
         self.open_connections = 0
         self.listeners: list[socket.socket] = []
-        self.tasks: set[asyncio.Task] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         """Every accept loop and connection: asyncio keeps only weak references to tasks, and a tunnel
         whose sockets are both out of the selector (one half-closed, one draining) would be collected."""
         self.idle = asyncio.Event()
         """Set whenever no connection is open (tests wait on it instead of sleeping)."""
         self.idle.set()
 
-    def _spawn(self, coroutine) -> None:
+    def _spawn(self, coroutine: Coroutine[object, object, None]) -> None:
         task = self.loop.create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -195,7 +219,7 @@ class Proxy:
             await self._service(method, target, headers, rest, conn)
             return
         host, port, forward = _destination(method, target, headers, rest)
-        entry = {"time": time.time(), "sandbox": self.sandbox, "host": host[:255], "port": port}
+        entry: Attempt = {"time": time.time(), "sandbox": self.sandbox, "host": host[:255], "port": port}
         self._check_names(entry, host, method, headers)
         self._check(entry)
         upstream = await self._dial(entry, host, port)
@@ -211,7 +235,7 @@ class Proxy:
         finally:
             upstream.close()
 
-    async def _relay(self, entry: dict, conn: socket.socket, upstream: socket.socket, forward: bytes) -> None:
+    async def _relay(self, entry: Attempt, conn: socket.socket, upstream: socket.socket, forward: bytes) -> None:
         """Send ``forward`` (what came with the head) upstream, then splice both ways until both end."""
         moved = [len(forward), 0]
         try:
@@ -267,15 +291,15 @@ class Proxy:
         await tunnel.send_all(self.loop, conn, b"serving\n")
         return b""
 
-    def _block(self, entry: dict, **why: str) -> None:
+    def _block(self, entry: Attempt, **why: Unpack[tls.Refusal]) -> None:
         self.log({**entry, "action": "blocked", **why, "sent": 0, "received": 0})
 
-    def _check(self, entry: dict) -> None:
+    def _check(self, entry: Attempt) -> None:
         if not self.rules.allows(entry["host"], entry["port"]):
             self._block(entry, reason=NOT_ALLOWED)
             raise Refused(403, f"{entry['host']}:{entry['port']} is not allowed by the sandbox's network policy")
 
-    def _check_names(self, entry: dict, host: str, method: str, headers: bytes) -> None:
+    def _check_names(self, entry: Attempt, host: str, method: str, headers: bytes) -> None:
         """400 for a host name no resolver can encode, or a plain request whose ``Host`` names another
         destination (the server behind would serve that one); a request without ``Host`` goes as it is."""
         if not names.valid_host(host):
@@ -290,7 +314,7 @@ class Proxy:
             self._block(entry, reason="the Host header names another destination than the request")
             raise Refused(400, "the Host header must name the request's host and port")
 
-    async def _dial(self, entry: dict, host: str, port: int) -> socket.socket:
+    async def _dial(self, entry: Attempt, host: str, port: int) -> socket.socket:
         try:
             return await _connect(self.loop, self.resolve(host), port, self.loop.time() + self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
@@ -311,7 +335,7 @@ class Proxy:
         upstream = urlsplit(service["upstream"])
         host, tls = upstream.hostname or "", upstream.scheme == "https"
         port = upstream.port or (443 if tls else 80)
-        entry = {"time": time.time(), "sandbox": self.sandbox, "host": host, "port": port, "credential": name}
+        entry: Attempt = {"time": time.time(), "sandbox": self.sandbox, "host": host, "port": port, "credential": name}
         self._check(entry)
         dropped = (b"host:", b"x-api-key:", b"authorization:", service["header"].encode().lower() + b":")
         kept = [line for line in _close(headers).split(b"\r\n") if line and not line.lower().startswith(dropped)]
@@ -323,7 +347,7 @@ class Proxy:
         head += b"\r\n".join(kept) + b"\r\n\r\n" + rest
         raw = await self._dial(entry, host, port)
         moved = [len(head), 0]
-        answer: dict[str, int] = {}
+        answer: Attempt = {}
         try:
             streams = await self._verified_tls(entry, raw, host) if tls else None
             try:
@@ -338,7 +362,7 @@ class Proxy:
             raw.close()
 
     async def _verified_tls(
-        self, entry: dict, raw: socket.socket, host: str
+        self, entry: Attempt, raw: socket.socket, host: str
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """TLS to the API host with its certificate checked: the credential goes to nobody else."""
         context = ssl.create_default_context()
@@ -416,6 +440,7 @@ async def _connect(loop: asyncio.AbstractEventLoop, address: str, port: int, dea
 
     ``asyncio.TimeoutError`` once ``deadline`` (loop time) passes.
     """
+    infos: list[tuple[socket.AddressFamily, tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]]]
     try:
         literal = ipaddress.ip_address(address)
         infos = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, (address, port))]
@@ -450,7 +475,7 @@ async def _bridge_tls(
     writer: asyncio.StreamWriter,
     head: bytes,
     moved: list[int],
-    answer: dict[str, int],
+    answer: Attempt,
 ) -> None:
     """Relay the plain client connection over the TLS streams to the service's API host.
 
@@ -531,7 +556,7 @@ class JsonLog:
         self.size = os.fstat(self.handle.fileno()).st_size
         self.pending: list[str] = []
 
-    def __call__(self, entry: dict) -> None:
+    def __call__(self, entry: Attempt) -> None:
         if not self.pending:
             asyncio.get_running_loop().call_soon(self.flush)
         self.pending.append(json.dumps(entry) + "\n")

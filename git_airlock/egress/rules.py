@@ -22,6 +22,8 @@ address and port". Ports 443 and 80 fit all three.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from git_airlock.policy import validate_rule
 
 NOT_ALLOWED = "not allowed by the network policy"
@@ -53,7 +55,7 @@ class Rule:
 class Rules:
     """An allow list and a deny list; ``allow_all`` lets everything through that is not denied."""
 
-    def __init__(self, allow: list[str], deny: list[str] = (), allow_all: bool = False) -> None:
+    def __init__(self, allow: Iterable[str], deny: Iterable[str] = (), allow_all: bool = False) -> None:
         self.allow = [Rule(text, WEB_PORTS) for text in allow]
         self.deny = [Rule(text, None) for text in deny]
         self.allow_all = allow_all

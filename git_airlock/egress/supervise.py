@@ -18,25 +18,51 @@ import socket
 import subprocess
 import sys
 import threading
+from typing import TYPE_CHECKING, TypedDict
 
 from git_airlock.egress.proxy import MAX_CONNECTIONS, JsonLog, Proxy
 from git_airlock.egress.rules import Rules
 from git_airlock.egress.tunnel import MAX_PIPES
 from git_airlock.secrets import lookup
 
-_control: dict = {}
+if TYPE_CHECKING:
+    from git_airlock.services import CredentialEndpoint, Endpoint
+
+
+class _GateBasics(TypedDict):
+    sandbox: str
+    socket: str
+    log: str
+    allow: list[str]
+
+
+class GateConfig(_GateBasics, total=False):
+    """The gate's configuration file, as ``engines.bwrap.gate`` writes it: policy and endpoints, no credential."""
+
+    resolve: dict[str, str]
+    services: dict[str, Endpoint]
+    deny: list[str]
+    allow_all: bool
+
+
+class _Control(TypedDict, total=False):
+    stop: asyncio.Event
+    loop: asyncio.AbstractEventLoop
+
+
+_control: _Control = {}
 """The proxy thread's loop and stop event, for the main thread to end it."""
 
 
-def serve(config: dict, max_connections: int, started: threading.Event) -> None:
+def serve(config: GateConfig, max_connections: int, started: threading.Event) -> None:
     """Run the proxy on the config's Unix socket until told to stop (in its own thread)."""
 
     async def main() -> None:
         stop = asyncio.Event()
-        _control.update(stop=stop, loop=asyncio.get_running_loop())
+        _control.update({"stop": stop, "loop": asyncio.get_running_loop()})
         log = JsonLog(config["log"])
         resolve = config.get("resolve") or {}
-        services = {}
+        services: dict[str, CredentialEndpoint] = {}
         for name, service in (config.get("services") or {}).items():
             secret = lookup(name, service["key_env"])
             if secret:
@@ -95,7 +121,7 @@ def main(argv: list[str]) -> int:
         print("usage: python -m git_airlock.egress.supervise CONFIG.json -- COMMAND...", file=sys.stderr)
         return 2
     with open(argv[0], encoding="utf-8") as handle:
-        config = json.load(handle)
+        config: GateConfig = json.load(handle)
     os.makedirs(os.path.dirname(config["socket"]), mode=0o700, exist_ok=True)
     os.makedirs(os.path.dirname(config["log"]), mode=0o700, exist_ok=True)
     started = threading.Event()

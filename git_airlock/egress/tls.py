@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import TypedDict
 
 from git_airlock.egress import names, tunnel
 
@@ -127,6 +128,17 @@ def _host_name(body: _Reader) -> str:
     return raw.decode("ascii")
 
 
+class _Reason(TypedDict):
+    reason: str
+
+
+class Refusal(_Reason, total=False):
+    """Why a tunnel must close unused, as fields of its log line."""
+
+    sni: str
+    """The server name the client asked for, when it is a host name."""
+
+
 async def screen(
     loop: asyncio.AbstractEventLoop,
     conn: socket.socket,
@@ -134,7 +146,7 @@ async def screen(
     host: str,
     early: bytes,
     deadline: float,
-) -> dict[str, str] | None:
+) -> Refusal | None:
     """Why the tunnel ``conn`` -> ``upstream`` (to ``host``) must close unused, as log fields: a
     ``reason``, and the ``sni`` asked for when it is a host name. None lets the tunnel through.
 

@@ -20,6 +20,7 @@ import errno
 import fcntl
 import os
 import socket
+from collections.abc import Callable
 
 PIPE_SIZE = 64 * 1024
 """A new pipe's capacity (Linux's default): plenty for requests and responses of an API call."""
@@ -93,12 +94,12 @@ class Pipes:
             self.give(self.idle.pop(), False)
 
 
-def _wake(future: asyncio.Future) -> None:
+def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
 
 
-def _expire(future: asyncio.Future) -> None:
+def _expire(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_exception(asyncio.TimeoutError())
 
@@ -156,7 +157,12 @@ class _Direction:
     """Moves one direction (``src`` to ``dst``); reads only when everything read so far is written."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, pipes: Pipes, src: socket.socket, dst: socket.socket, done
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pipes: Pipes,
+        src: socket.socket,
+        dst: socket.socket,
+        done: Callable[[_Direction, OSError | None], None],
     ) -> None:
         self.loop, self.pipes, self.src, self.dst, self.done = loop, pipes, src, dst, done
         self.src_fd, self.dst_fd = src.fileno(), dst.fileno()
@@ -219,7 +225,7 @@ class _Direction:
     def _flush(self) -> bool:
         """Write what was read; False while ``dst`` is full (an error finishes the direction)."""
         try:
-            while self.in_pipe:
+            while self.in_pipe and self.pipe is not None:  # bytes wait in a pipe only while there is one
                 self.in_pipe -= os.splice(self.pipe[0], self.dst_fd, self.in_pipe, flags=_FLAGS)
             while self.unsent:
                 self.unsent = self.unsent[self.dst.send(self.unsent) :]

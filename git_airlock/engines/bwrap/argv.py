@@ -21,7 +21,7 @@ from git_airlock.engines.bwrap import confine, overlay
 from git_airlock.engines.bwrap.agents import Store
 from git_airlock.engines.bwrap.clone import SOURCE, mounts, workspace
 from git_airlock.engines.bwrap.gate import PROXY_PORT, Gate, handoff_file
-from git_airlock.engines.bwrap.layout import SANDBOX_HOME, SANDBOX_USER, Paths, marker
+from git_airlock.engines.bwrap.layout import SANDBOX_HOME, SANDBOX_USER, Paths, SandboxMeta, marker
 from git_airlock.engines.bwrap.processes import MARKER
 
 DEFAULT_TMP_SIZE = 2 * 1024**3
@@ -46,17 +46,17 @@ def sandbox_path() -> str:
     )
 
 
-def _network(meta: dict, spec: SandboxSpec | None) -> str:
+def _network(meta: SandboxMeta, spec: SandboxSpec | None) -> str:
     return meta.get("network") or (spec.network if spec else "deny-all")
 
 
-def _gated(meta: dict, spec: SandboxSpec | None) -> bool:
+def _gated(meta: SandboxMeta, spec: SandboxSpec | None) -> bool:
     """Whether the sandbox's network goes through the egress gate (everything but allow-all and deny-all)."""
     return _network(meta, spec) not in ("allow-all", "deny-all")
 
 
 def agent_argv(
-    name: str, meta: dict, env: dict[str, str], command: list[str], spec: SandboxSpec | None = None
+    name: str, meta: SandboxMeta, env: dict[str, str], command: list[str], spec: SandboxSpec | None = None
 ) -> list[str]:
     """The full command line. ``meta`` is the sandbox's record (the one it is about to get, while it is
     being created); ``env`` comes from :func:`sandbox_environment`; ``spec`` is given by ``up``, not ``shell``."""
@@ -136,13 +136,13 @@ def _source_config_mounts(paths: Paths, repo: str) -> list[str]:
     """The filtered config over the host repository's own, at both places the sandbox sees it."""
     if not os.path.isfile(os.path.join(repo, ".git", "config")):
         return []
-    argv = []
+    argv: list[str] = []
     for root in (repo, SOURCE):
         argv += ["--ro-bind", paths.source_config, f"{root}/.git/config"]
     return argv
 
 
-def sandbox_environment(meta: dict, spec: SandboxSpec | None, agent: Agent) -> dict[str, str]:
+def sandbox_environment(meta: SandboxMeta, spec: SandboxSpec | None, agent: Agent) -> dict[str, str]:
     """Everything the sandbox's processes see in their environment: a few basics, the gate and its
     credential endpoints (with placeholders), the agent's own switches, and what the user passes on."""
     env = {

@@ -27,7 +27,7 @@ import shlex
 import subprocess
 
 from git_airlock.engines.bwrap import confine, overlay
-from git_airlock.engines.bwrap.layout import Paths
+from git_airlock.engines.bwrap.layout import Paths, SandboxMeta
 from git_airlock.errors import AirlockError
 from git_airlock.plan import Step
 
@@ -48,7 +48,7 @@ def workspace(repo: str) -> str:
     return f"/workspace/{os.path.basename(repo.rstrip('/')) or 'repo'}"
 
 
-def mounts(paths: Paths, meta: dict, repo: str, *, writable: bool) -> list[str]:
+def mounts(paths: Paths, meta: SandboxMeta, repo: str, *, writable: bool) -> list[str]:
     """The host repository read-only (its own path, which the clone's alternates name) and the clone.
 
     The clone's ``.git/config`` is read-only even where the rest is writable: the agent's git
@@ -89,7 +89,7 @@ REFUSE_PLANTED = (
 can only have been planted. Checked inside the sandbox, which sees nothing it could point to anyway."""
 
 
-def _tool_argv(paths: Paths, meta: dict, git_args: list[str], *, writable: bool) -> list[str]:
+def _tool_argv(paths: Paths, meta: SandboxMeta, git_args: list[str], *, writable: bool) -> list[str]:
     """git over the clone's working tree in a sandbox of its own (through the overlay, when there is one)."""
     repo = meta.get("repo", "")
     inside = workspace(repo)

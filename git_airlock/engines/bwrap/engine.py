@@ -9,6 +9,7 @@ import re
 import shlex
 import shutil
 from collections.abc import Mapping
+from typing import Literal
 
 from git_airlock.agents import Agent, get_agent
 from git_airlock.engines.base import EngineDefaults, SandboxSpec, SandboxState, SeedFile
@@ -19,6 +20,7 @@ from git_airlock.engines.bwrap.home import copy_into, merge_json
 from git_airlock.engines.bwrap.layout import (
     SANDBOX_HOME,
     Paths,
+    SandboxMeta,
     check_owner,
     checkout_cache,
     data_root,
@@ -61,7 +63,7 @@ class BwrapEngine(EngineDefaults):
 
     # -- state --------------------------------------------------------------
 
-    def _meta(self, name: str) -> dict:
+    def _meta(self, name: str) -> SandboxMeta:
         """The sandbox's record, once it is known to be this repository's (or its owner is gone)."""
         meta = Paths(name).read_meta()
         check_owner(name, meta, self.common_dir)
@@ -178,7 +180,7 @@ class BwrapEngine(EngineDefaults):
 
         plan.call(f"write the egress policy for {name} (beside its gate socket, out of the sandbox's reach)", write)
 
-    def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> dict:
+    def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> SandboxMeta:
         """Plan the sandbox's creation; returns the record it will have."""
         remote = remote_name(spec.name)
         if os.path.lexists(paths.root):
@@ -197,7 +199,8 @@ class BwrapEngine(EngineDefaults):
             ("remote.origin.url", clone.SOURCE),
         ):
             plan.add(["git", "-C", paths.clone, "config", key, value], env=_ISOLATED_GIT)
-        layout, lower = "plain", ""
+        layout: Literal["plain", "overlay"] = "plain"
+        lower = ""
         commit = _git_out(spec.repo_root, "rev-parse", "-q", "--verify", "HEAD^{commit}")
         probe_root = os.path.join(os.path.dirname(data_root()), "probe")
         if commit and (overlay.tools() if spec.dry_run else overlay.usable(probe_root)):
@@ -224,7 +227,7 @@ class BwrapEngine(EngineDefaults):
         tracking, recovery = fetch_refspecs(spec.name)
         plan.add(["git", "-C", spec.repo_root, "config", "--replace-all", f"remote.{remote}.fetch", tracking])
         plan.add(["git", "-C", spec.repo_root, "config", "--add", f"remote.{remote}.fetch", recovery])
-        meta = {
+        meta: SandboxMeta = {
             "name": spec.name,
             "id": new_identity(),
             "agent": spec.agent,
@@ -252,7 +255,7 @@ class BwrapEngine(EngineDefaults):
         """What serves the clone to a host-side fetch: ``git upload-pack`` in a sandbox of its own."""
         return clone.upload_pack_command(Paths(name), self._meta(name).get("repo", ""))
 
-    def _refuse_second_mount(self, name: str, meta: dict, what: str, hint: str) -> None:
+    def _refuse_second_mount(self, name: str, meta: SandboxMeta, what: str, hint: str) -> None:
         """An overlay layer can be mounted writable once: not while the sandbox runs on it."""
         if meta.get("layout") == "overlay" and running_pids(marker(name, meta)):
             raise AirlockError(f"sandbox {name} is running; {what}", hint=hint)

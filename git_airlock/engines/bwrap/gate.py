@@ -10,10 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from typing import TYPE_CHECKING
 
-from git_airlock.engines.bwrap.layout import private_dir
+from git_airlock.engines.bwrap.layout import SandboxMeta, private_dir
 from git_airlock.errors import AirlockError
 from git_airlock.jsonfile import write_json
+
+if TYPE_CHECKING:
+    from git_airlock.egress.supervise import GateConfig
+    from git_airlock.services import Endpoint
 
 PROXY_PORT = 3128
 SOCKET_PATH_MAX = 108
@@ -53,7 +58,7 @@ class Gate:
 
         return os.path.join(user_state_dir("git-airlock"), "net")
 
-    def write(self, name: str, allow: list[str], resolve: dict[str, str], services: dict[str, dict]) -> None:
+    def write(self, name: str, allow: list[str], resolve: dict[str, str], services: dict[str, Endpoint]) -> None:
         """The gate's configuration: rules and service endpoints, never a credential (the gate reads those)."""
         if len(os.fsencode(self.socket)) >= SOCKET_PATH_MAX:
             raise AirlockError(
@@ -64,7 +69,7 @@ class Gate:
             private_dir(path)
         os.makedirs(self.log_dir(), mode=0o700, exist_ok=True)
         os.chmod(self.log_dir(), 0o700)  # what the sandbox tried to reach is nobody else's business
-        config = {
+        config: GateConfig = {
             "sandbox": name,
             "socket": self.socket,
             "log": self.log,
@@ -75,7 +80,7 @@ class Gate:
         write_json(self.config, config, indent=2)
 
 
-def allowlist(meta: dict, agent: str, services: dict[str, dict]) -> list[str]:
+def allowlist(meta: SandboxMeta, agent: str, services: dict[str, Endpoint]) -> list[str]:
     """What the gate lets through: the lockdown list, else (balanced) the agent's hosts and the registries;
     plus, always, the API host behind each credential endpoint."""
     from urllib.parse import urlsplit
@@ -94,7 +99,7 @@ def allowlist(meta: dict, agent: str, services: dict[str, dict]) -> list[str]:
     return list(dict.fromkeys([*hosts, *tooling, *(meta.get("extra_hosts") or []), *endpoints]))
 
 
-def services(urls: dict[str, str]) -> dict[str, dict]:
+def services(urls: dict[str, str]) -> dict[str, Endpoint]:
     """Credential endpoints for the services whose credential the host holds (stored, or in its environment)."""
     from git_airlock.secrets import available
     from git_airlock.services import SERVICES

@@ -17,6 +17,7 @@ import json
 import os
 import secrets
 import stat
+from collections.abc import Mapping
 
 from git_airlock.errors import AirlockError
 
@@ -32,7 +33,7 @@ def copy_into(home: str, relative: str, source: str) -> None:
     write_into(home, relative, content, os.stat(source).st_mode & 0o755)
 
 
-def merge_json(home: str, relative: str, values: dict) -> None:
+def merge_json(home: str, relative: str, values: Mapping[str, object]) -> None:
     """Merge ``values`` into the JSON file ``home/relative`` (the agent's own settings, kept otherwise).
 
     The file is the agent's and may hold anything: it is read without following a link, and
@@ -42,7 +43,7 @@ def merge_json(home: str, relative: str, values: dict) -> None:
     write_into(home, relative, json.dumps(_merged(current, values), indent=2).encode(), 0o600)
 
 
-def _merged(current: object, values: dict) -> dict:
+def _merged(current: object, values: Mapping[str, object]) -> dict[str, object]:
     merged = dict(current) if isinstance(current, dict) else {}
     for key, value in values.items():
         if isinstance(value, dict):

@@ -22,10 +22,13 @@ import os
 import shutil
 import stat
 import uuid
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict
 
 from git_airlock.errors import AirlockError
 from git_airlock.jsonfile import write_json
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack is 3.11+; only the type checker reads this
 
 SANDBOX_HOME = "/home/agent"
 SANDBOX_USER = "agent"
@@ -38,6 +41,27 @@ def data_root() -> str:
     from platformdirs import user_data_dir
 
     return os.path.join(user_data_dir("git-airlock"), "sandboxes")
+
+
+class SandboxMeta(TypedDict, total=False):
+    """``meta.json``: what a sandbox was made from, and what was set for it since (older sandboxes lack keys)."""
+
+    name: str
+    id: str
+    agent: str
+    repo: str
+    common_dir: str
+    network: str | None
+    """``lockdown`` after ``git airlock lockdown``; None: the configured policy."""
+    layout: Literal["plain", "overlay"]
+    lower: str
+    """The overlay's lower layer (the shared checkout), for the overlay layout."""
+    tmp_size: int
+    extra_hosts: list[str]
+    resolve: dict[str, str]
+    service_urls: dict[str, str]
+    allow: list[str] | None
+    """The lockdown allowlist."""
 
 
 class Place(Protocol):
@@ -67,17 +91,18 @@ class Paths:
     def exists(self) -> bool:
         return os.path.isfile(self.meta) and os.path.isdir(self.git_dir)
 
-    def read_meta(self) -> dict:
+    def read_meta(self) -> SandboxMeta:
         try:
             with open(self.meta, encoding="utf-8") as handle:
-                return json.load(handle)
+                meta: SandboxMeta = json.load(handle)  # written by write_meta only
+                return meta
         except (OSError, ValueError):
             return {}
 
-    def write_meta(self, meta: dict) -> None:
+    def write_meta(self, meta: SandboxMeta) -> None:
         write_json(self.meta, meta, indent=2)
 
-    def remember(self, **values: object) -> None:
+    def remember(self, **values: Unpack[SandboxMeta]) -> None:
         self.write_meta({**self.read_meta(), **values})
 
 
@@ -86,19 +111,19 @@ def new_identity() -> str:
     return uuid.uuid4().hex
 
 
-def marker(name: str, meta: dict) -> str:
+def marker(name: str, meta: SandboxMeta) -> str:
     """The value that tags the sandbox's bwrap processes: ``name/id`` ('/' never occurs in a name).
 
     Sandboxes made before ids existed are tagged by their name alone."""
     return f"{name}/{meta['id']}" if meta.get("id") else name
 
 
-def same_repository(meta: dict, common_dir: str) -> bool:
+def same_repository(meta: SandboxMeta, common_dir: str) -> bool:
     recorded = meta.get("common_dir") or ""
     return bool(recorded) and os.path.realpath(recorded) == os.path.realpath(common_dir)
 
 
-def check_owner(name: str, meta: dict, common_dir: str | None) -> None:
+def check_owner(name: str, meta: SandboxMeta, common_dir: str | None) -> None:
     """A sandbox name belongs to the repository that created it; refuse it to every other.
 
     A repository that no longer exists owns nothing: its sandbox can still be seen (and removed)

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 
-from git_airlock.engines.bwrap.layout import Paths, make_removable
+from git_airlock.engines.bwrap.layout import Paths, SandboxMeta, make_removable
 
 
 def usable(probe_root: str) -> bool:
@@ -60,7 +60,7 @@ def prefix(lower: str, upper: str, work: str, merged: str, read_only: bool) -> l
     return ["unshare", "--user", "--map-root-user", "--mount", "--", *mount]
 
 
-def sandbox_prefix(paths: Paths, meta: dict, read_only: bool = False) -> list[str]:
+def sandbox_prefix(paths: Paths, meta: SandboxMeta, read_only: bool = False) -> list[str]:
     """:func:`prefix` for one sandbox, or nothing for a sandbox with a plain checkout."""
     if meta.get("layout") != "overlay":
         return []
