@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 
 import click
 
@@ -173,8 +172,9 @@ def _fetch(app: App, state: SandboxState | None, known: bool) -> None:
             hint="start one with `git airlock up` (or pick another with --name)",
         )
     prepare = app.engine.fetch_plan(app.sandbox, state.running)
-    if not state.running and app.engine.name == "sbx":
-        app.info(f"starting sandbox {app.sandbox} so its commits can be fetched ...")
+    note = app.engine.fetch_note(state.running)
+    if note:
+        app.info(f"{app.sandbox}: {note}")
     app.runner.execute(prepare)
     url = _remote_url(app)
     if url is None:
@@ -195,8 +195,7 @@ def _fetch(app: App, state: SandboxState | None, known: bool) -> None:
 
 def warn_uncommitted(app: App) -> None:
     """Work the agent has not committed is not in any fetch: say so rather than lose it silently."""
-    uncommitted: Callable[[str], list[str]] | None = getattr(app.engine, "uncommitted", None)
-    changed = uncommitted(app.sandbox) if uncommitted else []
+    changed = app.engine.uncommitted(app.sandbox)
     if changed:
         from git_airlock.terminal import sanitize_line
 

@@ -413,19 +413,12 @@ def commit_command(app: App, message: str) -> None:
     is the agent's). Only for engines whose clone is on this machine (bwrap);
     with sbx, use `git airlock shell` and commit inside.
     """
-    # only engines whose clone is on this machine (bwrap) have these
-    commit_plan: Callable[[str, str], Plan] | None = getattr(app.engine, "commit_plan", None)
-    uncommitted: Callable[[str], list[str]] | None = getattr(app.engine, "uncommitted", None)
-    if commit_plan is None or uncommitted is None:
-        raise AirlockError(
-            f"`commit` needs the sandbox's clone on this machine; the {app.engine.name} engine keeps it in its VM",
-            hint="open `git airlock shell` and commit inside the sandbox",
-        )
     with _locked(app, "commit"):
         require_sandbox(app)
-        if not app.dry_run and not uncommitted(app.sandbox):
+        plan = app.engine.commit_plan(app.sandbox, message)
+        if not app.dry_run and not app.engine.uncommitted(app.sandbox):
             app.info("nothing to commit: the sandbox's working tree is clean")
             return
-        app.runner.execute(commit_plan(app.sandbox, message))
+        app.runner.execute(plan)
     if not app.dry_run:
         app.info("committed in the sandbox's clone; `git airlock fetch` brings it home")

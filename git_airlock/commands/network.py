@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 
 import click
 
@@ -91,11 +90,10 @@ def net_command(app: App, all_sandboxes: bool, follow: bool) -> None:
     sbx: `sbx policy log`. bwrap: the egress proxy's log of every connection attempt.
     """
     app.require_engine()
-    net_logs: Callable[[str | None], list[str]] | None = getattr(app.engine, "net_logs", None)
-    if net_logs is None:
+    paths = app.engine.net_logs(None if all_sandboxes else app.sandbox)
+    if paths is None:
         app.runner.execute(app.engine.net_plan(None if all_sandboxes else app.sandbox))
         return
-    paths = net_logs(None if all_sandboxes else app.sandbox)
     if app.dry_run:
         app.runner.show(f"read {', '.join(paths) or 'no log yet'}")
         return

@@ -5,8 +5,6 @@ It runs often, so it asks git with plumbing calls instead of loading pygit2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import click
 
 from git_airlock import tmux
@@ -35,8 +33,7 @@ def status_command(app: App) -> None:
     click.echo(f"engine:   {engine} ({why})")
     if state is not None and state.detail:
         click.echo(f"          {sanitize(state.detail)}")
-    uncommitted: Callable[[str], list[str]] | None = getattr(app.engine, "uncommitted", None)
-    changed = uncommitted(app.sandbox) if uncommitted and state is not None else []
+    changed = app.engine.uncommitted(app.sandbox) if state is not None else []
     if changed:
         click.echo(f"worktree: {len(changed)} uncommitted change(s) in the sandbox (`git airlock commit -m ...`)")
     clients = tmux.attached_clients(app.runner, app.tmux_session) if tmux.available() else None

@@ -8,15 +8,17 @@ real run does, for every engine.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, ClassVar
 
 from git_airlock.errors import AirlockError
 from git_airlock.plan import Plan, Runner, Step
 
 if TYPE_CHECKING:
     from git_airlock.agents import Agent
+    from git_airlock.checks import Report
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,94 @@ class SandboxSpec:
     """Plan only: engines must not probe the system (they assume what a real run would most likely do)."""
 
 
-class EngineDefaults:
-    """What an engine does when it has nothing of its own to say: engines inherit it, so commands
-    never ask which engine they hold."""
+class Engine(ABC):
+    """What every sandbox engine does (the abstract methods), and what an engine does when it has
+    nothing of its own to say (the rest): commands call these and never ask which engine they hold.
+    Engine-specific words live in the engine."""
 
-    name: str
+    name: ClassVar[str]
+    install_hint: ClassVar[str]
     network_change_takes_effect = "from now on"
     """When a lockdown or unlock reaches a running sandbox (for the message after it)."""
+
+    # -- required -------------------------------------------------------------
+
+    @abstractmethod
+    def executable(self) -> str | None:
+        """Path of the engine's main program, or None when it is not installed."""
+
+    @abstractmethod
+    def sandbox_home(self) -> str:
+        """HOME inside the sandbox (where --seed-config puts files)."""
+
+    @abstractmethod
+    def state(self, runner: Runner, name: str) -> SandboxState | None:
+        """The sandbox's state; None when absent (and in a dry run, after showing the query)."""
+
+    @abstractmethod
+    def launch(
+        self, spec: SandboxSpec, agent_args: list[str], seeds: list[SeedFile], exists: bool = False
+    ) -> tuple[Plan, Step]:
+        """What creates (or, when ``exists``, restarts) the sandbox, and the step that runs the agent in it."""
+
+    @abstractmethod
+    def fetch_plan(self, name: str, running: bool) -> Plan:
+        """What must happen before the host fetches from the sandbox's clone (may be nothing)."""
+
+    @abstractmethod
+    def upload_pack(self, name: str) -> str | None:
+        """The command a host-side fetch starts to read the sandbox's clone (``git fetch --upload-pack``),
+        or None when the remote serves itself (sbx's git daemon)."""
+
+    @abstractmethod
+    def shell_plan(self, name: str) -> Plan: ...
+
+    @abstractmethod
+    def stop_plan(self, name: str) -> Plan: ...
+
+    @abstractmethod
+    def remove_plan(self, name: str, repo_root: str) -> Plan: ...
+
+    @abstractmethod
+    def policy_init_plan(self, mode: str) -> Plan: ...
+
+    @abstractmethod
+    def lockdown_plan(self, runner: Runner, name: str, hosts: list[str]) -> Plan:
+        """Only ``hosts`` for the sandbox ``name``; no other sandbox changes."""
+
+    @abstractmethod
+    def unlock_plan(self, runner: Runner, name: str | None, mode: str) -> Plan:
+        """The sandbox ``name`` back to ``mode`` (the configured default); no other sandbox changes."""
+
+    # -- optional, with what an engine without it does -------------------------
+
+    def fetch_note(self, running: bool) -> str | None:
+        """What to tell the user before a fetch (e.g. that a stopped sandbox is started for it)."""
+        return None
+
+    def uncommitted(self, name: str) -> list[str]:
+        """Paths the agent changed and did not commit, where the engine can look from the host; none otherwise."""
+        return []
+
+    def commit_plan(self, name: str, message: str) -> Plan:
+        """What commits the agent's uncommitted work from the host side."""
+        raise AirlockError(
+            f"`commit` needs the sandbox's clone on this machine; the {self.name} engine keeps it in its VM",
+            hint="open `git airlock shell` and commit inside the sandbox",
+        )
+
+    def net_plan(self, name: str | None) -> Plan:
+        """What shows the engine's own log of the sandbox's connections (``net_logs`` is the other way)."""
+        return Plan()
+
+    def net_logs(self, name: str | None) -> list[str] | None:
+        """The gate's connection logs (JSON lines) for git-airlock to summarise; None when the engine
+        shows its own log (``net_plan``)."""
+        return None
+
+    def doctor(self, report: Report, runner: Runner, sandbox: str | None) -> None:
+        """The engine's own `doctor` lines (``sandbox``: this repository's, when there is one)."""
+        return None
 
     def push_risks(self, runner: Runner, name: str | None) -> list[str]:
         """Ways the sandbox ``name`` (None: any) could push to the user's forge without git-airlock,
@@ -126,68 +209,3 @@ class EngineDefaults:
             f"the {self.name} engine has no machine-wide network policy: each sandbox has its own",
             hint="run `git airlock unlock` without --global",
         )
-
-
-class Engine(Protocol):
-    name: str
-    install_hint: str
-    network_change_takes_effect: str
-
-    def executable(self) -> str | None:
-        """Path of the engine's main program, or None when it is not installed."""
-
-    def sandbox_home(self) -> str:
-        """HOME inside the sandbox (where --seed-config puts files)."""
-
-    def state(self, runner: Runner, name: str) -> SandboxState | None:
-        """The sandbox's state; None when absent (and in a dry run, after showing the query)."""
-
-    def launch(
-        self, spec: SandboxSpec, agent_args: list[str], seeds: list[SeedFile], exists: bool = False
-    ) -> tuple[Plan, Step]:
-        """What creates (or, when ``exists``, restarts) the sandbox, and the step that runs the agent in it."""
-
-    def fetch_plan(self, name: str, running: bool) -> Plan:
-        """What must happen before the host fetches from the sandbox's clone (may be nothing)."""
-
-    def upload_pack(self, name: str) -> str | None:
-        """The command a host-side fetch starts to read the sandbox's clone (``git fetch --upload-pack``),
-        or None when the remote serves itself (sbx's git daemon)."""
-
-    def shell_plan(self, name: str) -> Plan: ...
-
-    def stop_plan(self, name: str) -> Plan: ...
-
-    def remove_plan(self, name: str, repo_root: str) -> Plan: ...
-
-    def policy_init_plan(self, mode: str) -> Plan: ...
-
-    def lockdown_plan(self, runner: Runner, name: str, hosts: list[str]) -> Plan:
-        """Only ``hosts`` for the sandbox ``name``; no other sandbox changes."""
-
-    def unlock_plan(self, runner: Runner, name: str | None, mode: str) -> Plan:
-        """The sandbox ``name`` back to ``mode`` (the configured default); no other sandbox changes."""
-
-    def global_lockdown_plan(self, name: str, hosts: list[str]) -> Plan: ...
-
-    def global_unlock_plan(self, mode: str) -> Plan: ...
-
-    def net_plan(self, name: str | None) -> Plan: ...
-
-    def push_risks(self, runner: Runner, name: str | None) -> list[str]: ...
-
-    def run_problems(self, name: str, since: float) -> list[str]: ...
-
-    def auth_note(self, agent: Agent, urls: Mapping[str, str]) -> str: ...
-
-    def install_agent_plan(self, agent: Agent, update: bool) -> Plan: ...
-
-    def agent_version(self, agent: Agent) -> str | None: ...
-
-    def agent_where(self, agent: Agent) -> str: ...
-
-    def secret_set_plan(self, service: str, read_value: Callable[[], str | None]) -> Plan | None: ...
-
-    def secret_ls_plan(self) -> Plan | None: ...
-
-    def secret_rm_plan(self, service: str) -> Plan | None: ...

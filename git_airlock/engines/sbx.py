@@ -23,11 +23,15 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from git_airlock.engines import sbx_policy
-from git_airlock.engines.base import EngineDefaults, SandboxSpec, SandboxState, SeedFile
+from git_airlock.engines.base import Engine, SandboxSpec, SandboxState, SeedFile
 from git_airlock.errors import AirlockError
 from git_airlock.plan import Plan, Runner, Step
+
+if TYPE_CHECKING:
+    from git_airlock.checks import Report
 
 SBX = "sbx"
 SANDBOX_HOME = "/home/agent"
@@ -85,7 +89,7 @@ def forge_remotes(repo_root: str) -> list[str]:
     return names
 
 
-class SbxEngine(EngineDefaults):
+class SbxEngine(Engine):
     name = "sbx"
     install_hint = INSTALL_HINT
 
@@ -215,6 +219,15 @@ class SbxEngine(EngineDefaults):
             hint=f"the clone's remotes ({', '.join(remotes)}) could still push to your forge: "
             "`git airlock rm` the sandbox rather than run the agent",
         )
+
+    def fetch_note(self, running: bool) -> str | None:
+        return None if running else "starting the sandbox so its commits can be fetched ..."
+
+    def doctor(self, report: Report, runner: Runner, sandbox: str | None) -> None:
+        from git_airlock.engines.sbx_doctor import check_sbx, check_virtualization
+
+        check_sbx(report, self, runner, sandbox)
+        check_virtualization(report)
 
     def fetch_plan(self, name: str, running: bool) -> Plan:
         """sbx serves the clone only while the sandbox runs: `exec true` starts a stopped one."""

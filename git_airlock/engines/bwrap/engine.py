@@ -9,10 +9,10 @@ import re
 import shlex
 import shutil
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from git_airlock.agents import Agent, get_agent
-from git_airlock.engines.base import EngineDefaults, SandboxSpec, SandboxState, SeedFile
+from git_airlock.engines.base import Engine, SandboxSpec, SandboxState, SeedFile
 from git_airlock.engines.bwrap import clone, confine, gate, overlay
 from git_airlock.engines.bwrap.agents import Store
 from git_airlock.engines.bwrap.argv import agent_argv, sandbox_environment, sandbox_path, write_source_config
@@ -36,6 +36,9 @@ from git_airlock.gitcmd import Git
 from git_airlock.naming import fetch_refspecs, remote_name
 from git_airlock.plan import Plan, Runner, Step
 
+if TYPE_CHECKING:
+    from git_airlock.checks import Report
+
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`), then run `git airlock doctor`"
 _SECRET_NAME = re.compile(
     r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH|PRIVATE|COOKIE|SESSION|DATABASE_URL|DSN$"
@@ -46,7 +49,7 @@ _URL_WITH_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
 _ISOLATED_GIT = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 
 
-class BwrapEngine(EngineDefaults):
+class BwrapEngine(Engine):
     name = "bwrap"
     install_hint = INSTALL_HINT
     network_change_takes_effect = "from its next start"
@@ -324,9 +327,6 @@ class BwrapEngine(EngineDefaults):
         self._meta(name)
         paths.remember(network=mode, allow=allow)
 
-    def net_plan(self, name: str | None) -> Plan:
-        return Plan()
-
     def net_logs(self, name: str | None) -> list[str]:
         """The egress gate's connection logs (JSON lines): one sandbox's, or every sandbox's."""
         folder = gate.Gate.log_dir()
@@ -336,6 +336,12 @@ class BwrapEngine(EngineDefaults):
         return sorted(os.path.join(folder, f) for f in os.listdir(folder)) if os.path.isdir(folder) else []
 
     # -- agents -------------------------------------------------------------
+
+    def doctor(self, report: Report, runner: Runner, sandbox: str | None) -> None:
+        from git_airlock.engines.bwrap.doctor import check_bwrap, check_credential_store
+
+        check_bwrap(report)
+        check_credential_store(report)
 
     def run_problems(self, name: str, since: float) -> list[str]:
         network = Paths(name).read_meta().get("network") or "balanced"
