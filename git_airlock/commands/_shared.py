@@ -210,10 +210,12 @@ def _ensure_base(app: App) -> None:
     from git_airlock.gitcmd import Git
 
     git = Git(app.location.root)
+    if git.refs(f"{ledger.BASE}{app.sandbox}"):
+        return  # the usual case, answered without pygit2 (a fetch needs it nowhere else)
     tips = git.refs(f"refs/remotes/{app.remote}/")
     if not tips:
         return
-    branch = app.repo.current_branch()
+    branch = git.run("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
     tip = tips.get(f"refs/remotes/{app.remote}/{branch}") or next(iter(tips.values()))
     head = git.run("rev-parse", "-q", "--verify", "HEAD^{commit}", check=False).strip() or None
     ledger.ensure_base(git, app.sandbox, tip, head)
