@@ -19,6 +19,8 @@ from git_airlock.errors import AirlockError, UsageError
 COMPLETE_VAR = "_GIT_AIRLOCK_COMPLETE"
 """What the completion scripts set to ask for candidates; click's own name for it would be built from the
 program's name, ``git airlock``, with a space no shell can set."""
+INTERNAL_ERROR = 3
+"""The exit status of a failure nobody planned for (1 stays "a problem you can fix")."""
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 # name -> (module under git_airlock.commands, short help)
@@ -170,5 +172,5 @@ def main(argv: list[str] | None = None) -> None:
 
         click.echo(f"error: internal error: {type(exc).__name__}: {sanitize(str(exc))}", err=True)
         click.echo("hint: rerun with --debug for a traceback, and report it", err=True)
-        sys.exit(1)
+        sys.exit(INTERNAL_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

@@ -128,3 +128,24 @@ def test_ctrl_c_exits_130_without_traceback(project: Path, hermetic: Env) -> Non
     assert proc.returncode == 130
     assert "Traceback" not in err
     assert "interrupted" in err
+
+
+def test_an_unexpected_failure_exits_3_and_debug_shows_its_traceback(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bug is told apart from a problem the user can fix (exit 1): exit 3, and --debug re-raises it."""
+    from git_airlock import cli
+    from git_airlock.commands import status
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(status.status_command, "callback", broken)
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["status"])
+    assert ended.value.code == 3
+    err = capsys.readouterr().err
+    assert "error: internal error: ZeroDivisionError: a bug" in err and "hint: rerun with --debug" in err
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["--debug", "status"])
