@@ -7,9 +7,10 @@ adds git and tmux. Checks only look: they never change the machine.
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import click
+
+from git_airlock.process import probe
 
 
 class Report:
@@ -22,27 +23,13 @@ class Report:
         click.echo(f"{level:<4}  {what:<16} {detail}")
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-def run_quietly(argv: list[str]) -> subprocess.CompletedProcess[str] | None:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
 def check_installed(report: Report, tool: str, version_args: list[str], hint: str) -> str | None:
     """An OK line with the tool's version, or a FAIL line with ``hint``; returns its path."""
     path = shutil.which(tool)
     if path is None:
         report.line("FAIL", tool, f"not installed (hint: {hint})")
         return None
-    version = run_quietly([path, *version_args])
+    version = probe([path, *version_args])
     lines = version.stdout.strip().splitlines() if version else []
     report.line("OK", tool, f"{lines[0] if lines else 'version unknown'} ({path})")
     return path

@@ -61,15 +61,11 @@ def _matching(values: Iterable[str], incomplete: str) -> list[CompletionItem]:
 
 def _git_lines(ctx: click.Context, *args: str) -> list[str]:
     """The output lines of a read-only git command in the repository the command line names, or none."""
-    import subprocess
+    from git_airlock.process import probe
 
     directory = ctx.find_root().params.get("directory")
-    argv = ["git", *(["-C", directory] if directory else []), *args]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", stdin=subprocess.DEVNULL)
-    except OSError:
-        return []
-    return proc.stdout.splitlines() if proc.returncode == 0 else []
+    proc = probe(["git", *(["-C", directory] if directory else []), *args])
+    return proc.stdout.splitlines() if proc is not None and proc.returncode == 0 else []
 
 
 def complete_command_names(ctx: click.Context, param: click.Parameter | None, incomplete: str) -> list[CompletionItem]:

@@ -19,11 +19,11 @@ config. A repository file that sets one is an error, not a silent override.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from git_airlock.errors import AirlockError
+from git_airlock.process import probe
 
 
 @dataclass(frozen=True)
@@ -313,9 +313,8 @@ def read_git_config(repo_dir: str | None) -> dict[str, tuple[str, str]]:
     if repo_dir:
         argv += ["-C", repo_dir]
     argv += ["config", "--show-scope", "-z", "--get-regexp", r"^airlock\."]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace")
-    except FileNotFoundError:
+    proc = probe(argv)
+    if proc is None:
         return {}
     by_git_key = {key.git.lower(): key for key in KEYS}
     found: dict[str, tuple[str, str]] = {}

@@ -19,30 +19,6 @@ class AirlockError(Exception):
         self.hint = hint
 
 
-LONG_ARGUMENT = 200
-"""Arguments longer than this (a sandboxed upload-pack command line, say) are shortened in messages;
-``--dry-run`` prints them whole."""
-
-
-class CommandFailed(AirlockError):
-    """An external command (git, sbx, tmux, gh) exited non-zero.
-
-    Carries the command line so the user can rerun it by hand (git-machete's
-    habit of naming the git command that failed).
-    """
-
-    def __init__(self, argv: list[str], returncode: int, detail: str = "", hint: str | None = None):
-        from git_airlock.plan import quote_argv
-
-        shown = [arg if len(arg) <= LONG_ARGUMENT else f"{arg[:40]}...({len(arg)} characters)" for arg in argv]
-        message = f"command failed (exit {returncode}): {quote_argv(shown)}"
-        if detail:
-            message += f"\n{detail.rstrip()}"
-        super().__init__(message, hint)
-        self.argv = argv
-        self.returncode = returncode
-
-
 class UsageError(AirlockError):
     """The command line itself is wrong (unknown command, bad argument): exit status 2."""
 

@@ -9,34 +9,13 @@ fsmonitor from running.
 
 from __future__ import annotations
 
-import os
 import subprocess
 
-from git_airlock.errors import AirlockError
+from git_airlock.process import CommandFailed, run, scrubbed_env
 
 SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 """git's tree with nothing in it: the base of a branch that has no commits yet."""
-
-
-def scrubbed_git_env() -> dict[str, str]:
-    """The environment minus variables that would point git at another repository.
-
-    git sets GIT_DIR and friends for hooks; a command of ours started from one
-    must still work on the repository it was asked about.
-    """
-    drop = {
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_COMMON_DIR",
-        "GIT_PREFIX",
-        "GIT_EXTERNAL_DIFF",
-        "GIT_DIFF_OPTS",
-    }
-    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 class Git:
@@ -45,25 +24,11 @@ class Git:
     def __init__(self, root: str, safe: bool = True) -> None:
         """``safe=False`` only for commands about the user's own setup (hook install reads core.hooksPath)."""
         self.root = root
-        self._env = scrubbed_git_env()
+        self._env = scrubbed_env()
         self._prefix = ["git", *SAFE] if safe else ["git"]
 
     def run(self, *args: str, input: str | None = None, check: bool = True) -> str:
-        proc = subprocess.run(
-            [*self._prefix, "-C", self.root, *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            errors="surrogateescape",
-            env=self._env,
-        )
-        if check and proc.returncode != 0:
-            from git_airlock.plan import quote_argv
-
-            raise AirlockError(
-                f"git failed (exit {proc.returncode}): {quote_argv(['git', *args])}\n{proc.stderr.strip()}"
-            )
-        return proc.stdout
+        return run([*self._prefix, "-C", self.root, *args], input=input, check=check).stdout
 
     def run_many(self, calls: list[list[str]]) -> list[str]:
         """Run independent git commands at once and return their outputs in order.
@@ -81,9 +46,7 @@ class Git:
         for args, proc in zip(calls, procs, strict=True):
             out, err = proc.communicate()
             if proc.returncode != 0:
-                raise AirlockError(
-                    f"git failed (exit {proc.returncode}): git {' '.join(args)}\n{err.decode(errors='replace')}"
-                )
+                raise CommandFailed(["git", *args], proc.returncode, err.decode("utf-8", "surrogateescape"))
             outputs.append(out.decode("utf-8", "surrogateescape"))
         return outputs
 

@@ -8,11 +8,10 @@ for importing pygit2.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 
 from git_airlock.errors import AirlockError
-from git_airlock.gitcmd import scrubbed_git_env
+from git_airlock.process import run
 
 
 @dataclass(frozen=True)
@@ -40,16 +39,11 @@ def find_repo(path: str) -> RepoLocation | None:
     """The repository containing ``path``, or None when there is none."""
     if not os.path.isdir(path):
         raise AirlockError(f"no such directory: {path}", hint="check -C / REPO_DIR")
-    try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir"],
-            cwd=path,
-            capture_output=True,
-            text=True,
-            env=scrubbed_git_env(),
-        )
-    except FileNotFoundError:
-        raise AirlockError("git is not installed", hint="install git, then run `git airlock doctor`") from None
+    proc = run(
+        ["git", "rev-parse", "--path-format=absolute", "--show-toplevel", "--git-dir", "--git-common-dir"],
+        cwd=path,
+        check=False,
+    )
     lines = proc.stdout.splitlines()
     if proc.returncode != 0 or len(lines) != 3:
         if "dubious ownership" in proc.stderr:

@@ -16,16 +16,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO, TypedDict
 
-from git_airlock.errors import AirlockError, CommandFailed
-from git_airlock.gitcmd import scrubbed_git_env
+from git_airlock import process
+from git_airlock.process import CommandFailed, quote_argv
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack is 3.11+; only the type checker reads this
-
-
-def quote_argv(argv: Iterable[str]) -> str:
-    """Shell-quote an argument list so it can be pasted into a POSIX shell."""
-    return shlex.join(list(argv))
 
 
 @dataclass(frozen=True)
@@ -152,29 +147,18 @@ class Runner:
         return self._spawn(step)
 
     def _spawn(self, step: Step, started: Callable[[], object] | None = None) -> Result:
-        env = {**scrubbed_git_env(), **step.env}
+        if not step.interactive:
+            proc = process.run(list(step.argv), cwd=step.cwd, env=step.env, input=step.stdin, check=False)
+            return Result(proc.returncode, proc.stdout, proc.stderr)
         try:
-            if step.interactive:
-                with subprocess.Popen(list(step.argv), cwd=step.cwd, env=env) as process:
-                    try:
-                        if started is not None:
-                            started()
-                        return Result(process.wait(), "", "")
-                    except BaseException:  # Ctrl-C: as subprocess.run does, the child goes too
-                        process.kill()
-                        raise
-            proc = subprocess.run(
-                list(step.argv),
-                cwd=step.cwd,
-                env=env,
-                input=step.stdin,
-                capture_output=True,
-                text=True,
-                errors="replace",
-            )
+            child = subprocess.Popen(list(step.argv), cwd=step.cwd, env=process.scrubbed_env(step.env))
         except FileNotFoundError as exc:
-            raise AirlockError(
-                f"{step.argv[0]}: command not found",
-                hint=f"install {step.argv[0]}, or check PATH; `git airlock doctor` checks every tool",
-            ) from exc
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+            raise process.not_found(step.argv[0]) from exc
+        with child:
+            try:
+                if started is not None:
+                    started()
+                return Result(child.wait(), "", "")
+            except BaseException:  # Ctrl-C: as subprocess.run does, the child goes too
+                child.kill()
+                raise

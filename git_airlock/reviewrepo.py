@@ -12,12 +12,12 @@ there to be named. Your own repository and working tree are never touched.
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from git_airlock.gitcmd import Git, scrubbed_git_env
+from git_airlock.gitcmd import Git
+from git_airlock.process import run, scrubbed_env
 
 DIFFTOOL_KEYS = r"^(difftool\..*|diff\.tool|diff\.guitool|mergetool\..*|merge\.tool|merge\.guitool)$"
 
@@ -34,15 +34,14 @@ def review_repository(
     """Yield ``(path, environment)`` of a scratch repository sharing the host's objects."""
     with tempfile.TemporaryDirectory(prefix="git-airlock-review-") as scratch:
         repo = os.path.join(scratch, "repo")
-        env = scrubbed_git_env()
         config = os.path.join(scratch, "gitconfig")
-        env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=config)
+        env = scrubbed_env({"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": config})
         with open(config, "w", encoding="utf-8"):
             pass
-        subprocess.run(["git", "init", "-q", repo], check=True, env=env, capture_output=True)
+        run(["git", "init", "-q", repo], env=env)
         alternates = os.path.join(repo, ".git", "objects", "info", "alternates")
         with open(alternates, "w", encoding="utf-8") as handle:
             handle.write(os.path.join(os.path.abspath(common_dir), "objects") + "\n")
         for key, value in [*difftool_settings(repo_root), *extra]:
-            subprocess.run(["git", "config", "--file", config, "--add", key, value], check=True, env=env)
+            run(["git", "config", "--file", config, "--add", key, value], env=env)
         yield repo, env

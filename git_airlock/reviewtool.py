@@ -33,13 +33,12 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from git_airlock import process
 from git_airlock.errors import AirlockError
-from git_airlock.gitcmd import scrubbed_git_env
 from git_airlock.location import RepoLocation
 from git_airlock.plan import Runner, Step
 
@@ -166,17 +165,9 @@ def _command_problem(command: str, where: str, environ: Mapping[str, str], platf
 
 
 def _builtin_problem(name: str, repo_root: str, environ: Mapping[str, str], platform: str) -> str | None:
-    try:
-        proc = subprocess.run(
-            ["sh", "-c", _BUILTIN_LOOKUP, "sh", name],
-            cwd=repo_root,
-            env=scrubbed_git_env(),
-            capture_output=True,
-            text=True,
-            errors="replace",
-        )
-    except OSError as exc:
-        return f"git's difftool library could not be asked about it ({exc})"
+    proc = process.probe(["sh", "-c", _BUILTIN_LOOKUP, "sh", name], cwd=repo_root)
+    if proc is None:
+        return "git's difftool library could not be asked about it"
     if proc.returncode != 0:
         said = (proc.stderr.strip().splitlines() or [""])[-1]
         if not said or said.startswith("Unknown "):  # git 2.48 says "Unknown diff tool X"

@@ -100,8 +100,10 @@ def page(text: str) -> None:
     if not is_terminal() or not text:
         sys.stdout.write(text)
         return
-    result = subprocess.run(["git", "var", "GIT_PAGER"], capture_output=True, text=True)
-    pager = result.stdout.strip() if result.returncode == 0 else "less"
+    from git_airlock.process import probe
+
+    result = probe(["git", "var", "GIT_PAGER"])
+    pager = result.stdout.strip() if result is not None and result.returncode == 0 else "less"
     if pager in ("", "cat"):
         sys.stdout.write(text)
         return

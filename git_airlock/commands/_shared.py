@@ -122,15 +122,14 @@ def _remote_url(app: App) -> str | None:
 
 def _initialised_submodules(app: App) -> list[tuple[str, str]]:
     """Submodules the host has initialised (their git dirs exist under .git/modules)."""
-    import subprocess
+    from git_airlock.process import run
 
     gitmodules = os.path.join(app.location.root, ".gitmodules")
     if not os.path.exists(gitmodules):
         return []
-    proc = subprocess.run(
+    proc = run(
         ["git", "config", "--file", gitmodules, "--name-only", "--get-regexp", r"^submodule\..*\.path$"],
-        capture_output=True,
-        text=True,
+        check=False,
     )
     found = []
     for key in proc.stdout.splitlines():

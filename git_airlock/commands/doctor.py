@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 
 from git_airlock.app import App
-from git_airlock.checks import Report, run_quietly
+from git_airlock.checks import Report
 from git_airlock.errors import AirlockError
+from git_airlock.process import probe
 
 pass_app = click.make_pass_decorator(App)
 
@@ -29,12 +30,12 @@ def doctor_command(app: App) -> None:
     engine, why = app.engine_choice
     report.line("OK", "engine", f"{engine} ({why})")
     app.engine.doctor(report, app.runner, _sandbox_or_none(app))
-    git = run_quietly(["git", "--version"])
+    git = probe(["git", "--version"])
     if git and git.returncode == 0:
         report.line("OK", "git", git.stdout.strip())
     else:
         report.line("FAIL", "git", "not installed")
-    tmux = run_quietly(["tmux", "-V"])
+    tmux = probe(["tmux", "-V"])
     if tmux and tmux.returncode == 0:
         report.line("OK", "tmux", tmux.stdout.strip())
     else:

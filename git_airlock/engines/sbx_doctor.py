@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import platform
 
-from git_airlock.checks import Report, check_installed, run_quietly
+from git_airlock.checks import Report, check_installed
 from git_airlock.engines.base import Engine
 from git_airlock.plan import Runner
+from git_airlock.process import probe
 
 _LOGIN_WORDS = ("not logged in", "login", "unauthorized", "unauthenticated", "authenticate")
 
@@ -17,7 +18,7 @@ def check_sbx(report: Report, engine: Engine, runner: Runner, sandbox: str | Non
     path = check_installed(report, "sbx", ["version"], "https://docs.docker.com/ai/sandboxes/")
     if path is None or not check_sbx_is_dockers(report, path):
         return
-    listing = run_quietly([path, "ls", "--json"])
+    listing = probe([path, "ls", "--json"])
     if listing is None:
         report.line("FAIL", "sbx daemon", "`sbx ls` did not answer (hint: `sbx diagnose`)")
     elif listing.returncode == 0:
@@ -39,7 +40,7 @@ def check_sbx_is_dockers(report: Report, path: str) -> bool:
     AI agents" and lists "version  Show Docker Sandboxes version information"
     (https://docs.docker.com/reference/cli/sbx/).
     """
-    shown = run_quietly([path, "--help"])
+    shown = probe([path, "--help"])
     if shown is not None and "Docker Sandboxes" in shown.stdout + shown.stderr:
         report.line("OK", "sbx identity", "`sbx --help` describes Docker Sandboxes")
         return True
@@ -89,7 +90,7 @@ def check_virtualization(report: Report) -> None:
         if platform.machine() == "arm64":
             report.line("OK", "virtualization", "Apple Silicon")
         else:
-            result = run_quietly(["sysctl", "-n", "kern.hv_support"])
+            result = probe(["sysctl", "-n", "kern.hv_support"])
             if result and result.stdout.strip() == "1":
                 report.line("OK", "virtualization", "hypervisor framework supported")
             else:

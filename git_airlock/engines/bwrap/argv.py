@@ -108,14 +108,12 @@ checkout leaves in ``http.<url>.extraheader``, credential helpers, include paths
 
 def write_source_config(paths: Paths, repo: str) -> None:
     """The host repository's config as the sandbox sees it (written before every start)."""
-    import subprocess
+    from git_airlock.process import run
 
     config = os.path.join(repo, ".git", "config")
     if not os.path.isfile(config):
         return
-    listed = subprocess.run(
-        ["git", "config", "--file", config, "--null", "--list"], capture_output=True, text=True, check=False
-    ).stdout
+    listed = run(["git", "config", "--file", config, "--null", "--list"], check=False).stdout
     sections: dict[str, list[str]] = {}
     for item in filter(None, listed.split("\0")):
         key, _, value = item.partition("\n")

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
 
+from git_airlock import process
 from git_airlock.engines.bwrap import confine, overlay
 from git_airlock.engines.bwrap.layout import Paths, SandboxMeta
 from git_airlock.errors import AirlockError
@@ -123,7 +123,7 @@ def uncommitted(paths: Paths) -> list[str]:
         ["--no-optional-locks", "status", "--porcelain", "-z", "--untracked-files=all"],
         writable=False,
     )
-    proc = subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape", env=_host_env())
+    proc = process.run(argv, check=False)
     if proc.returncode != 0:
         raise AirlockError(
             f"could not look at sandbox {paths.name}'s working tree: {proc.stderr.strip()}",
@@ -187,9 +187,3 @@ def remote_settings(remote: str, paths: Paths, repo: str) -> dict[str, str]:
         f"remote.{remote}.receivepack": refusal("a sandbox's clone takes no push (its hooks are the agent's)"),
         f"remote.{remote}.skipFetchAll": "true",
     }
-
-
-def _host_env() -> dict[str, str]:
-    from git_airlock.gitcmd import scrubbed_git_env
-
-    return scrubbed_git_env()

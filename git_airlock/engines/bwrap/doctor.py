@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 
-from git_airlock.checks import Report, check_installed, run_quietly
+from git_airlock.checks import Report, check_installed
+from git_airlock.process import probe
 
 
 def check_bwrap(report: Report) -> None:
     path = check_installed(report, "bwrap", ["--version"], "`apt-get install bubblewrap`")
     if path is None:
         return
-    trial = run_quietly(
+    trial = probe(
         [
             path,
             "--ro-bind",

@@ -16,9 +16,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 
+from git_airlock import process
 from git_airlock.engines.bwrap.layout import Paths, SandboxMeta, make_removable
 
 
@@ -32,9 +32,9 @@ def usable(probe_root: str) -> bool:
         for directory in dirs:
             os.mkdir(directory)
         lower, upper, work, merged = dirs
-        probe = subprocess.run([*prefix(lower, upper, work, merged, read_only=False), "true"], capture_output=True)
+        tried = process.probe([*prefix(lower, upper, work, merged, read_only=False), "true"])
         make_removable(scratch)
-        return probe.returncode == 0
+        return tried is not None and tried.returncode == 0
 
 
 def tools() -> bool:
@@ -74,7 +74,7 @@ def build_cache(common_dir: str, commit: str, cache: str) -> None:
     os.makedirs(os.path.dirname(cache), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".building-", dir=os.path.dirname(cache))
     os.mkdir(os.path.join(tmp, "tree"))
-    subprocess.run(
+    process.run(
         [
             "git",
             "-c",
@@ -92,9 +92,7 @@ def build_cache(common_dir: str, commit: str, cache: str) -> None:
             "--reset",
             commit,
         ],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "GIT_INDEX_FILE": os.path.join(tmp, "index")},
+        env={"GIT_INDEX_FILE": os.path.join(tmp, "index")},
     )
     try:
         os.rename(tmp, cache)
