@@ -13,6 +13,7 @@ import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
@@ -214,19 +215,21 @@ def test_two_ups_at_once_start_one_agent(project: Path, hermetic: Env, exists: b
     argv = ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", "box", "up", "--", "-c", agent]
     ups = [subprocess.Popen(argv, cwd=project, stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in "ab"]
     # the loser ends by itself; the winner's agent runs until its stdin closes
-    losers = []
-    for up in ups:
+    with ThreadPoolExecutor(2) as pool:
+        ending = {pool.submit(up.wait): up for up in ups}
         try:
-            up.wait(timeout=30)
-            losers.append(up)
-        except subprocess.TimeoutExpired:
-            pass
-    (winner,) = [up for up in ups if up not in losers]
-    assert len(losers) == 1
-    _, stderr = losers[0].communicate()
-    assert losers[0].returncode == 1
-    assert "is busy (" in stderr or "already exists (running)" in stderr, stderr
-    winner.communicate(input="", timeout=60)
+            done, _ = wait(ending, timeout=60, return_when=FIRST_COMPLETED)
+            (loser,) = [ending[future] for future in done]
+            (winner,) = [up for up in ups if up is not loser]
+            assert winner.poll() is None, "both ended: neither started an agent"
+            stderr = loser.stderr.read() if loser.stderr else ""
+            assert loser.returncode == 1
+            assert "is busy (" in stderr or "already exists (running)" in stderr, stderr
+            winner.communicate(input="", timeout=60)
+        finally:  # two agents (the race this test is about) would otherwise wait for input for ever
+            for up in ups:
+                if up.poll() is None:
+                    up.kill()
     assert winner.returncode == 0
     assert sandbox_file(hermetic, "box", "started.txt").read_text() == "started\n"
 

@@ -1,8 +1,8 @@
 """Finding and stopping a sandbox's processes.
 
 Each sandbox's bwrap carries ``--setenv GIT_AIRLOCK_SANDBOX <name>/<id>`` in its
-command line. Stopping bwrap is enough: its PID namespace takes every process
-of the sandbox along. Processes are found by that tag and this user's uid,
+command line, and so do the processes that start it. Stopping them is enough: bwrap's
+PID namespace takes every process of the sandbox along. Processes are found by that tag and this user's uid,
 so two sandboxes (or two repositories that picked the same name) never see
 or stop each other's.
 """
@@ -20,7 +20,10 @@ MARKER = "GIT_AIRLOCK_SANDBOX"
 
 
 def running_pids(tag: str) -> list[int]:
-    """bwrap processes of this user whose marker argument is exactly ``tag``."""
+    """Processes of this user whose command line carries the marker ``tag``: bwrap, and what starts it
+    (the egress gate's supervisor, the overlay's and the filter's prefixes). Counting those too means a
+    sandbox is running from the instant ``up`` started it, not only once bwrap itself runs: a second
+    ``up`` that looks in between must not start a second agent."""
     found = []
     uid = os.getuid()
     wanted = tag.encode()
@@ -33,8 +36,6 @@ def running_pids(tag: str) -> list[int]:
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
                 argv = handle.read().split(b"\0")
         except OSError:
-            continue
-        if not argv or os.path.basename(argv[0]) != b"bwrap":
             continue
         for i in range(len(argv) - 2):
             if argv[i] == b"--setenv" and argv[i + 1] == MARKER.encode() and argv[i + 2] == wanted:
