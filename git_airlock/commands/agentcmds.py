@@ -6,8 +6,7 @@ import click
 
 from git_airlock.agents import AGENTS, get_agent
 from git_airlock.app import App
-
-pass_app = click.make_pass_decorator(App)
+from git_airlock.commands import pass_app
 
 
 @click.group("agents")

@@ -6,10 +6,9 @@ import click
 
 from git_airlock.app import App
 from git_airlock.checks import Report
+from git_airlock.commands import pass_app
 from git_airlock.errors import AirlockError
 from git_airlock.process import probe
-
-pass_app = click.make_pass_decorator(App)
 
 
 def _sandbox_or_none(app: App) -> str | None:

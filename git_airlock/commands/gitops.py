@@ -9,6 +9,7 @@ import click
 
 from git_airlock import ledger, reviewtool
 from git_airlock.app import App
+from git_airlock.commands import pass_app
 from git_airlock.commands._shared import (
     base_commit,
     confirm,
@@ -21,7 +22,6 @@ from git_airlock.gitcmd import Git
 from git_airlock.plan import Step
 from git_airlock.terminal import colorize_patch, is_terminal, page, sanitize
 
-pass_app = click.make_pass_decorator(App)
 sandbox_branch_option = click.option(
     "--sandbox-branch",
     metavar="BRANCH",

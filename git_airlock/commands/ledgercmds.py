@@ -9,11 +9,10 @@ import click
 
 from git_airlock import ledger
 from git_airlock.app import App
+from git_airlock.commands import pass_app
 from git_airlock.commitinfo import describe
 from git_airlock.gitcmd import Git
 from git_airlock.terminal import sanitize_line
-
-pass_app = click.make_pass_decorator(App)
 
 
 class HostCodeFile(TypedDict):

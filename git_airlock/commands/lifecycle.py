@@ -14,6 +14,7 @@ import click
 from git_airlock import ledger
 from git_airlock.agents import Agent, get_agent
 from git_airlock.app import App
+from git_airlock.commands import app_of, pass_app
 from git_airlock.commands._shared import confirm, fetch, require_sandbox, sandbox_state
 from git_airlock.commands.agentargs import AgentCommand, agent_args
 from git_airlock.engines.base import SandboxSpec
@@ -23,16 +24,6 @@ from git_airlock.locks import forget, sandbox_lock
 from git_airlock.plan import Call, Plan, Step
 from git_airlock.policy import custom_presets
 from git_airlock.terminal import is_terminal
-
-pass_app = click.make_pass_decorator(App)
-
-
-def _app(ctx: click.Context) -> App:
-    """The App the root command made, found as ``pass_app`` finds it (for commands that need ``ctx`` too)."""
-    app = ctx.find_object(App)
-    if app is None:  # what pass_app raises: a command run outside the `git airlock` group
-        raise RuntimeError("Managed to invoke callback without a context object of type 'App' existing.")
-    return app
 
 
 def _ensure_repo(app: App, assume_yes: bool) -> None:
@@ -235,7 +226,7 @@ def up_command(ctx: click.Context, yes: bool) -> None:
     Only arguments after `--` go to the agent, unchanged, e.g.
     `git airlock up -- --model opus`.
     """
-    app = _app(ctx)
+    app = app_of(ctx)
     agent = get_agent(app.settings.agent)
     _start(app, agent, agent_args(ctx), yes, "up")
 
@@ -251,7 +242,7 @@ def run_command(ctx: click.Context, yes: bool, task: str) -> int:
     without one get TASK as a plain argument. In the foreground, the sandbox's
     branches are fetched afterwards and the new commits counted.
     """
-    app = _app(ctx)
+    app = app_of(ctx)
     if not task.strip():
         raise UsageError(
             "the task is empty", hint='say what the agent should do: `git airlock run "fix the failing test"`'

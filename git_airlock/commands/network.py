@@ -14,12 +14,11 @@ import os
 import click
 
 from git_airlock.app import App
+from git_airlock.commands import pass_app
 from git_airlock.commands._shared import confirm
 from git_airlock.errors import AirlockError
 from git_airlock.policy import parse_allowlist
 from git_airlock.terminal import sanitize
-
-pass_app = click.make_pass_decorator(App)
 
 
 def _confirm_global(app: App, yes: bool) -> None:

@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING
 import click
 
 from git_airlock.app import App
+from git_airlock.commands import pass_app
 from git_airlock.errors import AirlockError
 from git_airlock.terminal import is_terminal
 
 if TYPE_CHECKING:
     from git_airlock.services import Service
-
-pass_app = click.make_pass_decorator(App)
 
 
 def _read_value(service: str) -> str:

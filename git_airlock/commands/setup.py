@@ -9,10 +9,9 @@ import click
 
 from git_airlock import completion
 from git_airlock.app import App
+from git_airlock.commands import pass_app
 from git_airlock.config import KEYS
 from git_airlock.errors import AirlockError
-
-pass_app = click.make_pass_decorator(App)
 
 AGENTS_TEMPLATE = """\
 # AGENTS.md

@@ -9,11 +9,10 @@ import click
 
 from git_airlock import tmux
 from git_airlock.app import App
+from git_airlock.commands import pass_app
 from git_airlock.commands._shared import sandbox_state
 from git_airlock.gitcmd import Git
 from git_airlock.terminal import sanitize
-
-pass_app = click.make_pass_decorator(App)
 
 
 @click.command("status")
