@@ -569,11 +569,11 @@ def test_tunnels_beyond_the_pipe_budget_copy_instead(proxy: Running) -> None:
 
 
 def test_the_connection_log_is_bounded(tmp_path, monkeypatch) -> None:
-    from git_airlock.egress import proxy as proxy_module
+    from git_airlock.egress import connectlog
 
-    monkeypatch.setattr(proxy_module, "MAX_LOG", 4096)
+    monkeypatch.setattr(connectlog, "MAX_LOG", 4096)
     path = tmp_path / "box.jsonl"
-    log = proxy_module.JsonLog(str(path))
+    log = connectlog.JsonLog(str(path))
 
     async def flood() -> None:
         for i in range(2000):  # a sandbox hammering a blocked host
@@ -981,12 +981,12 @@ def test_the_client_hello_parser_never_fails_but_with_malformed() -> None:
 
 def test_an_unexpected_error_costs_one_connection_and_no_traceback(proxy: Running, monkeypatch) -> None:
     """Whatever goes wrong inside the gate must not print a traceback on the user's terminal."""
-    from git_airlock.egress import proxy as proxy_module
+    from git_airlock.egress import httphead
 
     def broken(*args: object) -> None:
         raise RuntimeError("a bug in the gate")
 
-    monkeypatch.setattr(proxy_module, "_parse_head", broken)
+    monkeypatch.setattr(httphead, "parse_head", broken)
     with proxy.connect() as sock:
         sock.sendall(b"CONNECT allowed.test:443 HTTP/1.1\r\n\r\n")
         assert sock.recv(100) == b""  # closed, unanswered

@@ -31,19 +31,15 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
-import errno
-import ipaddress
-import json
-import os
-import re
 import socket
 import ssl
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Literal, TypedDict
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from git_airlock.egress import names, tls, tunnel
+from git_airlock.egress import dial, httphead, names, tls, tunnel
+from git_airlock.egress.connectlog import Attempt
 from git_airlock.egress.rules import NOT_ALLOWED, Rules
 
 if TYPE_CHECKING:
@@ -55,55 +51,8 @@ MAX_HEAD = 64 * 1024
 HEAD_TIMEOUT = 10.0
 CONNECT_TIMEOUT = 10.0
 MAX_CONNECTIONS = 512
-MAX_LOG = 16 * 1024 * 1024
-"""Bytes of connection log per file; one older file is kept beside it."""
 MAX_LISTENERS = 8
 """Listening sockets one proxy accepts from sandboxes (one per sandbox process that starts the network)."""
-_HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
-_ABSOLUTE = re.compile(r"^http://(?P<host>[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?(?P<path>/[^ ]*)?$")
-"""Host names are read loosely here, then checked by ``names.valid_host``; the log keeps 255 characters."""
-_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_TARGET = re.compile(rb"[\x21-\x7e]+")
-"""Visible ASCII only: no space, tab, CR, LF or other control byte in a request target."""
-_HEADER = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+:[\t\x20-\x7e\x80-\xff]*")
-"""``name: value`` with a token name, no whitespace before the colon, no control byte but tab."""
-_REASONS = {
-    400: "Bad Request",
-    404: "Not Found",
-    403: "Forbidden",
-    408: "Request Timeout",
-    426: "Upgrade Required",
-    431: "Request Header Fields Too Large",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
-
-class Attempt(TypedDict, total=False):
-    """One connection attempt as the log holds it (a JSON line); what is known of it so far, while it is made."""
-
-    time: float
-    sandbox: str
-    host: str
-    port: int
-    credential: str
-    """The service whose credential the gate put on the request (credential endpoints)."""
-    action: Literal["allowed", "blocked", "failed"]
-    reason: str
-    sni: str
-    sent: int
-    received: int
-    status: int
-    """The status of the API's first response (credential endpoints)."""
-
-
-class Refused(Exception):
-    """A request the proxy answers with an error status instead of serving."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class Proxy:
@@ -192,10 +141,10 @@ class Proxy:
         self.idle.clear()
         try:
             if self.open_connections > self.max_connections:
-                raise Refused(503, "too many connections")
+                raise httphead.Refused(503, "too many connections")
             await self._serve(conn, handoff)
-        except Refused as refused:
-            await _reply(self.loop, conn, refused.status, str(refused))
+        except httphead.Refused as refused:
+            await httphead.reply(self.loop, conn, refused.status, str(refused))
         except (OSError, asyncio.TimeoutError):
             pass
         except Exception as exc:  # a bug of ours must cost one connection, never a traceback on the terminal
@@ -211,14 +160,14 @@ class Proxy:
         try:
             head, rest = await self._read_head(conn, handoff, deadline)
         except asyncio.TimeoutError:
-            raise Refused(408, "request head not received in time") from None
+            raise httphead.Refused(408, "request head not received in time") from None
         if not head:
             return
-        method, target, headers = _parse_head(head)
+        method, target, headers = httphead.parse_head(head)
         if target.startswith("/airlock/"):
             await self._service(method, target, headers, rest, conn)
             return
-        host, port, forward = _destination(method, target, headers, rest)
+        host, port, forward = httphead.destination(method, target, headers, rest)
         entry: Attempt = {"time": time.time(), "sandbox": self.sandbox, "host": host[:255], "port": port}
         self._check_names(entry, host, method, headers)
         self._check(entry)
@@ -250,7 +199,7 @@ class Proxy:
         data = await self._take_listener(conn, deadline) if handoff else b""
         while (end := data.find(b"\r\n\r\n")) < 0:
             if len(data) > MAX_HEAD:
-                raise Refused(431, "request head too large")
+                raise httphead.Refused(431, "request head too large")
             try:
                 chunk = conn.recv(65536)
             except BlockingIOError:
@@ -260,7 +209,7 @@ class Proxy:
                 return b"", b""
             data += chunk
         if end + 4 > MAX_HEAD:
-            raise Refused(431, "request head too large")
+            raise httphead.Refused(431, "request head too large")
         return data[: end + 4], data[end + 4 :]
 
     async def _take_listener(self, conn: socket.socket, deadline: float) -> bytes:
@@ -297,14 +246,16 @@ class Proxy:
     def _check(self, entry: Attempt) -> None:
         if not self.rules.allows(entry["host"], entry["port"]):
             self._block(entry, reason=NOT_ALLOWED)
-            raise Refused(403, f"{entry['host']}:{entry['port']} is not allowed by the sandbox's network policy")
+            raise httphead.Refused(
+                403, f"{entry['host']}:{entry['port']} is not allowed by the sandbox's network policy"
+            )
 
     def _check_names(self, entry: Attempt, host: str, method: str, headers: bytes) -> None:
         """400 for a host name no resolver can encode, or a plain request whose ``Host`` names another
         destination (the server behind would serve that one); a request without ``Host`` goes as it is."""
         if not names.valid_host(host):
             self._block(entry, reason="not a valid host name")
-            raise Refused(400, "not a valid host name")
+            raise httphead.Refused(400, "not a valid host name")
         if method == "CONNECT":
             return
         hosts = [
@@ -312,36 +263,38 @@ class Proxy:
         ]
         if len(hosts) > 1 or (hosts and not names.names_target(hosts[0], host, entry["port"])):
             self._block(entry, reason="the Host header names another destination than the request")
-            raise Refused(400, "the Host header must name the request's host and port")
+            raise httphead.Refused(400, "the Host header must name the request's host and port")
 
     async def _dial(self, entry: Attempt, host: str, port: int) -> socket.socket:
         try:
-            return await _connect(self.loop, self.resolve(host), port, self.loop.time() + self.connect_timeout)
+            return await dial.connect(self.loop, self.resolve(host), port, self.loop.time() + self.connect_timeout)
         except (OSError, asyncio.TimeoutError) as exc:
             self.log({**entry, "action": "failed", "sent": 0, "received": 0})
             status = 504 if isinstance(exc, asyncio.TimeoutError) else 502
-            raise Refused(status, f"cannot reach {host}:{port}") from None
+            raise httphead.Refused(status, f"cannot reach {host}:{port}") from None
 
     async def _service(self, method: str, target: str, headers: bytes, rest: bytes, conn: socket.socket) -> None:
         """Forward to a service's real API, putting the host-held credential on the request."""
         name, _, path = target[len("/airlock/") :].partition("/")
         service = self.services.get(name)
         if service is None or not service.get("secret"):
-            raise Refused(404, f"no credential endpoint {name!r} (is a credential stored for it?)")
+            raise httphead.Refused(404, f"no credential endpoint {name!r} (is a credential stored for it?)")
         if any(line[:8].lower() == b"upgrade:" for line in headers.split(b"\r\n")):
             # one request per connection (``Connection: close``): a protocol switch cannot pass, and 426 is
             # what makes a client that tries one first (Codex's Responses WebSocket) use plain requests at once
-            raise Refused(426, "the credential endpoint does not switch protocols; send plain HTTP requests")
-        upstream = urlsplit(service["upstream"])
-        host, tls = upstream.hostname or "", upstream.scheme == "https"
-        port = upstream.port or (443 if tls else 80)
+            raise httphead.Refused(426, "the credential endpoint does not switch protocols; send plain HTTP requests")
+        api = urlsplit(service["upstream"])
+        host, tls = api.hostname or "", api.scheme == "https"
+        port = api.port or (443 if tls else 80)
         entry: Attempt = {"time": time.time(), "sandbox": self.sandbox, "host": host, "port": port, "credential": name}
         self._check(entry)
         dropped = (b"host:", b"x-api-key:", b"authorization:", service["header"].encode().lower() + b":")
-        kept = [line for line in _close(headers).split(b"\r\n") if line and not line.lower().startswith(dropped)]
-        authority = host if upstream.port is None else f"{host}:{port}"
+        kept = [
+            line for line in httphead.close(headers).split(b"\r\n") if line and not line.lower().startswith(dropped)
+        ]
+        authority = host if api.port is None else f"{host}:{port}"
         head = (
-            f"{method} {upstream.path.rstrip('/')}/{path} HTTP/1.1\r\nHost: {authority}\r\n"
+            f"{method} {api.path.rstrip('/')}/{path} HTTP/1.1\r\nHost: {authority}\r\n"
             f"{service['header']}: {service.get('prefix', '')}{service['secret']}\r\n"
         ).encode("latin-1")
         head += b"\r\n".join(kept) + b"\r\n\r\n" + rest
@@ -352,7 +305,7 @@ class Proxy:
             streams = await self._verified_tls(entry, raw, host) if tls else None
             try:
                 if streams:
-                    await _bridge_tls(self.loop, conn, *streams, head, moved, answer)
+                    await dial.bridge_tls(self.loop, conn, *streams, head, moved, answer)
                 else:
                     await tunnel.send_all(self.loop, raw, head)
                     await tunnel.join(self.loop, self.pipes, conn, raw, moved)
@@ -372,45 +325,7 @@ class Proxy:
             )
         except (OSError, asyncio.TimeoutError):
             self.log({**entry, "action": "failed", "sent": 0, "received": 0})
-            raise Refused(502, f"no verified TLS connection to {host}") from None
-
-
-def _destination(method: str, target: str, headers: bytes, rest: bytes) -> tuple[str, int, bytes]:
-    """Host (lower case), port, and the bytes to send there first: what came after a CONNECT
-    head, or an absolute-form request rewritten to origin form, one request per connection."""
-    if method == "CONNECT":
-        match = _HOST_PORT.match(target)
-        if not match:
-            raise Refused(400, "CONNECT needs host:port")
-        host, port, forward = match["host"].strip("[]"), int(match["port"]), rest
-    else:
-        match = _ABSOLUTE.match(target)
-        if not match:
-            raise Refused(400, "only absolute http:// requests and CONNECT go through this proxy")
-        host, port = match["host"], int(match["port"] or 80)
-        forward = f"{method} {match['path'] or '/'} HTTP/1.1\r\n".encode("latin-1") + _close(headers) + rest
-    if not 0 < port < 65536:
-        raise Refused(400, "bad port")
-    return host.lower(), port, forward
-
-
-def _parse_head(head: bytes) -> tuple[str, str, bytes]:
-    """Method, target and header lines of a request head, read strictly.
-
-    Whatever is passed on must mean the same to every server behind the gate: a bare
-    LF, a control character, a folded line or a space before a colon could let a
-    client smuggle its own request line or Host past the gate's view of the request
-    (and, on a credential endpoint, around the credential the gate adds).
-    """
-    request_line, *lines = head[:-4].split(b"\r\n")
-    parts = request_line.split(b" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _TARGET.fullmatch(parts[1]):
-        raise Refused(400, "malformed request line")
-    if parts[2] not in (b"HTTP/1.0", b"HTTP/1.1"):
-        raise Refused(400, "malformed request line")
-    if not all(_HEADER.fullmatch(line) for line in lines):
-        raise Refused(400, "malformed header line")
-    return parts[0].decode("ascii"), parts[1].decode("ascii"), b"\r\n".join(lines)
+            raise httphead.Refused(502, f"no verified TLS connection to {host}") from None
 
 
 def _listening_socket(fd: int) -> socket.socket | None:
@@ -433,157 +348,3 @@ def _listening_socket(fd: int) -> socket.socket | None:
         pass
     sock.close()
     return None
-
-
-async def _connect(loop: asyncio.AbstractEventLoop, address: str, port: int, deadline: float) -> socket.socket:
-    """A connected non-blocking socket; names go through the resolver, literal addresses do not.
-
-    ``asyncio.TimeoutError`` once ``deadline`` (loop time) passes.
-    """
-    infos: list[tuple[socket.AddressFamily, tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]]]
-    try:
-        literal = ipaddress.ip_address(address)
-        infos = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, (address, port))]
-    except ValueError:
-        lookup = loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
-        found = await asyncio.wait_for(lookup, max(0.0, deadline - loop.time()))
-        infos = [(family, sockaddr) for family, _, _, _, sockaddr in found]
-    error: OSError = OSError(f"no address for {address}")
-    for family, sockaddr in infos:
-        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if sock.connect_ex(sockaddr) == errno.EINPROGRESS:
-                await tunnel.writable(loop, sock, deadline)
-            failure = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if failure:
-                raise OSError(failure, os.strerror(failure))
-            return sock
-        except OSError as exc:
-            sock.close()
-            error = exc
-        except BaseException:
-            sock.close()
-            raise
-    raise error
-
-
-async def _bridge_tls(
-    loop: asyncio.AbstractEventLoop,
-    conn: socket.socket,
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    head: bytes,
-    moved: list[int],
-    answer: Attempt,
-) -> None:
-    """Relay the plain client connection over the TLS streams to the service's API host.
-
-    ``answer`` gets the status of the API's first response: a 401 for the host-held credential
-    is worth telling the user, who never sees the agent's side of it."""
-
-    async def upward() -> None:
-        writer.write(head)
-        while True:
-            try:
-                data = conn.recv(65536)
-            except BlockingIOError:
-                await tunnel.readable(loop, conn)
-                continue
-            if not data:
-                break
-            moved[0] += len(data)
-            writer.write(data)
-            await writer.drain()
-
-    async def downward() -> None:
-        while data := await reader.read(1 << 16):
-            if not moved[1] and data.startswith(b"HTTP/1.") and data[9:12].isdigit():
-                answer["status"] = int(data[9:12])
-            moved[1] += len(data)
-            await tunnel.send_all(loop, conn, data)
-        with contextlib.suppress(OSError):
-            conn.shutdown(socket.SHUT_WR)
-
-    sending = loop.create_task(upward())
-    try:
-        await downward()
-    finally:
-        # whatever ended the response, the request side must stop watching ``conn`` before it closes
-        sending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sending
-        writer.close()
-        with contextlib.suppress(Exception):
-            await writer.wait_closed()
-
-
-def _close(headers: bytes) -> bytes:
-    """Pass headers on, minus hop-by-hop ones, asking for one request per connection."""
-    kept = [
-        line
-        for line in headers.split(b"\r\n")
-        if line and not line.lower().startswith((b"proxy-", b"connection:", b"keep-alive:"))
-    ]
-    return b"\r\n".join([*kept, b"Connection: close", b"", b""])
-
-
-async def _reply(loop: asyncio.AbstractEventLoop, conn: socket.socket, status: int, message: str) -> None:
-    body = f"git-airlock egress: {message}\n".encode()
-    with contextlib.suppress(OSError):
-        await tunnel.send_all(
-            loop,
-            conn,
-            f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: text/plain\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-            + body,
-        )
-
-
-class JsonLog:
-    """Appends one JSON object per connection attempt to a file (opened once).
-
-    Lines are written when the event loop has run what is ready, so a burst of
-    connections costs one write, and ``net --follow`` still sees each at once.
-    A sandbox decides how many attempts it makes, so the file is bounded: past
-    ``MAX_LOG`` bytes it becomes ``<file>.1`` (replacing the one before) and a new
-    file starts. Logging is best effort: a full disk drops lines, never the gate.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 (lives as long as the proxy)
-        self.size = os.fstat(self.handle.fileno()).st_size
-        self.pending: list[str] = []
-
-    def __call__(self, entry: Attempt) -> None:
-        if not self.pending:
-            asyncio.get_running_loop().call_soon(self.flush)
-        self.pending.append(json.dumps(entry) + "\n")
-
-    def flush(self) -> None:
-        lines, self.pending = self.pending, []
-        try:
-            chunk: list[str] = []
-            for line in lines:
-                if self.size + len(line) > MAX_LOG and self.size:
-                    self.handle.write("".join(chunk))
-                    chunk.clear()
-                    self._rotate()
-                chunk.append(line)
-                self.size += len(line)
-            self.handle.write("".join(chunk))
-            self.handle.flush()
-        except (OSError, ValueError):  # a full disk, or a rotation that failed half-way
-            pass
-
-    def _rotate(self) -> None:
-        self.handle.close()
-        os.replace(self.path, self.path + ".1")
-        self.handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (replaces the one closed)
-        self.size = 0
-
-    def close(self) -> None:
-        if self.pending:
-            self.flush()
-        self.handle.close()

@@ -20,7 +20,8 @@ import sys
 import threading
 from typing import TYPE_CHECKING, TypedDict
 
-from git_airlock.egress.proxy import MAX_CONNECTIONS, JsonLog, Proxy
+from git_airlock.egress.connectlog import JsonLog
+from git_airlock.egress.proxy import MAX_CONNECTIONS, Proxy
 from git_airlock.egress.rules import Rules
 from git_airlock.egress.tunnel import MAX_PIPES
 from git_airlock.secrets import lookup
