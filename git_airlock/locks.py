@@ -26,12 +26,6 @@ _HELD: dict[str, int] = {}
 """Lock file descriptors this process holds, by sandbox name."""
 
 
-def lock_dir() -> str:
-    from platformdirs import user_state_dir
-
-    return os.path.join(user_state_dir("git-airlock"), "locks")
-
-
 @contextlib.contextmanager
 def sandbox_lock(name: str, operation: str) -> Iterator[Callable[[], None]]:
     """Hold sandbox ``name`` for ``operation`` until the block ends, or fail at once naming who holds it.
@@ -49,9 +43,8 @@ def sandbox_lock(name: str, operation: str) -> Iterator[Callable[[], None]]:
 
 def acquire(name: str, operation: str) -> int:
     """Take the lock (see :func:`sandbox_lock`); the descriptor to :func:`release`."""
-    folder = lock_dir()
-    os.makedirs(folder, mode=0o700, exist_ok=True)
     path = lock_path(name)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
@@ -75,7 +68,9 @@ def acquire(name: str, operation: str) -> int:
 
 
 def lock_path(name: str) -> str:
-    return os.path.join(lock_dir(), f"{name}.lock")
+    from platformdirs import user_state_dir
+
+    return os.path.join(user_state_dir("git-airlock"), "locks", f"{name}.lock")
 
 
 def forget(name: str) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import click
 
@@ -145,13 +148,18 @@ def fetch(app: App, state: SandboxState | None = None, known: bool = False) -> N
 
     ``known`` says ``state`` was already looked up by the caller (saving an ``sbx ls``).
     """
-    if app.dry_run:
+    with locked(app, "fetch"):
         _fetch(app, state, known)
-        return
+
+
+def locked(app: App, operation: str, sandbox: str | None = None) -> AbstractContextManager[Callable[[], None]]:
+    """The lock of ``sandbox`` (default: this one) for ``operation``, yielding what gives it back early;
+    nothing to hold in a dry run, which changes nothing."""
+    if app.dry_run:
+        return contextlib.nullcontext(lambda: None)
     from git_airlock.locks import sandbox_lock
 
-    with sandbox_lock(app.sandbox, "fetch"):
-        _fetch(app, state, known)
+    return sandbox_lock(sandbox or app.sandbox, operation)
 
 
 def _fetch(app: App, state: SandboxState | None, known: bool) -> None:

@@ -15,12 +15,12 @@ from git_airlock import ledger
 from git_airlock.agents import Agent, get_agent
 from git_airlock.app import App
 from git_airlock.commands import app_of, pass_app
-from git_airlock.commands._shared import confirm, fetch, require_sandbox, sandbox_state
+from git_airlock.commands._shared import confirm, fetch, locked, require_sandbox, sandbox_state
 from git_airlock.commands.agentargs import AgentCommand, agent_args
 from git_airlock.engines.base import SandboxSpec
 from git_airlock.errors import AirlockError, UsageError
 from git_airlock.gitcmd import Git
-from git_airlock.locks import forget, sandbox_lock
+from git_airlock.locks import forget
 from git_airlock.plan import Call, Plan, Step
 from git_airlock.policy import custom_presets
 from git_airlock.terminal import is_terminal
@@ -43,13 +43,8 @@ def _ensure_repo(app: App, assume_yes: bool) -> None:
         app.runner.execute(Plan(list(steps)))
         return
     also = f" and commit its {len(files)} file(s) as a first commit" if files else ""
-    if not (
-        assume_yes
-        or (
-            is_terminal(sys.stdin)
-            and click.confirm(f"{path} is not a git repository. Run `git init` here{also}?", default=False, err=True)
-        )
-    ):
+    question = f"{path} is not a git repository. Run `git init` here{also}?"
+    if not confirm(question, default=False, assume=True if assume_yes else None):
         raise AirlockError(
             f"not a git repository: {path}",
             hint="run `git init` (or `git airlock up --yes` to do it for you); the sandbox clones a repository",
@@ -76,9 +71,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool, oper
         )
     sandbox = app.sandbox if location else _dry_run_name(root)
     app.tmux = app.tmux or app.settings.flag("use_tmux")
-    if app.dry_run:
-        return _launch(app, agent, agent_args, sandbox, root, lambda: None)
-    with sandbox_lock(sandbox, operation) as release:
+    with locked(app, operation, sandbox) as release:
         return _launch(app, agent, agent_args, sandbox, root, release)
 
 
@@ -117,10 +110,10 @@ def _launch(
         app.info(f"auth: {engine.auth_note(agent, dict(app.settings.service_url_pairs))}")
 
     seeds = []
-    if app.seed_config or app.settings.flag("seed_config") or app.settings.seed_path_list:
+    agent_files = app.seed_config or app.settings.flag("seed_config")
+    if agent_files or app.settings.seed_path_list:
         from git_airlock.seeding import seed_files
 
-        agent_files = app.seed_config or app.settings.flag("seed_config")
         home = os.path.expanduser("~")
         seeds = seed_files(agent, home, engine.sandbox_home(), app.settings.seed_path_list, agent_files)
         app.info(f"seeding {len(seeds)} instruction file(s) from your home directory")
@@ -312,7 +305,7 @@ def shell_command(app: App) -> None:
 @pass_app
 def stop_command(app: App) -> None:
     """Stop the sandbox; its VM, clone and commits are kept."""
-    with _locked(app, "stop"):
+    with locked(app, "stop"):
         _stop(app)
 
 
@@ -338,7 +331,7 @@ def _stop(app: App) -> None:
 @pass_app
 def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
     """Remove the sandbox and its tmux session, after offering to fetch its commits."""
-    with _locked(app, "rm"):
+    with locked(app, "rm"):
         _remove(app, do_fetch, yes, force)
 
 
@@ -379,11 +372,6 @@ def _remove(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
         app.info(f"removed {app.sandbox}; {_what_stays(app, fetched)}")
 
 
-def _locked(app: App, operation: str) -> contextlib.AbstractContextManager[object]:
-    """The sandbox's lock for ``operation`` (nothing to hold in a dry run, which changes nothing)."""
-    return contextlib.nullcontext() if app.dry_run else sandbox_lock(app.sandbox, operation)
-
-
 def _what_stays(app: App, fetched: bool) -> str:
     """Where the sandbox's commits can still be found: claimed only when something was fetched."""
     kept = f"refs/sandboxes/{app.sandbox}/"
@@ -404,7 +392,7 @@ def commit_command(app: App, message: str) -> None:
     is the agent's). Only for engines whose clone is on this machine (bwrap);
     with sbx, use `git airlock shell` and commit inside.
     """
-    with _locked(app, "commit"):
+    with locked(app, "commit"):
         require_sandbox(app)
         plan = app.engine.commit_plan(app.sandbox, message)
         if not app.dry_run and not app.engine.uncommitted(app.sandbox):
