@@ -254,3 +254,27 @@ def key_seen_in_sandbox(
     assert look.returncode == 0, look.stderr
     found += sandbox_file(hermetic, name, "leaks.txt").read_text().split()
     return found, sandbox_file(hermetic, name, "env.txt").read_text().splitlines()
+
+
+def net_rows(project: Path) -> list[list[str]]:
+    """The destinations `git airlock net` lists for the bwrap sandbox, as words: host:port, allowed, blocked, ..."""
+    net = airlock("--engine", "bwrap", "net", cwd=project)
+    assert net.returncode == 0, net.stderr
+    return [line.split() for line in net.stdout.splitlines()[1:] if line.strip()]
+
+
+def approve_and_merge(project: Path) -> None:
+    """Bring the sandbox's work home through review: approve it, then merge it into the current branch."""
+    approved = airlock("--engine", "bwrap", "approve", cwd=project)
+    assert approved.returncode == 0, approved.stderr
+    merged = airlock("--engine", "bwrap", "merge", cwd=project)
+    assert merged.returncode == 0, merged.stderr
+
+
+def assert_gate_dialled_only(hermetic: Env, name: str, host: str, port: int, service: str, key: str) -> None:
+    """The gate's log of sandbox ``name``: every attempt allowed, all to ``service``'s credential endpoint
+    at ``host``:``port`` (no update check, analytics or plugin sync), and the key nowhere in it."""
+    log = gate_log(hermetic, name)
+    assert {(entry["host"], entry["port"], entry.get("credential")) for entry in log} == {(host, port, service)}, log
+    assert {entry["action"] for entry in log} == {"allowed"}
+    assert key not in json.dumps(log)

@@ -27,11 +27,13 @@ import pytest
 from conftest import (
     Env,
     airlock,
+    approve_and_merge,
+    assert_gate_dialled_only,
     data_dir,
     files_holding,
-    gate_log,
     git,
     key_seen_in_sandbox,
+    net_rows,
     sandbox_names,
     sandbox_setenv,
 )
@@ -118,12 +120,7 @@ def assert_only_the_stand_in(api: MessagesApi, hermetic: Env, name: str, key: st
         assert request.headers.get(header) == prefix + key, request.path
         assert request.headers["host"] == f"{HOST_NAME}:{api.port}"
         assert PLACEHOLDER not in json.dumps(request.headers)
-    log = gate_log(hermetic, name)
-    assert {(entry["host"], entry["port"], entry.get("credential")) for entry in log} == {
-        (HOST_NAME, api.port, service)
-    }, log
-    assert {entry["action"] for entry in log} == {"allowed"}
-    assert key not in json.dumps(log)
+    assert_gate_dialled_only(hermetic, name, HOST_NAME, api.port, service, key)
 
 
 def test_run_drives_claude_code_headless_through_the_gate(
@@ -168,20 +165,15 @@ def test_run_drives_claude_code_headless_through_the_gate(
     assert outcome.get("is_error") is not True and "add hello" in json.dumps(outcome["content"])
     assert answered.headers["user-agent"].startswith("claude-cli/2.1.")
     assert_only_the_stand_in(api, hermetic, name, key)
-    net = airlock("--engine", "bwrap", "net", cwd=project)
-    (row,) = [line for line in net.stdout.splitlines()[1:] if line.strip()]
-    assert row.split()[:3] == [f"{HOST_NAME}:{api.port}", str(len(api.seen())), "0"]
+    (row,) = net_rows(project)
+    assert row[:3] == [f"{HOST_NAME}:{api.port}", str(len(api.seen())), "0"]
 
     # the key: in nothing the sandbox keeps (HOME, clone, layer), nor in what it sees while it runs
     leaks, seen_env = key_seen_in_sandbox(project, hermetic, name, key, env)
     assert leaks == []
     assert f"ANTHROPIC_API_KEY={PLACEHOLDER}" in seen_env
 
-    # home through review: approve, then merge
-    approved = airlock("--engine", "bwrap", "approve", cwd=project)
-    assert approved.returncode == 0, approved.stderr
-    merged = airlock("--engine", "bwrap", "merge", cwd=project)
-    assert merged.returncode == 0, merged.stderr
+    approve_and_merge(project)
     assert git(project, "log", "-1", "--format=%s").strip() == "add hello"
     assert (project / "hello.txt").read_text() == "hello\n"
 

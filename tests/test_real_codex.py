@@ -24,7 +24,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, airlock, gate_log, git, key_seen_in_sandbox, sandbox_names, sandbox_setenv
+from conftest import (
+    Env,
+    airlock,
+    approve_and_merge,
+    assert_gate_dialled_only,
+    git,
+    key_seen_in_sandbox,
+    net_rows,
+    sandbox_names,
+    sandbox_setenv,
+)
 from fakes.responses_api import HOST_NAME, ResponsesApi
 from git_airlock.agents import AGENTS
 from git_airlock.services import PLACEHOLDER
@@ -93,12 +103,7 @@ def assert_only_the_stand_in(api: ResponsesApi, hermetic: Env, name: str, key: s
         assert request.headers.get("authorization") == f"Bearer {key}", request.path
         assert request.headers["host"] == f"{HOST_NAME}:{api.port}"
         assert PLACEHOLDER not in json.dumps(request.headers)
-    log = gate_log(hermetic, name)
-    assert {(entry["host"], entry["port"], entry.get("credential")) for entry in log} == {
-        (HOST_NAME, api.port, "openai")
-    }, log
-    assert {entry["action"] for entry in log} == {"allowed"}
-    assert key not in json.dumps(log)
+    assert_gate_dialled_only(hermetic, name, HOST_NAME, api.port, "openai", key)
 
 
 def test_run_drives_codex_headless_through_the_gate(
@@ -146,9 +151,8 @@ def test_run_drives_codex_headless_through_the_gate(
     assert "add hello" in json.dumps(outcome["output"])
     assert answered.headers["user-agent"].startswith("codex_exec/0.")
     assert_only_the_stand_in(api, hermetic, name, key)
-    net = airlock("--engine", "bwrap", "net", cwd=project)
-    (row,) = [line for line in net.stdout.splitlines()[1:] if line.strip()]
-    assert row.split()[:3] == [f"{HOST_NAME}:{api.port}", str(len(api.seen())), "0"]
+    (row,) = net_rows(project)
+    assert row[:3] == [f"{HOST_NAME}:{api.port}", str(len(api.seen())), "0"]
 
     # the key: in nothing the sandbox keeps (HOME with Codex's sessions, clone, layer), nor in what it
     # sees while it runs
@@ -156,10 +160,6 @@ def test_run_drives_codex_headless_through_the_gate(
     assert leaks == []
     assert f"OPENAI_API_KEY={PLACEHOLDER}" in seen_env
 
-    # home through review: approve, then merge
-    approved = airlock("--engine", "bwrap", "approve", cwd=project)
-    assert approved.returncode == 0, approved.stderr
-    merged = airlock("--engine", "bwrap", "merge", cwd=project)
-    assert merged.returncode == 0, merged.stderr
+    approve_and_merge(project)
     assert git(project, "log", "-1", "--format=%s").strip() == "add hello"
     assert (project / "hello.txt").read_text() == "hello\n"

@@ -28,9 +28,8 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
+from fakes import standin
 from fakes.standin import Handler, StandIn
 
 HOST_NAME = "api.anthropic.com"
@@ -54,22 +53,8 @@ def certificate(directory: Path, name: str = HOST_NAME) -> tuple[Path, Path]:
     return cert, key
 
 
-@dataclass
-class Request:
+class Request(standin.Request):
     """One request as the server received it."""
-
-    method: str
-    path: str
-    """With the query string (Claude Code sends ``/v1/messages?beta=true``)."""
-    headers: dict[str, str]
-    """Names in lower case."""
-    body: Any = None
-    """The JSON body, parsed; None without one."""
-
-    @property
-    def route(self) -> str:
-        """The path without its query."""
-        return urlsplit(self.path).path
 
     def tool_results(self) -> list[dict]:
         """The ``tool_result`` blocks of the conversation's last user turn."""

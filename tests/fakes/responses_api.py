@@ -37,9 +37,8 @@ import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
+from fakes import standin
 from fakes.standin import Handler, StandIn
 
 HOST_NAME = "api.openai.com"
@@ -79,21 +78,8 @@ def certificate(directory: Path, name: str = HOST_NAME) -> tuple[Path, Path, Pat
     return authority, cert, key
 
 
-@dataclass
-class Request:
+class Request(standin.Request):
     """One request as the server received it."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    """Names in lower case."""
-    body: Any = None
-    """The JSON body, parsed; None without one."""
-
-    @property
-    def route(self) -> str:
-        """The path without its query."""
-        return urlsplit(self.path).path
 
     @property
     def websocket(self) -> bool:

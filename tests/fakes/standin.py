@@ -11,10 +11,31 @@ import itertools
 import json
 import ssl
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
-RequestT = TypeVar("RequestT")
+
+@dataclass
+class Request:
+    """One request as a stand-in received it; each stand-in adds what its API's requests hold."""
+
+    method: str
+    path: str
+    """With the query string (Claude Code sends ``/v1/messages?beta=true``)."""
+    headers: dict[str, str]
+    """Names in lower case."""
+    body: Any = None
+    """The JSON body, parsed; None without one."""
+
+    @property
+    def route(self) -> str:
+        """The path without its query."""
+        return urlsplit(self.path).path
+
+
+RequestT = TypeVar("RequestT", bound=Request)
 StandInT = TypeVar("StandInT", bound="StandIn[Any]")
 
 
