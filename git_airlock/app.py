@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from git_airlock.config import Settings, load_settings
+from git_airlock.config import TRUE, Settings, load_settings
 from git_airlock.errors import AirlockError
 from git_airlock.location import RepoLocation, find_repo, require_repo
 from git_airlock.plan import Runner
@@ -35,7 +35,7 @@ class App:
 
     def __post_init__(self) -> None:
         # code-airlock's switch: DRY_RUN=1 in the environment is --dry-run
-        if os.environ.get("DRY_RUN", "").strip().lower() in ("1", "true", "yes", "on"):
+        if os.environ.get("DRY_RUN", "").strip().lower() in TRUE:
             self.dry_run = True
 
     @property
