@@ -329,3 +329,21 @@ def test_arguments_after_the_separator_reach_the_agent_untouched(project: Path, 
     )
     assert result.returncode == 0, result.stderr
     assert sandbox_file(hermetic, "box", "args.txt").read_text() == "--frob\n--\nx\n"
+
+
+def test_stop_lets_the_gate_shut_down_cleanly(project: Path, hermetic: Env, tmpdir_env: Path) -> None:
+    """`stop` signals every process of the sandbox, the gate's supervisor among them: it stops the sandbox
+    and then shuts the gate down as when the agent ends by itself, removing its socket."""
+    agent = "echo ready; cat > /dev/null"
+    argv = ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", "box", "up", "--", "-c", agent]
+    up = subprocess.Popen(argv, cwd=project, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert up.stdout is not None and up.stdout.readline() == "ready\n"  # the agent runs behind its gate
+        (socket_file,) = (tmpdir_env / f"git-airlock-{os.getuid()}").glob("*/socket/egress.sock")
+        stopped = airlock("--engine", "bwrap", "--name", "box", "stop", cwd=project)
+        assert stopped.returncode == 0, stopped.stderr
+        up.wait(timeout=30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert not socket_file.exists()

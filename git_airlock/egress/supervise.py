@@ -135,6 +135,9 @@ def main(argv: list[str]) -> int:
     # Ctrl-C belongs to the agent in the foreground; ignored only now, as an ignored signal
     # would stay ignored in the child across exec
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # `stop` signals every process of the sandbox, this one too: pass it on to the sandbox and shut the
+    # gate down as when the sandbox ends by itself (log written out, socket removed)
+    signal.signal(signal.SIGTERM, lambda number, frame: child.terminate())
     code = child.wait()
     _control["loop"].call_soon_threadsafe(_control["stop"].set)
     thread.join(5)
