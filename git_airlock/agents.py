@@ -1,7 +1,9 @@
 """The agents git-airlock knows: how to start them, headless and not, and what they need.
 
-One table, no per-agent code paths elsewhere: commands and engines look up an
-:class:`Agent` and use its fields. Inside a sandbox the sandbox is the
+One table, no per-agent code paths elsewhere: commands look up an :class:`Agent`
+and hand it to the engine in its ``SandboxSpec``; engines use its fields. An
+engine re-entering a sandbox it made, where no command names the agent, finds
+the one the sandbox recorded with :func:`recorded_agent`. Inside a sandbox the sandbox is the
 boundary, so each agent's headless form runs without per-tool permission
 prompts, and every sandbox gets the agent's own switches that stop it
 updating itself (into a read-only /usr) or calling home for telemetry. Each
@@ -187,6 +189,12 @@ AGENTS: dict[str, Agent] = {
         Agent("shell", "no login needed: a plain shell in the sandbox", command="bash", headless=("-c",)),
     )
 }
+
+
+def recorded_agent(name: str) -> Agent:
+    """The agent a sandbox recorded by name when it was made, for re-entering it (``shell``): the one
+    place an engine maps a name to an agent. A record older than that field is the plain shell's."""
+    return get_agent(name or "shell")
 
 
 def get_agent(name: str) -> Agent:

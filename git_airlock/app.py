@@ -6,8 +6,11 @@ Everything is computed lazily: ``git airlock config`` never imports pygit2,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -18,7 +21,7 @@ from git_airlock.location import RepoLocation, find_repo, require_repo
 from git_airlock.plan import Runner
 
 if TYPE_CHECKING:
-    from git_airlock.engines.base import Engine
+    from git_airlock.engines.base import Engine, SandboxState
     from git_airlock.repo import Repo
 
 
@@ -96,7 +99,7 @@ class App:
         """(engine name, why it was chosen)."""
         from git_airlock.engines import choose_engine
 
-        return choose_engine(self.settings.engine)
+        return choose_engine(self.settings.engine_choice)
 
     @cached_property
     def engine(self) -> Engine:
@@ -123,6 +126,30 @@ class App:
                     "`apt-get install bubblewrap`; `git airlock doctor` checks everything",
                 )
             raise AirlockError(f"`{self.engine.name}` is not installed or not on PATH", hint=self.engine.install_hint)
+
+    def sandbox_state(self) -> SandboxState | None:
+        """This invocation's sandbox as the engine reports it; None when absent (or in a dry run)."""
+        self.require_engine()
+        return self.engine.state(self.runner, self.sandbox)
+
+    def require_sandbox(self) -> SandboxState | None:
+        """Like :meth:`sandbox_state`, but an absent sandbox is an error (outside dry runs)."""
+        state = self.sandbox_state()
+        if state is None and not self.dry_run:
+            raise AirlockError(
+                f"no sandbox named {self.sandbox!r}",
+                hint="start one with `git airlock up` (or pick another with --name)",
+            )
+        return state
+
+    def locked(self, operation: str, sandbox: str | None = None) -> AbstractContextManager[Callable[[], None]]:
+        """The lock of ``sandbox`` (default: this one) for ``operation``, yielding what gives it back
+        early; nothing to hold in a dry run, which changes nothing."""
+        if self.dry_run:
+            return contextlib.nullcontext(lambda: None)
+        from git_airlock.locks import sandbox_lock
+
+        return sandbox_lock(sandbox or self.sandbox, operation)
 
     def info(self, message: str) -> None:
         """Progress and advice go to stderr so stdout stays parseable.

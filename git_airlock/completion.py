@@ -87,14 +87,14 @@ def complete_agents(ctx: click.Context, param: click.Parameter, incomplete: str)
 
 
 def complete_engines(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    from git_airlock.engines import ENGINES
+    from git_airlock.modes import ENGINE_CHOICES
 
-    return _matching(("auto", *ENGINES), incomplete)
+    return _matching(ENGINE_CHOICES, incomplete)
 
 
 def complete_sandboxes(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
     """The repository's sandboxes: its git remotes named ``sandbox-<name>``."""
-    from git_airlock.ledger import REMOTE_PREFIX
+    from git_airlock.review.ledger import REMOTE_PREFIX
 
     remotes = _git_lines(ctx, "remote")
     return _matching((r.removeprefix(REMOTE_PREFIX) for r in remotes if r.startswith(REMOTE_PREFIX)), incomplete)
@@ -111,7 +111,7 @@ def complete_review_tools(ctx: click.Context, param: click.Parameter, incomplete
     git's built-ins are the files of its ``mergetools`` directory: ``git difftool
     --tool-help`` would say which are installed, but takes about half a second.
     """
-    from git_airlock.reviewtool import TERMINAL, VSCODE
+    from git_airlock.review.tool import TERMINAL, VSCODE
 
     names = {TERMINAL, VSCODE}
     for key in _git_lines(ctx, "config", "--name-only", "--get-regexp", r"^(diff|merge)tool\..+\.cmd$"):

@@ -21,27 +21,39 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 from git_airlock.errors import AirlockError
+from git_airlock.modes import ENGINE_CHOICES, NETWORK_POLICIES, PRE_PUSH_MODES, EngineChoice, NetworkPolicy, PrePushMode
 from git_airlock.process import probe
 
 
 @dataclass(frozen=True)
 class Key:
-    """One setting: its attribute name, environment variable, git config key, default."""
+    """One setting: its attribute name, environment variable, git config key, default.
+
+    A key with no environment variable is read from git config alone: the settings that guard
+    what leaves a sandbox (review, pushes) and what it may reach (presets) are the user's
+    word, never a file's, and the pre-push hook reads its one key without loading the rest.
+    """
 
     attr: str
     env: str
     git: str
     default: str
     doc: str
+    choices: tuple[str, ...] = ()
+    """The values allowed, when the setting is a mode; anything else is refused at load."""
 
+
+PRESET_KEY = "airlock.preset.<name>"
+"""The git config keys of custom presets, one per preset (shown by ``git airlock config`` together)."""
 
 KEYS: tuple[Key, ...] = (
     Key("agent", "AGENT", "airlock.agent", "claude", "agent to run in the sandbox"),
     Key("sandbox_name", "SANDBOX_NAME", "airlock.sandboxName", "", "sandbox name (default: derived from the repo)"),
     Key("repo_dir", "REPO_DIR", "airlock.repoDir", "", "repository to work on (default: the current one)"),
-    Key("engine", "AIRLOCK_ENGINE", "airlock.engine", "auto", "sandbox engine: sbx, bwrap or auto"),
+    Key("engine", "AIRLOCK_ENGINE", "airlock.engine", "auto", "sandbox engine: sbx, bwrap or auto", ENGINE_CHOICES),
     Key(
         "egress_resolve",
         "AIRLOCK_EGRESS_RESOLVE",
@@ -76,6 +88,7 @@ KEYS: tuple[Key, ...] = (
         "airlock.globalNetworkPolicy",
         "balanced",
         "network policy sbx is initialised with (allow-all, balanced, deny-all)",
+        NETWORK_POLICIES,
     ),
     Key(
         "allow",
@@ -113,15 +126,37 @@ KEYS: tuple[Key, ...] = (
         "fetch also brings the sandbox's commits in submodules you have initialised",
     ),
     Key("pr_branch", "PR_BRANCH", "airlock.prBranch", "", "branch `pr` pushes (default: airlock/<sandbox>)"),
+    Key(
+        "require_review",
+        "",
+        "airlock.requireReview",
+        "true",
+        "`merge` and `pr` refuse commits nobody reviewed unless you confirm; false makes that a warning",
+    ),
+    Key(
+        "pre_push",
+        "",
+        "airlock.prePush",
+        "warn",
+        "what the pre-push hook does with unreviewed sandbox commits: warn, block or off",
+        PRE_PUSH_MODES,
+    ),
+    Key(
+        "presets",
+        "",
+        PRESET_KEY,
+        "",
+        "custom network presets a balanced sandbox may also reach: `git config airlock.preset.NAME "
+        '"host,*.domain"`, one key per preset',
+    ),
 )
 ALIASES = {"SEED_USER_CONFIG": "SEED_CONFIG"}
 """Other names code-airlock users know for a setting."""
-BOOLEANS = ("tmux_attach", "use_tmux", "seed_config", "fetch_submodules")
+BOOLEANS = ("tmux_attach", "use_tmux", "seed_config", "fetch_submodules", "require_review")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
-KEYS_BY_ENV = {key.env: key for key in KEYS}
+KEYS_BY_ENV = {key.env: key for key in KEYS if key.env}
 REPOSITORY_KEYS = frozenset({"agent", "sandbox_name", "review_tool", "tmux_session", "tmux_attach", "use_tmux"})
 """What a ``sandbox.conf`` in the repository (hence possibly an agent's) may set; see the module's docstring."""
-POLICY_MODES = ("allow-all", "balanced", "deny-all")
 SANDBOX_CONF = "sandbox.conf"
 
 
@@ -131,6 +166,8 @@ class Settings:
 
     values: Mapping[str, str]
     sources: Mapping[str, str] = field(default_factory=dict)
+    preset_values: Mapping[str, str] = field(default_factory=dict)
+    """Each custom preset's git config value by name, as written (checked when used)."""
 
     def __getattr__(self, attr: str) -> str:
         try:
@@ -179,6 +216,28 @@ class Settings:
 
     def flag(self, attr: str) -> bool:
         return self.values[attr].strip().lower() in TRUE
+
+    @property
+    def engine_choice(self) -> EngineChoice:
+        return cast(EngineChoice, self.values["engine"])
+
+    @property
+    def network_policy(self) -> NetworkPolicy:
+        return cast(NetworkPolicy, self.values["global_network_policy"])
+
+    @property
+    def pre_push(self) -> PrePushMode:
+        return cast(PrePushMode, self.values["pre_push"])
+
+    @property
+    def presets(self) -> dict[str, tuple[str, ...]]:
+        """Custom presets (``git config airlock.preset.NAME "host,*.domain"``), each rule validated."""
+        from git_airlock.policy import validate_rule
+
+        return {
+            name: tuple(validate_rule(part) for part in value.split(",") if part.strip())
+            for name, value in self.preset_values.items()
+        }
 
     @property
     def seed_path_list(self) -> tuple[str, ...]:
@@ -307,25 +366,36 @@ def _not_from_the_repository(path: str, attr: str) -> AirlockError:
     )
 
 
-def read_git_config(repo_dir: str | None) -> dict[str, tuple[str, str]]:
-    """``airlock.*`` from git config as ``{attr: (value, scope)}``, one git call."""
+def read_git_config(repo_dir: str | None) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+    """``airlock.*`` from git config, one git call: ``{attr: (value, scope)}`` and the custom
+    presets (``airlock.preset.NAME``) as ``{NAME: value}``."""
     argv = ["git"]
     if repo_dir:
         argv += ["-C", repo_dir]
     argv += ["config", "--show-scope", "-z", "--get-regexp", r"^airlock\."]
     proc = probe(argv)
     if proc is None:
-        return {}
+        return {}, {}
     by_git_key = {key.git.lower(): key for key in KEYS}
     found: dict[str, tuple[str, str]] = {}
+    presets: dict[str, str] = {}
     # with --show-scope -z each entry is "<scope>\0<key>\n<value>\0"
     fields = proc.stdout.split("\0")
     for scope, entry in zip(fields[0::2], fields[1::2], strict=False):  # trailing "" after the last NUL
         name, _, value = entry.partition("\n")
+        if name.lower().startswith(_PRESET_PREFIX):
+            presets[name[len(_PRESET_PREFIX) :]] = value
+            found["presets"] = ("", scope)
+            continue
         key = by_git_key.get(name.lower())
         if key is not None:
             found[key.attr] = (value, scope)  # later (more local) scopes win
-    return found
+    return found, presets
+
+
+_PRESET_PREFIX = PRESET_KEY.removesuffix("<name>")
+_MODE_NAMES = {"engine": "engine", "global_network_policy": "network policy", "pre_push": "airlock.prePush value"}
+"""How errors name a mode setting whose value is unknown (others by their git config key)."""
 
 
 def load_settings(
@@ -338,8 +408,10 @@ def load_settings(
     values = {key.attr: key.default for key in KEYS}
     sources = {key.attr: "default" for key in KEYS}
 
-    for attr, (value, scope) in read_git_config(repo_root or git_dir_hint).items():
+    from_git, presets = read_git_config(repo_root or git_dir_hint)
+    for attr, (value, scope) in from_git.items():
         values[attr], sources[attr] = value, f"git config ({scope})"
+    values["presets"] = "; ".join(f"{name}={hosts}" for name, hosts in sorted(presets.items()))
     for attr, value in _read_conf(user_sandbox_conf()).items():
         values[attr], sources[attr] = value, f"{SANDBOX_CONF} (user)"
     if repo_root:
@@ -349,6 +421,8 @@ def load_settings(
                 raise _not_from_the_repository(conf_path, attr)
             values[attr], sources[attr] = value, SANDBOX_CONF
     for key in KEYS:
+        if not key.env:
+            continue  # git config only (see Key)
         for name in (key.env, *(alias for alias, target in ALIASES.items() if target == key.env)):
             if environ.get(name):
                 values[key.attr], sources[key.attr] = environ[name], f"environment ({name})"
@@ -363,9 +437,11 @@ def load_settings(
                 f"{key.env} is {values[attr]!r} (from {sources[attr]}), which is neither true nor false",
                 hint="use true or false (also 1/0, yes/no, on/off)",
             )
-    if values["global_network_policy"] not in POLICY_MODES:
-        raise AirlockError(
-            f"unknown network policy {values['global_network_policy']!r} (from {sources['global_network_policy']})",
-            hint="use one of: " + ", ".join(POLICY_MODES),
-        )
-    return Settings(values, sources)
+    for key in KEYS:
+        if key.choices and values[key.attr] not in key.choices:
+            what = _MODE_NAMES.get(key.attr, key.git)
+            raise AirlockError(
+                f"unknown {what} {values[key.attr]!r} (from {sources[key.attr]})",
+                hint=f"use one of: {', '.join(key.choices)}",
+            )
+    return Settings(values, sources, presets)

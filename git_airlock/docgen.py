@@ -115,6 +115,8 @@ def global_options() -> tuple[OptionDoc, ...]:
 
 def env_names(key: Key) -> tuple[str, ...]:
     """The environment variable of ``key``, then the other names code-airlock users know for it."""
+    if not key.env:
+        return ()  # git config only
     return (key.env, *(alias for alias, target in ALIASES.items() if target == key.env))
 
 
@@ -159,7 +161,7 @@ def markdown_global_options() -> str:
 def markdown_settings() -> str:
     rows = [
         (
-            ", ".join(_md_code(name) for name in env_names(key)),
+            ", ".join(_md_code(name) for name in env_names(key)) or "— (git config only)",
             _md_code(key.git),
             _md_code(key.default) if key.default else "—",
             _md(key.doc),
@@ -238,6 +240,8 @@ def roff_settings() -> str:
         facts = [_roff(key.doc)]
         if key.default:
             facts.append(rf"default \fB{_roff_escape(key.default)}\fR")
+        if not key.env:
+            facts.append("git config only")
         if key.attr in REPOSITORY_KEYS:
             facts.append("a repository's sandbox.conf may set it")
         lines += [".TP", names, _roff_line("; ".join(facts))]

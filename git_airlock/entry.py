@@ -29,7 +29,7 @@ def harden_streams() -> None:
 def main() -> None:
     harden_streams()
     if sys.argv[1:2] == ["hook-impl"]:
-        from git_airlock.hookrun import main as hook_main
+        from git_airlock.review.prepush import main as hook_main
 
         try:
             sys.exit(hook_main(sys.argv[2:]))

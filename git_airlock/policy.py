@@ -35,17 +35,6 @@ TOOLING_PRESETS: dict[str, tuple[str, ...]] = {
 """Package registries and GitHub: allowed in balanced mode next to the agent's own hosts."""
 
 
-def custom_presets(repo_dir: str | None) -> dict[str, tuple[str, ...]]:
-    """Presets added with ``git config airlock.preset.<name> "host,*.domain,..."`` (validated)."""
-    from git_airlock.gitcmd import Git
-
-    found: dict[str, tuple[str, ...]] = {}
-    for key, value in Git(repo_dir or ".", safe=False).config_entries(r"^airlock\.preset\."):
-        name = key.split(".", 2)[2]
-        found[name] = tuple(validate_rule(part) for part in value.split(",") if part.strip())
-    return found
-
-
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOST = re.compile(rf"^(\*\.)?{_LABEL}(\.{_LABEL})*$")
 

@@ -13,7 +13,7 @@ from conftest import Env, airlock, data_dir, git
 def config_rows(repo: Path, *flags: str, env: dict | None = None) -> dict[str, dict[str, str]]:
     result = airlock(*flags, "config", "--json", cwd=repo, env=env)
     assert result.returncode == 0, result.stderr
-    return {row["env"]: row for row in json.loads(result.stdout)}
+    return {row["env"] or row["git"]: row for row in json.loads(result.stdout)}
 
 
 def agent_setting(repo: Path, *flags: str, env: dict | None = None) -> tuple[str, str]:
@@ -47,6 +47,9 @@ def test_config_json_lists_every_setting(project: Path) -> None:
         "SEED_PATHS",
         "FETCH_SUBMODULES",
         "PR_BRANCH",
+        "airlock.requireReview",
+        "airlock.prePush",
+        "airlock.preset.<name>",
         "(derived)",
     ]
     assert rows["GLOBAL_NETWORK_POLICY"]["value"] == "balanced"
@@ -313,3 +316,48 @@ def test_code_airlock_settings_that_reach_your_files_never_come_from_the_reposit
     result = airlock("config", cwd=project)
     assert result.returncode == 1
     assert f"sets {key}, which a file in the repository may not set" in result.stderr
+
+
+def test_settings_only_git_config_holds_are_shown_with_their_source(project: Path) -> None:
+    git(project, "config", "airlock.prePush", "block")
+    git(project, "config", "airlock.requireReview", "false")
+    git(project, "config", "airlock.preset.docs", "docs.example.org,*.cdn.example")
+    rows = config_rows(project)
+    assert rows["airlock.prePush"] == {
+        "env": None,
+        "git": "airlock.prePush",
+        "value": "block",
+        "source": "git config (local)",
+    }
+    assert rows["airlock.requireReview"]["value"] == "false"
+    assert rows["airlock.preset.<name>"]["value"] == "docs=docs.example.org,*.cdn.example"
+    assert rows["airlock.preset.<name>"]["source"] == "git config (local)"
+
+
+@pytest.mark.parametrize("key", ["PRE_PUSH", "REQUIRE_REVIEW", "PRE_PUSH_MODE"])
+def test_review_and_push_settings_never_come_from_a_repository_file(project: Path, key: str) -> None:
+    (project / "sandbox.conf").write_text(f"{key}=off\n")
+    result = airlock("config", cwd=project)
+    assert result.returncode == 1
+    assert f"unknown setting {key!r}" in result.stderr
+
+
+def test_review_and_push_settings_ignore_the_environment(project: Path) -> None:
+    rows = config_rows(project, env={"PRE_PUSH": "off", "AIRLOCK_PRE_PUSH": "off", "REQUIRE_REVIEW": "false"})
+    assert (rows["airlock.prePush"]["value"], rows["airlock.prePush"]["source"]) == ("warn", "default")
+    assert rows["airlock.requireReview"]["value"] == "true"
+
+
+def test_an_unknown_pre_push_mode_is_an_error_naming_its_source(project: Path) -> None:
+    git(project, "config", "airlock.prePush", "loud")
+    result = airlock("config", cwd=project)
+    assert result.returncode == 1
+    assert "error: unknown airlock.prePush value 'loud' (from git config (local))" in result.stderr
+    assert "hint: use one of: warn, block, off" in result.stderr
+
+
+def test_a_bad_preset_rule_is_refused_where_it_is_used(project: Path) -> None:
+    git(project, "config", "airlock.preset.wide", "*")
+    result = airlock("presets", cwd=project)
+    assert result.returncode == 1
+    assert "would allow every host" in result.stderr

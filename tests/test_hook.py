@@ -43,7 +43,7 @@ def remote_ref(origin: Path, ref: str) -> str:
 
 
 def test_shim_file_is_the_installed_script(project: Path) -> None:
-    from git_airlock.hooks import SCRIPT
+    from git_airlock.review.hookinstall import SCRIPT
 
     assert HOOKS_SCRIPT.read_text() == SCRIPT
     assert os.access(HOOKS_SCRIPT, os.X_OK)

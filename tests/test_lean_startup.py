@@ -41,7 +41,7 @@ def test_the_pre_push_hook_imports_neither_click_nor_pygit2(project: Path, herme
     head = git(project, "rev-parse", "HEAD").strip()
     push = f"refs/heads/main {head} refs/heads/main {'0' * 40}\n"
     modules = imported(project, hermetic.tmp, "hook-impl", "pre-push", "origin", "file:///nowhere", stdin=push)
-    assert "git_airlock.hookrun" in modules  # the probe saw the hook run
+    assert "git_airlock.review.prepush" in modules  # the probe saw the hook run
     assert {"click", "pygit2"} & top_level(modules) == set()
 
 

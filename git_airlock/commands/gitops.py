@@ -7,19 +7,16 @@ import shutil
 
 import click
 
-from git_airlock import ledger, reviewtool
 from git_airlock.app import App
 from git_airlock.commands import pass_app
-from git_airlock.commands._shared import (
-    base_commit,
-    confirm,
-    fetch,
-    resolve_base,
-    resolve_tip,
-)
+from git_airlock.commands._shared import confirm
 from git_airlock.errors import AirlockError
+from git_airlock.fetching import fetch
 from git_airlock.gitcmd import Git
 from git_airlock.plan import Step
+from git_airlock.review import gate
+from git_airlock.review import tool as reviewtool
+from git_airlock.review.target import base_commit, resolve_base, resolve_tip
 from git_airlock.terminal import colorize_patch, is_terminal, page, sanitize
 
 sandbox_branch_option = click.option(
@@ -97,22 +94,12 @@ def _branch_of(app: App, tip_ref: str) -> str:
 
 
 def _mark(app: App, tip_ref: str, tip: str) -> None:
-    ledger.mark_reviewed(Git(app.location.root), app.sandbox, _branch_of(app, tip_ref), tip)
+    gate.mark(Git(app.location.root), app.sandbox, _branch_of(app, tip_ref), tip)
     click.echo(f"marked {_short(tip_ref)} at {tip[:10]} as reviewed")
 
 
 def _mark_step(app: App, tip_ref: str) -> Step:
-    """The ledger update, as the plain git command a dry run prints."""
-    return Step(
-        (
-            "git",
-            "-C",
-            app.location.root,
-            "update-ref",
-            f"{ledger.REVIEWED}{app.sandbox}/{_branch_of(app, tip_ref)}",
-            tip_ref,
-        )
-    )
+    return gate.mark_step(app.location.root, app.sandbox, _branch_of(app, tip_ref), tip_ref)
 
 
 @click.command("review")
@@ -160,11 +147,11 @@ def review_command(
     if chosen.note:
         app.info(chosen.note)
     if chosen.in_terminal:
-        from git_airlock.terminalreview import show
+        from git_airlock.review.pager import show
 
         show(app.repo, Git(app.location.root), fork, tip, _short(tip_ref), base_name)
     # before a difftool opens; after the pager, so it stands next to the question
-    _warn_host_code(app, f"look closely: {HOST_CODE}", fork, tip)
+    _warn_host_code(app, f"look closely: {gate.HOST_CODE}", gate.host_code_lines(Git(app.location.root), fork, tip))
     if not chosen.in_terminal:
         ended = reviewtool.outcome(reviewtool.run_difftool(app.runner, app.location, chosen, fork, tip))
         if ended:
@@ -208,30 +195,16 @@ def approve_command(app: App, base: str | None, sandbox_branch: str | None) -> N
     _mark_now(app, tip_ref, tip)
 
 
-HOST_CODE = "these commits change files that can run code on this machine:"
 _DONE = {"merge": "merged", "push": "pushed"}
 
 
-def _host_code_lines(app: App, base_id: str, tip: str) -> list[str]:
-    """`!` lines for commits in base..tip that change files able to run code on this machine."""
-    from git_airlock.commitinfo import describe
-
-    git = Git(app.location.root)
-    return [
-        f"  ! {detail.short} {sanitize(path)}: {why}"
-        for detail in describe(git, list(reversed(git.rev_list([tip], [base_id]))))
-        for path, why in detail.host_code
-    ]
-
-
-def _warn_host_code(app: App, heading: str, base_id: str, tip: str) -> bool:
-    """Print the `!` lines of base..tip under ``heading``; whether there were any."""
-    risky = _host_code_lines(app, base_id, tip)
-    if risky:
+def _warn_host_code(app: App, heading: str, lines: tuple[str, ...] | list[str]) -> bool:
+    """Print the `!` lines under ``heading``; whether there were any."""
+    if lines:
         app.info(heading)
-        for line in risky:
+        for line in lines:
             app.info(line)
-    return bool(risky)
+    return bool(lines)
 
 
 def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool, verb: str = "merge") -> bool:
@@ -241,20 +214,16 @@ def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool, ve
     prompt or with --yes), so what goes through may be marked reviewed; False
     when only `airlock.requireReview false` let unreviewed commits through.
     """
-    git = Git(app.location.root)
-    incoming = git.rev_list([tip], [base_id])
-    if not incoming:
-        return True
+    incoming = gate.inspect(Git(app.location.root), app.sandbox, base_id, tip)
     vouched = True
-    unreviewed = set(ledger.unreviewed(git, ledger.read(git), app.sandbox)) & set(incoming)
-    if unreviewed:
-        message = f"{len(unreviewed)} of the {len(incoming)} commit(s) to {verb} were not reviewed"
-        if git.config("airlock.requireReview") == "false":
+    if incoming.unreviewed:
+        message = f"{len(incoming.unreviewed)} of the {len(incoming.commits)} commit(s) to {verb} were not reviewed"
+        if not app.settings.flag("require_review"):
             app.info(f"warning: {message}")
             vouched = False
         elif not confirm(f"{message}. {verb.capitalize()} them anyway?", default=False, assume=True if yes else None):
             raise AirlockError(message, hint=f"review them with `git airlock review` (or pass --yes to {verb} anyway)")
-    if _warn_host_code(app, HOST_CODE, base_id, tip) and not confirm(
+    if _warn_host_code(app, gate.HOST_CODE, incoming.host_code) and not confirm(
         f"{verb.capitalize()} them?", default=False, assume=True if allow_host_code else None
     ):
         raise AirlockError(
@@ -373,22 +342,11 @@ def pr_command(
 
 
 def _push_marked(app: App, push: Step, tip_ref: str, tip: str) -> None:
-    """Mark the tip reviewed, then push; a push that fails takes the mark back.
-
-    Marking first lets the pre-push hook (in `block` mode too) see that the
-    user vouched for these commits; taking it back keeps "reviewed" meaning
-    "reviewed, or pushed on the user's word".
-    """
-    git = Git(app.location.root)
-    ref = f"{ledger.REVIEWED}{app.sandbox}/{_branch_of(app, tip_ref)}"
-    before = git.refs(ref).get(ref)
-    _mark(app, tip_ref, tip)
+    """Mark the tip reviewed, then push; a push that fails takes the mark back (see :func:`gate.marked_while`)."""
     try:
-        app.runner.run(push)
+        with gate.marked_while(Git(app.location.root), app.sandbox, _branch_of(app, tip_ref), tip):
+            click.echo(f"marked {_short(tip_ref)} at {tip[:10]} as reviewed")
+            app.runner.run(push)
     except AirlockError:
-        if before:
-            git.update_ref(ref, before, "git-airlock: the push failed, mark restored")
-        else:
-            git.run("update-ref", "-d", ref)
         app.info(f"the push failed, so the review mark of {_short(tip_ref)} is back where it was")
         raise

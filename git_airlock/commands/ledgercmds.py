@@ -7,11 +7,11 @@ from typing import TypedDict
 
 import click
 
-from git_airlock import ledger
 from git_airlock.app import App
 from git_airlock.commands import pass_app
-from git_airlock.commitinfo import describe
 from git_airlock.gitcmd import Git
+from git_airlock.review import ledger
+from git_airlock.review.commitinfo import describe
 from git_airlock.terminal import sanitize_line
 
 
@@ -122,7 +122,7 @@ def hooks_command() -> None:
 @pass_app
 def hooks_install(app: App, hooks_path: bool) -> None:
     """Install the pre-push hook (an existing one is kept and chained)."""
-    from git_airlock import hooks
+    from git_airlock.review import hookinstall as hooks
 
     click.echo(hooks.install(Git(app.location.root, safe=False), hooks_path))
 
@@ -131,7 +131,7 @@ def hooks_install(app: App, hooks_path: bool) -> None:
 @pass_app
 def hooks_uninstall(app: App) -> None:
     """Remove the pre-push hook (restoring the one that was there before)."""
-    from git_airlock import hooks
+    from git_airlock.review import hookinstall as hooks
 
     click.echo(hooks.uninstall(Git(app.location.root, safe=False)))
 
@@ -140,7 +140,7 @@ def hooks_uninstall(app: App) -> None:
 @pass_app
 def hooks_status(app: App) -> None:
     """Whether the hook is installed, what it chains, and its mode."""
-    from git_airlock import hooks
+    from git_airlock.review import hookinstall as hooks
 
     git = Git(app.location.root, safe=False)
     state = hooks.state(git)
@@ -154,4 +154,4 @@ def hooks_status(app: App) -> None:
         click.echo(f"chains: {hooks.LEGACY}")
     if state.hooks_path_config:
         click.echo(f"core.hooksPath: {state.hooks_path_config}")
-    click.echo(f"mode: {git.config('airlock.prePush') or 'warn'} (git config airlock.prePush)")
+    click.echo(f"mode: {app.settings.pre_push} ({app.settings.sources['pre_push']}, airlock.prePush)")

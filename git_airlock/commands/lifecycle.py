@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import os
 import sys
 import time
@@ -11,18 +9,18 @@ from collections.abc import Callable
 
 import click
 
-from git_airlock import ledger
+from git_airlock import fetching, sandboxes
 from git_airlock.agents import Agent, get_agent
 from git_airlock.app import App
 from git_airlock.commands import app_of, pass_app
-from git_airlock.commands._shared import confirm, fetch, locked, require_sandbox, sandbox_state
+from git_airlock.commands._shared import confirm
 from git_airlock.commands.agentargs import AgentCommand, agent_args
 from git_airlock.engines.base import SandboxSpec
 from git_airlock.errors import AirlockError, UsageError
 from git_airlock.gitcmd import Git
 from git_airlock.locks import forget
-from git_airlock.plan import Call, Plan, Step
-from git_airlock.policy import custom_presets
+from git_airlock.plan import Plan, Step
+from git_airlock.review import ledger
 from git_airlock.terminal import is_terminal
 
 
@@ -71,7 +69,7 @@ def _start(app: App, agent: Agent, agent_args: list[str], assume_yes: bool, oper
         )
     sandbox = app.sandbox if location else _dry_run_name(root)
     app.tmux = app.tmux or app.settings.flag("use_tmux")
-    with locked(app, operation, sandbox) as release:
+    with app.locked(operation, sandbox) as release:
         return _launch(app, agent, agent_args, sandbox, root, release)
 
 
@@ -81,7 +79,7 @@ def _launch(
     """Start the sandbox, holding its lock until the agent runs (``release`` gives it back)."""
     location = app.location_or_none
     engine = app.engine
-    state = sandbox_state(app) if location else None
+    state = app.sandbox_state() if location else None
     if state is not None and state.running:
         raise AirlockError(
             f"sandbox {sandbox!r} already exists (running)",
@@ -100,7 +98,7 @@ def _launch(
                 hint="`git airlock attach`, or set TMUX_SESSION to another name",
             )
 
-    app.runner.execute(engine.policy_init_plan(app.settings.global_network_policy))
+    app.runner.execute(engine.policy_init_plan(app.settings.network_policy))
     for risk in engine.push_risks(app.runner, sandbox):
         app.info(f"warning: {risk}")
     if not os.path.exists(os.path.join(root, "AGENTS.md")):
@@ -120,14 +118,14 @@ def _launch(
 
     spec = SandboxSpec(
         sandbox,
-        agent.name,
+        agent,
         root,
         location.common_dir if location else os.path.join(root, ".git"),
-        app.settings.global_network_policy,
+        app.settings.network_policy,
         app.settings.pass_env_names,
         app.settings.resolve_pairs,
         app.settings.service_url_pairs,
-        tuple(host for hosts in custom_presets(root).values() for host in hosts),
+        tuple(host for hosts in app.settings.presets.values() for host in hosts),
         app.settings.tmp_size_bytes,
         app.dry_run,
     )
@@ -135,14 +133,14 @@ def _launch(
     new = state is None and location is not None
     try:
         if new:
-            _start_ledger(app, sandbox, root)
+            sandboxes.start_ledger(app, sandbox, root)
         if app.tmux:
             _start_in_tmux(app, root, setup, agent_step)
             return None
         app.runner.execute(setup)
     except BaseException:
         if new and not app.dry_run:  # all or nothing: a sandbox that could not be made leaves nothing behind
-            _discard(app, sandbox, root)
+            sandboxes.discard(app, sandbox, root)
         raise
     if app.dry_run:
         app.runner.show(agent_step)
@@ -152,44 +150,6 @@ def _launch(
     for problem in engine.run_problems(sandbox, started):
         app.info(f"note: {problem}")
     return status
-
-
-def _start_ledger(app: App, sandbox: str, root: str) -> None:
-    """A new sandbox's place in the review ledger: what an earlier sandbox of its name left moves aside,
-    and the commit it starts from is its base (its commits are those after it)."""
-    base = Step(("git", "-C", root, "update-ref", "-m", "git-airlock: sandbox base", f"{ledger.BASE}{sandbox}", "HEAD"))
-    if app.dry_run:
-        app.runner.show(f"move refs an earlier sandbox named {sandbox} left to refs/sandboxes/{sandbox}@<time>/")
-        app.runner.show(base)
-        return
-    retired = ledger.retire(Git(root), sandbox, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
-    if retired:
-        app.info(
-            f"note: an earlier sandbox named {sandbox} left commits; they are kept as {retired} "
-            f"(refs/sandboxes/{retired}/*, listed by `git airlock log --all-sandboxes`)"
-        )
-    if _has_commits(root):
-        app.runner.run(base)
-
-
-def _discard(app: App, sandbox: str, root: str) -> None:
-    """Remove whatever a failed ``up`` made of a new sandbox, each part on its own (the failure may have
-    happened before any of them existed), then its ledger base."""
-    try:
-        steps = app.engine.remove_plan(sandbox, root).steps
-    except Exception:  # nothing of it was recorded yet
-        steps = []
-    for step in steps:
-        with contextlib.suppress(Exception):
-            if isinstance(step, Step):
-                app.runner.run(dataclasses.replace(step, check=False))
-            elif isinstance(step, Call):
-                step.action()
-    Git(root).run("update-ref", "-d", f"{ledger.BASE}{sandbox}", check=False)
-
-
-def _has_commits(root: str) -> bool:
-    return bool(Git(root).run("rev-parse", "-q", "--verify", "HEAD^{commit}", check=False).strip())
 
 
 def _dry_run_name(root: str) -> str:
@@ -264,7 +224,7 @@ def _sandbox_tips(app: App) -> list[str]:
 def _report_run(app: App, agent: str, status: int, before: list[str]) -> None:
     """Fetch what the agent committed and say how the run ended; no commit at all deserves a warning."""
     try:
-        fetch(app)
+        fetching.fetch(app)
     except AirlockError as exc:
         app.info(f"warning: could not fetch the sandbox's commits: {exc.message}")
         return
@@ -297,7 +257,7 @@ def attach_command(app: App) -> None:
 @pass_app
 def shell_command(app: App) -> None:
     """Open an interactive shell inside the sandbox (starting it if stopped)."""
-    require_sandbox(app)
+    app.require_sandbox()
     app.runner.execute(app.engine.shell_plan(app.sandbox))
 
 
@@ -305,12 +265,12 @@ def shell_command(app: App) -> None:
 @pass_app
 def stop_command(app: App) -> None:
     """Stop the sandbox; its VM, clone and commits are kept."""
-    with locked(app, "stop"):
+    with app.locked("stop"):
         _stop(app)
 
 
 def _stop(app: App) -> None:
-    state = require_sandbox(app)
+    state = app.require_sandbox()
     if state is not None and not state.running:
         app.info(f"sandbox {app.sandbox} is already stopped")
         return
@@ -331,20 +291,20 @@ def _stop(app: App) -> None:
 @pass_app
 def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
     """Remove the sandbox and its tmux session, after offering to fetch its commits."""
-    with locked(app, "rm"):
+    with app.locked("rm"):
         _remove(app, do_fetch, yes, force)
 
 
 def _remove(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
     from git_airlock import tmux
 
-    state = require_sandbox(app)
+    state = app.require_sandbox()
     if do_fetch is None:
         do_fetch = confirm(f"Fetch the commits of {app.sandbox} before removing it?", default=True)
     fetched = False
     if do_fetch:
         try:
-            fetch(app, state, known=True)
+            fetching.fetch(app, state, known=True)
             fetched = True
         except AirlockError as exc:
             app.info(f"error: the fetch failed: {exc.message}")
@@ -392,8 +352,8 @@ def commit_command(app: App, message: str) -> None:
     is the agent's). Only for engines whose clone is on this machine (bwrap);
     with sbx, use `git airlock shell` and commit inside.
     """
-    with locked(app, "commit"):
-        require_sandbox(app)
+    with app.locked("commit"):
+        app.require_sandbox()
         plan = app.engine.commit_plan(app.sandbox, message)
         if not app.dry_run and not app.engine.uncommitted(app.sandbox):
             app.info("nothing to commit: the sandbox's working tree is clean")

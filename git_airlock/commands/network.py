@@ -129,7 +129,7 @@ def lockdown_command(app: App, machine_wide: bool, yes: bool) -> None:
         if not app.dry_run:
             app.info(f"every sandbox locked down: deny-all, except {len(hosts)} host rule(s) for {app.sandbox}")
         return
-    app.runner.execute(app.engine.policy_init_plan(app.settings.global_network_policy))
+    app.runner.execute(app.engine.policy_init_plan(app.settings.network_policy))
     plan = app.engine.lockdown_plan(app.runner, app.sandbox, hosts)
     app.runner.execute(plan)
     if not app.dry_run:
@@ -150,7 +150,7 @@ def unlock_command(app: App, machine_wide: bool, yes: bool) -> None:
     stopping the running ones.
     """
     app.require_engine()
-    mode = app.settings.global_network_policy
+    mode = app.settings.network_policy
     if machine_wide:
         plan = app.engine.global_unlock_plan(mode)
         _confirm_global(app, yes)

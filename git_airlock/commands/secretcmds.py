@@ -130,17 +130,16 @@ def presets_command(app: App) -> None:
     with `git config airlock.preset.NAME "host,*.domain,..."`.
     """
     from git_airlock.agents import AGENTS
-    from git_airlock.policy import TOOLING_PRESETS, custom_presets
+    from git_airlock.policy import TOOLING_PRESETS
     from git_airlock.services import SERVICES
 
-    location = app.location_or_none
     for agent in AGENTS.values():
         if agent.hosts:
             keys = ", ".join(agent.credentials) or "-"
             click.echo(f"{agent.name:<10} agent   {', '.join(agent.hosts)}  (credentials: {keys})")
     for name, hosts in TOOLING_PRESETS.items():
         click.echo(f"{name:<10} tooling {', '.join(hosts)}")
-    for name, hosts in custom_presets(location.root if location else None).items():
+    for name, hosts in app.settings.presets.items():
         click.echo(f"{name:<10} custom  {', '.join(hosts)}")
     for name, service in SERVICES.items():
         click.echo(f"{name:<10} credential ${service.key_env} -> {service.header} header to {service.upstream} only")

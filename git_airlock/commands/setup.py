@@ -63,14 +63,16 @@ def config_command(app: App, as_json: bool) -> None:
     if as_json:
         click.echo(
             json.dumps(
-                [{"env": e, "git": g, "value": v, "source": s} for e, g, v, s in rows],
+                [{"env": e or None, "git": g, "value": v, "source": s} for e, g, v, s in rows],
                 indent=2,
             )
         )
         return
-    width = max(len(r[0]) for r in rows)
+    width = max(len(r[0] or r[1]) for r in rows)
     for env, git, value, source in rows:
         shown = value if value != "" else "(unset)"
+        if not env:  # a setting only git config holds: its key is its name
+            env, git = git, ""
         click.echo(f"{env:<{width}}  {shown:<28}  {source}{'  [' + git + ']' if git else ''}")
 
 

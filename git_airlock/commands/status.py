@@ -10,7 +10,6 @@ import click
 from git_airlock import tmux
 from git_airlock.app import App
 from git_airlock.commands import pass_app
-from git_airlock.commands._shared import sandbox_state
 from git_airlock.gitcmd import Git
 from git_airlock.terminal import sanitize
 
@@ -22,7 +21,7 @@ def status_command(app: App) -> None:
 
     Counts come from the last fetch; run `git airlock fetch` to update them.
     """
-    state = sandbox_state(app)
+    state = app.sandbox_state()
     if app.dry_run:
         app.runner.show(f"git rev-list --count for each refs/remotes/{app.remote}/* not in the base")
         return

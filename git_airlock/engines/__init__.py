@@ -7,15 +7,15 @@ import shutil
 
 from git_airlock.engines.base import Engine
 from git_airlock.errors import AirlockError
+from git_airlock.modes import EngineChoice
 
 ENGINES = ("sbx", "bwrap")
 
 
-def choose_engine(setting: str) -> tuple[str, str]:
-    """The engine to use and why: an explicit setting, else sbx where installed, else bwrap on Linux."""
+def choose_engine(setting: EngineChoice) -> tuple[str, str]:
+    """The engine to use and why: an explicit setting (checked when settings load), else sbx where
+    installed, else bwrap on Linux."""
     if setting != "auto":
-        if setting not in ENGINES:
-            raise AirlockError(f"unknown engine {setting!r}", hint="use one of: auto, " + ", ".join(ENGINES))
         return setting, "chosen by configuration"
     if shutil.which("sbx"):
         return "sbx", "sbx is installed"

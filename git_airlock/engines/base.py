@@ -19,6 +19,7 @@ from git_airlock.plan import Plan, Runner, Step
 if TYPE_CHECKING:
     from git_airlock.agents import Agent
     from git_airlock.checks import Report
+    from git_airlock.modes import NetworkPolicy
 
 
 @dataclass(frozen=True)
@@ -48,11 +49,12 @@ class SandboxSpec:
     """Everything an engine needs to create and start one sandbox."""
 
     name: str
-    agent: str
+    agent: Agent
+    """The agent to run; engines take everything they need of it from here (its name: ``agent.name``)."""
     repo_root: str
     """The main worktree of the host repository."""
     common_dir: str = ""
-    network: str = "balanced"
+    network: NetworkPolicy = "balanced"
     """allow-all, balanced or deny-all."""
     pass_env: tuple[str, ...] = field(default_factory=tuple)
     """Host environment variables the user chose to hand to the agent."""
@@ -117,14 +119,14 @@ class Engine(ABC):
     def remove_plan(self, name: str, repo_root: str) -> Plan: ...
 
     @abstractmethod
-    def policy_init_plan(self, mode: str) -> Plan: ...
+    def policy_init_plan(self, mode: NetworkPolicy) -> Plan: ...
 
     @abstractmethod
     def lockdown_plan(self, runner: Runner, name: str, hosts: list[str]) -> Plan:
         """Only ``hosts`` for the sandbox ``name``; no other sandbox changes."""
 
     @abstractmethod
-    def unlock_plan(self, runner: Runner, name: str | None, mode: str) -> Plan:
+    def unlock_plan(self, runner: Runner, name: str | None, mode: NetworkPolicy) -> Plan:
         """The sandbox ``name`` back to ``mode`` (the configured default); no other sandbox changes."""
 
     # -- optional, with what an engine without it does -------------------------
@@ -203,7 +205,7 @@ class Engine(ABC):
             hint="run `git airlock lockdown` without --global",
         )
 
-    def global_unlock_plan(self, mode: str) -> Plan:
+    def global_unlock_plan(self, mode: NetworkPolicy) -> Plan:
         """Every sandbox on the machine back to ``mode``."""
         raise AirlockError(
             f"the {self.name} engine has no machine-wide network policy: each sandbox has its own",

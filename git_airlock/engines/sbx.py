@@ -32,6 +32,7 @@ from git_airlock.plan import Plan, Runner, Step
 
 if TYPE_CHECKING:
     from git_airlock.checks import Report
+    from git_airlock.modes import NetworkPolicy
 
 SBX = "sbx"
 SANDBOX_HOME = "/home/agent"
@@ -191,9 +192,9 @@ class SbxEngine(Engine):
         if exists:
             return self._copy_seeds(Plan(), spec.name, seeds).extend(guard), resume
         if not seeds and not guard.steps:
-            argv = [SBX, "run", "--clone", "--name", spec.name, spec.agent, spec.repo_root, "--", *agent_args]
+            argv = [SBX, "run", "--clone", "--name", spec.name, spec.agent.name, spec.repo_root, "--", *agent_args]
             return Plan(), Step(tuple(argv), interactive=True, check=False)
-        setup = Plan().add([SBX, "create", "--clone", "--name", spec.name, spec.agent, spec.repo_root])
+        setup = Plan().add([SBX, "create", "--clone", "--name", spec.name, spec.agent.name, spec.repo_root])
         return self._copy_seeds(setup, spec.name, seeds).extend(guard), resume
 
     @staticmethod
@@ -247,7 +248,7 @@ class SbxEngine(Engine):
 
     # -- network policy -----------------------------------------------------
 
-    def policy_init_plan(self, mode: str) -> Plan:
+    def policy_init_plan(self, mode: NetworkPolicy) -> Plan:
         return Plan([Step((SBX, "policy", "init", mode), tolerate="already initialized")])
 
     def lockdown_plan(self, runner: Runner, name: str, hosts: list[str]) -> Plan:
@@ -282,7 +283,7 @@ class SbxEngine(Engine):
             "run `git airlock lockdown` again, or `git airlock unlock`",
         )
 
-    def unlock_plan(self, runner: Runner, name: str | None, mode: str) -> Plan:
+    def unlock_plan(self, runner: Runner, name: str | None, mode: NetworkPolicy) -> Plan:
         """Remove the rules scoped to this sandbox that the user can edit: it follows the global policy again."""
         if name is None:
             raise AirlockError(
@@ -312,7 +313,7 @@ class SbxEngine(Engine):
             ]
         )
 
-    def global_unlock_plan(self, mode: str) -> Plan:
+    def global_unlock_plan(self, mode: NetworkPolicy) -> Plan:
         """Machine-wide: reset every policy (stopping running sandboxes) and initialise ``mode`` again."""
         return Plan([Step((SBX, "policy", "reset", "--force")), *self.policy_init_plan(mode).steps])
 

@@ -13,6 +13,7 @@ too. The pieces:
 - ``seccomp``: the filter program; ``overlay``: the copy-on-write working tree;
 - ``argv``: the agent's command line; ``gate``: its egress gate's wiring;
 - ``clone``: the host's git work on the clone; ``home``: writing into its HOME;
+- ``start``: creating it, and what is refused before its agent starts;
 - ``processes``: finding and stopping it; ``engine``: the Engine itself.
 """
 

@@ -5,48 +5,37 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
-import shlex
 import shutil
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from git_airlock.agents import Agent, get_agent
+from git_airlock.agents import Agent, recorded_agent
 from git_airlock.engines.base import Engine, SandboxSpec, SandboxState, SeedFile
-from git_airlock.engines.bwrap import clone, confine, gate, overlay
+from git_airlock.engines.bwrap import clone, confine, gate
 from git_airlock.engines.bwrap.agents import Store
-from git_airlock.engines.bwrap.argv import agent_argv, sandbox_environment, sandbox_path, write_source_config
+from git_airlock.engines.bwrap.argv import agent_argv, sandbox_environment, write_source_config
 from git_airlock.engines.bwrap.home import copy_into, merge_json
 from git_airlock.engines.bwrap.layout import (
     SANDBOX_HOME,
     Paths,
     SandboxMeta,
     check_owner,
-    checkout_cache,
-    data_root,
-    make_dirs,
     marker,
-    new_identity,
     remove_tree,
     same_repository,
 )
 from git_airlock.engines.bwrap.processes import kill, running_pids
+from git_airlock.engines.bwrap.start import check_installed, check_pass_env, plan_create
 from git_airlock.errors import AirlockError
 from git_airlock.gitcmd import Git
-from git_airlock.naming import fetch_refspecs, remote_name
+from git_airlock.naming import remote_name
 from git_airlock.plan import Plan, Runner, Step
 
 if TYPE_CHECKING:
     from git_airlock.checks import Report
+    from git_airlock.modes import NetworkPolicy
 
 INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`), then run `git airlock doctor`"
-_SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|AUTH|PRIVATE|COOKIE|SESSION|DATABASE_URL|DSN$"
-    r"|(^|_)KEY(_ID)?$|(^|_)PAT$",
-    re.IGNORECASE,
-)
-_URL_WITH_USERINFO = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
-_ISOLATED_GIT = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 
 
 class BwrapEngine(Engine):
@@ -94,7 +83,7 @@ class BwrapEngine(Engine):
         self, spec: SandboxSpec, agent_args: list[str], seeds: list[SeedFile], exists: bool = False
     ) -> tuple[Plan, Step]:
         paths = Paths(spec.name)
-        _check_pass_env(spec.pass_env)
+        check_pass_env(spec.pass_env)
         plan = Plan()
         if exists:
             meta = self._meta(spec.name)
@@ -104,7 +93,7 @@ class BwrapEngine(Engine):
                     hint=f"remove it with `git airlock --name {spec.name} rm`, then start a new one",
                 )
         else:
-            meta = self._create(plan, spec, paths)
+            meta = plan_create(plan, spec, paths)
         for key, value in clone.remote_settings(remote_name(spec.name), paths, spec.repo_root).items():
             plan.add(["git", "-C", spec.repo_root, "config", key, value])
 
@@ -120,10 +109,10 @@ class BwrapEngine(Engine):
                 f"copy {seed.source} to {seed.target} (never through a link)",
                 functools.partial(copy_into, paths.home, relative, seed.source),
             )
-        self._plan_gate(
-            plan, spec.name, spec.agent, spec.network, dict(spec.resolve), dict(spec.service_urls), spec.extra_hosts
+        agent = spec.agent
+        gate.plan_config(
+            plan, spec.name, agent.hosts, spec.network, dict(spec.resolve), dict(spec.service_urls), spec.extra_hosts
         )
-        agent = get_agent(spec.agent)
         env = sandbox_environment(meta, spec, agent)
         if agent.home_files:
             answers = agent.home_files(env, clone.workspace(spec.repo_root))
@@ -132,119 +121,10 @@ class BwrapEngine(Engine):
                     f"answer {agent.name}'s first-start questions in ~/{relative} (never through a link)",
                     functools.partial(merge_json, paths.home, relative, values),
                 )
+        check_installed(spec, paths)
         command = [agent.executable, *agent.leading_args(env), *agent_args]
-        if not spec.dry_run and not _on_sandbox_path(command[0], paths.home):
-            package = agent.npm_package
-            shell = f"git airlock --engine bwrap --name {spec.name} --agent shell up"
-            install = (
-                f"`git airlock agents install {spec.agent}` installs it once for every sandbox"
-                if package
-                else f"install it inside, as the agent: `{shell}`, then into ~/.local/bin there, as its docs say"
-            )
-            raise AirlockError(
-                f"`{command[0]}` is not installed where the sandbox can run it",
-                hint=f"the sandbox sees /usr, its own HOME and the agents git-airlock installed, not yours; {install}",
-            )
         argv = agent_argv(spec.name, meta, env, command, spec)
         return plan, Step(tuple(argv), interactive=True, check=False)
-
-    def _plan_gate(
-        self,
-        plan: Plan,
-        name: str,
-        agent: str,
-        network: str,
-        resolve: dict[str, str],
-        urls: dict[str, str],
-        extra: tuple[str, ...] | None = None,
-    ) -> None:
-        """Write the egress gate's configuration, when the sandbox's network goes through it."""
-        paths = Paths(name)
-        meta = paths.read_meta()
-        if (meta.get("network") or network) in ("allow-all", "deny-all"):
-            return
-        if not os.access("/usr/bin/python3", os.X_OK):
-            raise AirlockError(
-                "the network allowlist needs python3 in /usr (it hands the sandbox's proxy socket to the egress gate)",
-                hint="install python3, or choose GLOBAL_NETWORK_POLICY=deny-all or allow-all",
-            )
-        resolve = resolve or meta.get("resolve") or {}
-        urls = urls or meta.get("service_urls") or {}
-
-        def write() -> None:
-            if extra is not None:
-                paths.remember(extra_hosts=list(extra))
-            services = gate.services(urls)
-            current = paths.read_meta()
-            gate.Gate(name, marker(name, current)).write(
-                name, gate.allowlist(current, agent, services), resolve, services
-            )
-            paths.remember(resolve=resolve, service_urls=urls)
-
-        plan.call(f"write the egress policy for {name} (beside its gate socket, out of the sandbox's reach)", write)
-
-    def _create(self, plan: Plan, spec: SandboxSpec, paths: Paths) -> SandboxMeta:
-        """Plan the sandbox's creation; returns the record it will have."""
-        remote = remote_name(spec.name)
-        if os.path.lexists(paths.root):
-            raise AirlockError(
-                f"a half-made sandbox is in the way: {paths.root} (left by an `up` that was killed)",
-                hint=f"remove that folder (`rm -rf {shlex.quote(paths.root)}`), then run `up` again",
-            )
-        plan.call(f"create {paths.root} (home, etc)", lambda: make_dirs(paths))
-        plan.add(
-            ["git", "clone", "--quiet", "--shared", "--no-checkout", "--template=", spec.repo_root, paths.clone],
-            env=_ISOLATED_GIT,
-        )
-        for key, value in (
-            ("user.name", f"git-airlock sandbox {spec.name}"),
-            ("user.email", f"{spec.name}@sandbox.git-airlock.invalid"),
-            ("remote.origin.url", clone.SOURCE),
-        ):
-            plan.add(["git", "-C", paths.clone, "config", key, value], env=_ISOLATED_GIT)
-        layout: Literal["plain", "overlay"] = "plain"
-        lower = ""
-        commit = _git_out(spec.repo_root, "rev-parse", "-q", "--verify", "HEAD^{commit}")
-        probe_root = os.path.join(os.path.dirname(data_root()), "probe")
-        if commit and (overlay.tools() if spec.dry_run else overlay.usable(probe_root)):
-            cache = checkout_cache(_git_out(spec.repo_root, "rev-parse", f"{commit}^{{tree}}"))
-            layout, lower = "overlay", os.path.join(cache, "tree")
-            if not os.path.isfile(os.path.join(cache, "index")):
-                plan.call(
-                    f"check out {commit[:10]} once into the shared checkout {cache}",
-                    lambda: overlay.build_cache(spec.common_dir, commit, cache),
-                )
-            plan.call(
-                "give the clone the shared checkout's index; its own changes go to an overlay layer",
-                lambda: overlay.start(paths, cache),
-            )
-        elif commit:
-            plan.add(
-                ["git", "-C", paths.clone, "-c", "checkout.workers=0", "checkout", "--quiet", "--force"],
-                env=_ISOLATED_GIT,
-            )
-        else:  # a repository with no commits yet: the agent starts on the same unborn branch
-            branch = _git_out(spec.repo_root, "symbolic-ref", "-q", "HEAD") or "refs/heads/main"
-            plan.add(["git", "-C", paths.clone, "symbolic-ref", "HEAD", branch], env=_ISOLATED_GIT)
-        plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.url", paths.clone])
-        tracking, recovery = fetch_refspecs(spec.name)
-        plan.add(["git", "-C", spec.repo_root, "config", "--replace-all", f"remote.{remote}.fetch", tracking])
-        plan.add(["git", "-C", spec.repo_root, "config", "--add", f"remote.{remote}.fetch", recovery])
-        meta: SandboxMeta = {
-            "name": spec.name,
-            "id": new_identity(),
-            "agent": spec.agent,
-            "repo": spec.repo_root,
-            "common_dir": spec.common_dir,
-            "network": None,
-            "layout": layout,
-            "lower": lower,
-        }
-        plan.call(
-            f"record {paths.meta} (the sandbox's id, and that it belongs to this repository)",
-            lambda: paths.write_meta(meta),
-        )
-        return meta
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -278,8 +158,9 @@ class BwrapEngine(Engine):
             write_source_config(paths, meta.get("repo", ""))
 
         plan = Plan().call("prepare the sandbox's user, seccomp filter, devices and view of your config", prepare)
-        self._plan_gate(plan, name, meta.get("agent", ""), meta.get("network") or "deny-all", {}, {})
-        env = sandbox_environment(meta, None, get_agent(meta.get("agent") or "shell"))
+        agent = recorded_agent(meta.get("agent", ""))
+        gate.plan_config(plan, name, agent.hosts, meta.get("network") or "deny-all", {}, {})
+        env = sandbox_environment(meta, None, agent)
         argv = agent_argv(name, meta, env, ["bash"])
         return plan.extend(Plan([Step(tuple(argv), interactive=True, check=False)]))
 
@@ -304,7 +185,7 @@ class BwrapEngine(Engine):
 
     # -- network ------------------------------------------------------------
 
-    def policy_init_plan(self, mode: str) -> Plan:
+    def policy_init_plan(self, mode: NetworkPolicy) -> Plan:
         return Plan()
 
     def lockdown_plan(self, runner: Runner, name: str, hosts: list[str]) -> Plan:
@@ -313,7 +194,7 @@ class BwrapEngine(Engine):
             lambda: self._set_network(name, "lockdown", hosts),
         )
 
-    def unlock_plan(self, runner: Runner, name: str | None, mode: str) -> Plan:
+    def unlock_plan(self, runner: Runner, name: str | None, mode: NetworkPolicy) -> Plan:
         if name is None:
             raise AirlockError("the bwrap engine's network is set per sandbox", hint="run `unlock` in the repository")
         return Plan().call(
@@ -399,31 +280,6 @@ class BwrapEngine(Engine):
         )
         plan = Plan().call("prepare the sandbox in which git commits", lambda: confine.prepare(paths))
         return plan.extend(Plan(list(clone.commit_steps(paths, message))))
-
-
-def _check_pass_env(names: tuple[str, ...]) -> None:
-    """Refuse variables that look like credentials: their values would be in bwrap's command line,
-    which every process in the sandbox can read (``/proc/1/cmdline``)."""
-    bad = [name for name in names if _SECRET_NAME.search(name)]
-    bad += [name for name in names if name not in bad and _URL_WITH_USERINFO.match(os.environ.get(name, ""))]
-    if bad:
-        raise AirlockError(
-            f"AIRLOCK_PASS_ENV names {', '.join(bad)}, which look like credentials (or a URL that carries one)",
-            hint="credentials stay on the host; pass only non-secret variables to the sandbox",
-        )
-
-
-def _on_sandbox_path(command: str, home: str) -> bool:
-    """Whether ``command`` exists on the sandbox's PATH, looked up through the host paths behind it."""
-    for folder in sandbox_path().split(":"):
-        host = home + folder[len(SANDBOX_HOME) :] if folder.startswith(SANDBOX_HOME) else folder
-        if os.access(os.path.join(host, command), os.X_OK):
-            return True
-    return False
-
-
-def _git_out(repo: str, *args: str) -> str:
-    return Git(repo, safe=False).run(*args, check=False).strip()
 
 
 def _remove_files(*paths: str) -> None:

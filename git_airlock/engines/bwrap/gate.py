@@ -12,12 +12,13 @@ import os
 import tempfile
 from typing import TYPE_CHECKING
 
-from git_airlock.engines.bwrap.layout import SandboxMeta, private_dir
+from git_airlock.engines.bwrap.layout import Paths, SandboxMeta, marker, private_dir
 from git_airlock.errors import AirlockError
 from git_airlock.jsonfile import write_json
 
 if TYPE_CHECKING:
     from git_airlock.egress.supervise import GateConfig
+    from git_airlock.plan import Plan
     from git_airlock.services import Endpoint
 
 PROXY_PORT = 3128
@@ -80,12 +81,47 @@ class Gate:
         write_json(self.config, config, indent=2)
 
 
-def allowlist(meta: SandboxMeta, agent: str, services: dict[str, Endpoint]) -> list[str]:
+def plan_config(
+    plan: Plan,
+    name: str,
+    agent_hosts: tuple[str, ...],
+    network: str,
+    resolve: dict[str, str],
+    urls: dict[str, str],
+    extra: tuple[str, ...] | None = None,
+) -> None:
+    """Write the egress gate's configuration, when the sandbox's network goes through it.
+
+    ``agent_hosts``: the hosts of the agent that will run (balanced mode lets them through);
+    ``resolve``, ``urls`` and ``extra``: ``up``'s settings, remembered for a later ``shell``."""
+    paths = Paths(name)
+    meta = paths.read_meta()
+    if (meta.get("network") or network) in ("allow-all", "deny-all"):
+        return
+    if not os.access("/usr/bin/python3", os.X_OK):
+        raise AirlockError(
+            "the network allowlist needs python3 in /usr (it hands the sandbox's proxy socket to the egress gate)",
+            hint="install python3, or choose GLOBAL_NETWORK_POLICY=deny-all or allow-all",
+        )
+    resolve = resolve or meta.get("resolve") or {}
+    urls = urls or meta.get("service_urls") or {}
+
+    def write() -> None:
+        if extra is not None:
+            paths.remember(extra_hosts=list(extra))
+        endpoints = services(urls)
+        current = paths.read_meta()
+        Gate(name, marker(name, current)).write(name, allowlist(current, agent_hosts, endpoints), resolve, endpoints)
+        paths.remember(resolve=resolve, service_urls=urls)
+
+    plan.call(f"write the egress policy for {name} (beside its gate socket, out of the sandbox's reach)", write)
+
+
+def allowlist(meta: SandboxMeta, agent_hosts: tuple[str, ...], services: dict[str, Endpoint]) -> list[str]:
     """What the gate lets through: the lockdown list, else (balanced) the agent's hosts and the registries;
     plus, always, the API host behind each credential endpoint."""
     from urllib.parse import urlsplit
 
-    from git_airlock.agents import AGENTS
     from git_airlock.policy import TOOLING_PRESETS
 
     endpoints = []
@@ -94,9 +130,8 @@ def allowlist(meta: SandboxMeta, agent: str, services: dict[str, Endpoint]) -> l
         endpoints.append(f"{url.hostname}:{url.port or (443 if url.scheme == 'https' else 80)}")
     if meta.get("network") == "lockdown":
         return list(dict.fromkeys([*(meta.get("allow") or []), *endpoints]))
-    hosts = AGENTS[agent].hosts if agent in AGENTS else ()
     tooling = [host for preset in TOOLING_PRESETS.values() for host in preset]
-    return list(dict.fromkeys([*hosts, *tooling, *(meta.get("extra_hosts") or []), *endpoints]))
+    return list(dict.fromkeys([*agent_hosts, *tooling, *(meta.get("extra_hosts") or []), *endpoints]))
 
 
 def services(urls: dict[str, str]) -> dict[str, Endpoint]:

@@ -6,8 +6,8 @@ import functools
 import re
 from dataclasses import dataclass, field
 
-from git_airlock import hostcode
 from git_airlock.gitcmd import Git
+from git_airlock.review import hostcode
 
 _HEADER = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?\x1f")
 _NULL = re.compile(r"^0+$")

@@ -199,7 +199,7 @@ def problem(
 
 def resolve(repo_root: str, flag: str | None, setting: str, setting_source: str) -> ReviewTool:
     """The tool `review` uses; an error when the one the user chose cannot start."""
-    from git_airlock.reviewrepo import difftool_settings
+    from git_airlock.review.scratch import difftool_settings
 
     config = dict(difftool_settings(repo_root))
     name, source = requested(flag, setting, setting_source, config)
@@ -235,7 +235,7 @@ def run_difftool(runner: Runner, location: RepoLocation, tool: ReviewTool, fork:
     The status comes from the recorder, so it is known whatever git's version;
     git's own non-zero status (an unknown tool, a failed checkout) counts too.
     """
-    from git_airlock.reviewrepo import review_repository
+    from git_airlock.review.scratch import review_repository
 
     config = [*tool.config, (f"difftool.{RECORDER}.cmd", RECORDER_CMD)]
     with review_repository(location.root, location.common_dir, config) as (scratch, env):

@@ -20,11 +20,11 @@ import os
 import subprocess
 import sys
 
-from git_airlock import ledger
 from git_airlock.gitcmd import Git
+from git_airlock.modes import PRE_PUSH_MODES
+from git_airlock.review import ledger
 
 ZERO = "0" * 40
-MODES = ("warn", "block", "off")
 SHOWN = 5
 LEGACY_SUFFIX = ".legacy"
 
@@ -107,7 +107,7 @@ def find_flagged(
 
 
 def report(git: Git, flagged: dict[Update, list[tuple[str, str]]], mode: str) -> None:
-    from git_airlock.commitinfo import describe
+    from git_airlock.review.commitinfo import describe
     from git_airlock.terminal import sanitize_line
 
     for update, hits in flagged.items():
@@ -149,7 +149,7 @@ def check(git: Git, updates: list[Update], remote: str) -> int:
     if not view.sandboxes:
         return 0
     mode = (git.config("airlock.prePush") or "warn").lower()
-    if mode not in MODES:
+    if mode not in PRE_PUSH_MODES:
         _say(f"git-airlock: unknown airlock.prePush value {mode!r}; using 'warn'")
         mode = "warn"
     if mode == "off":

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from git_airlock.commitinfo import describe
 from git_airlock.gitcmd import Git
+from git_airlock.review.commitinfo import describe
 from git_airlock.terminal import colorize_patch, is_terminal, page, sanitize, sanitize_line
 
 if TYPE_CHECKING:

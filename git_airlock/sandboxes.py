@@ -1,0 +1,55 @@
+"""The host-side records of a sandbox's life: where its commits start in the review ledger, and
+taking a half-made sandbox apart again.
+
+``up`` and ``run`` call these around the engine's own work, so that a new sandbox either exists
+whole (engine state, remote, ledger base) or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import time
+
+from git_airlock.app import App
+from git_airlock.gitcmd import Git
+from git_airlock.plan import Call, Step
+from git_airlock.review import ledger
+
+
+def start_ledger(app: App, sandbox: str, root: str) -> None:
+    """A new sandbox's place in the review ledger: what an earlier sandbox of its name left moves aside,
+    and the commit it starts from is its base (its commits are those after it)."""
+    base = Step(("git", "-C", root, "update-ref", "-m", "git-airlock: sandbox base", f"{ledger.BASE}{sandbox}", "HEAD"))
+    if app.dry_run:
+        app.runner.show(f"move refs an earlier sandbox named {sandbox} left to refs/sandboxes/{sandbox}@<time>/")
+        app.runner.show(base)
+        return
+    retired = ledger.retire(Git(root), sandbox, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    if retired:
+        app.info(
+            f"note: an earlier sandbox named {sandbox} left commits; they are kept as {retired} "
+            f"(refs/sandboxes/{retired}/*, listed by `git airlock log --all-sandboxes`)"
+        )
+    if has_commits(root):
+        app.runner.run(base)
+
+
+def discard(app: App, sandbox: str, root: str) -> None:
+    """Remove whatever a failed ``up`` made of a new sandbox, each part on its own (the failure may have
+    happened before any of them existed), then its ledger base."""
+    try:
+        steps = app.engine.remove_plan(sandbox, root).steps
+    except Exception:  # nothing of it was recorded yet
+        steps = []
+    for step in steps:
+        with contextlib.suppress(Exception):
+            if isinstance(step, Step):
+                app.runner.run(dataclasses.replace(step, check=False))
+            elif isinstance(step, Call):
+                step.action()
+    Git(root).run("update-ref", "-d", f"{ledger.BASE}{sandbox}", check=False)
+
+
+def has_commits(root: str) -> bool:
+    return bool(Git(root).run("rev-parse", "-q", "--verify", "HEAD^{commit}", check=False).strip())
