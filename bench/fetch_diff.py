@@ -41,6 +41,25 @@ def timed(commands: list[list[str]], cwd: Path, env: dict[str, str]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def bench_env(tmp: Path) -> dict[str, str]:
+    """A HOME, XDG directories and git identity of the benchmark's own, and this interpreter's git-airlock first."""
+    return {
+        **os.environ,
+        "HOME": str(tmp),
+        "XDG_DATA_HOME": str(tmp / "data"),
+        "XDG_STATE_HOME": str(tmp / "state"),
+        "XDG_CONFIG_HOME": str(tmp / "config"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@b",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@b",
+        "PAGER": "cat",
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
+    }
+
+
 def make_history(repo: Path, commits: int, env: dict[str, str]) -> None:
     """``commits`` commits on main, each touching one of 100 files, written with one fast-import stream."""
     run(["git", "init", "-q", "-b", "main", str(repo)], repo.parent, env)
@@ -63,21 +82,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = {
-            **os.environ,
-            "HOME": str(tmp),
-            "XDG_DATA_HOME": str(tmp / "data"),
-            "XDG_STATE_HOME": str(tmp / "state"),
-            "XDG_CONFIG_HOME": str(tmp / "config"),
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_AUTHOR_NAME": "b",
-            "GIT_AUTHOR_EMAIL": "b@b",
-            "GIT_COMMITTER_NAME": "b",
-            "GIT_COMMITTER_EMAIL": "b@b",
-            "PAGER": "cat",
-            "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
-        }
+        env = bench_env(tmp)
         repo = tmp / "repo"
         repo.mkdir()
         make_history(repo, args.history, env)

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "stop": ("lifecycle", "Stop the sandbox, keeping its VM and commits."),
     "rm": ("lifecycle", "Remove the sandbox (offers to fetch its commits first)."),
     "commit": ("lifecycle", "Commit work the agent left uncommitted (bwrap engine)."),
+    "save": ("savecmd", "Keep the agent's uncommitted work on the host, while it runs."),
     "fetch": ("gitops", "Fetch the sandbox's commits into refs/remotes/sandbox-<name>/."),
     "diff": ("gitops", "Fetch, then show what the sandbox changed against a base branch."),
     "review": ("gitops", "Fetch, then review the changes in your difftool or the terminal."),

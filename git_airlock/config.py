@@ -127,6 +127,13 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("pr_branch", "PR_BRANCH", "airlock.prBranch", "", "branch `pr` pushes (default: airlock/<sandbox>)"),
     Key(
+        "save_max_file_size",
+        "AIRLOCK_SAVE_MAX_FILE_SIZE",
+        "airlock.saveMaxFileSize",
+        "100m",
+        "files larger than this are left out (and listed) when `save` or `rm` keeps the agent's uncommitted work",
+    ),
+    Key(
         "require_review",
         "",
         "airlock.requireReview",
@@ -203,14 +210,24 @@ class Settings:
 
     @property
     def tmp_size_bytes(self) -> int:
-        """``AIRLOCK_TMP_SIZE`` in bytes: a number with an optional k, m or g (powers of 1024)."""
-        text = self.values["tmp_size"].strip().lower()
+        """``AIRLOCK_TMP_SIZE`` in bytes."""
+        return self._size("tmp_size", 1024**2, "1m", "512m or 4g")
+
+    @property
+    def save_max_file_size_bytes(self) -> int:
+        """``AIRLOCK_SAVE_MAX_FILE_SIZE`` in bytes."""
+        return self._size("save_max_file_size", 1, "1", "500k or 1g")
+
+    def _size(self, attr: str, least: int, least_text: str, examples: str) -> int:
+        """A size setting in bytes: a number with an optional k, m or g (powers of 1024)."""
+        text = self.values[attr].strip().lower()
         scale = {"k": 1024, "m": 1024**2, "g": 1024**3}.get(text[-1:], 1)
         digits = text[:-1] if scale > 1 else text
-        if not digits.isdigit() or int(digits) * scale < 1024**2:
+        if not digits.isdigit() or int(digits) * scale < least:
+            env = next(key.env for key in KEYS if key.attr == attr)
             raise AirlockError(
-                f"bad AIRLOCK_TMP_SIZE {self.values['tmp_size']!r}",
-                hint="give a size of at least 1m, e.g. 512m or 4g",
+                f"bad {env} {self.values[attr]!r}",
+                hint=f"give a size of at least {least_text}, e.g. {examples}",
             )
         return int(digits) * scale
 

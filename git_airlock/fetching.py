@@ -47,26 +47,10 @@ def fetch_steps(app: App, url: str | None) -> list[Step]:
     """
     from git_airlock.naming import fetch_refspecs
 
-    remote = app.remote
-    refspecs = fetch_refspecs(app.sandbox)
-    progress = "--progress" if is_terminal(sys.stderr) else "--quiet"
-    upload_pack = app.engine.upload_pack(app.sandbox)
-    serve = ("--upload-pack", upload_pack) if upload_pack else ()
     steps = [
-        Step(
-            tuple(
-                safe_git(
-                    "-C",
-                    app.location.root,
-                    "fetch",
-                    "--no-tags",
-                    "--no-write-fetch-head",
-                    progress,
-                    *serve,
-                    remote,
-                    *refspecs,
-                )
-            ),
+        refs_step(
+            app,
+            fetch_refspecs(app.sandbox),
             hint="the sandbox's objects failed git's checks or it is unreachable; "
             "nothing was written to your branches. `git airlock status` shows its state",
         )
@@ -81,10 +65,9 @@ def fetch_steps(app: App, url: str | None) -> list[Step]:
                             "fetch",
                             "--no-tags",
                             "--no-write-fetch-head",
-                            progress,
-                            *serve,
+                            *_transport(app),
                             f"{url.rstrip('/')}/.git/modules/{name}",
-                            f"+refs/heads/*:refs/remotes/{remote}/*",
+                            f"+refs/heads/*:refs/remotes/{app.remote}/*",
                         )
                     ),
                     check=False,
@@ -93,7 +76,21 @@ def fetch_steps(app: App, url: str | None) -> list[Step]:
     return steps
 
 
-def _remote_url(app: App) -> str | None:
+def refs_step(app: App, refspecs: tuple[str, ...] | list[str], hint: str) -> Step:
+    """``git fetch`` of ``refspecs`` from the sandbox's remote, with every safety setting and through the
+    engine's sandboxed ``upload-pack`` where it has one."""
+    fetch = ("fetch", "--no-tags", "--no-write-fetch-head", *_transport(app), app.remote, *refspecs)
+    return Step(tuple(safe_git("-C", app.location.root, *fetch)), hint=hint)
+
+
+def _transport(app: App) -> tuple[str, ...]:
+    """Progress on a terminal, and the engine's sandboxed ``upload-pack`` where it serves the clone itself."""
+    progress = "--progress" if is_terminal(sys.stderr) else "--quiet"
+    upload_pack = app.engine.upload_pack(app.sandbox)
+    return (progress, "--upload-pack", upload_pack) if upload_pack else (progress,)
+
+
+def remote_url(app: App) -> str | None:
     return Git(app.location.root).config(f"remote.{app.remote}.url")
 
 
@@ -131,7 +128,7 @@ def _fetch(app: App, state: SandboxState | None, known: bool) -> None:
         state = app.sandbox_state()
     if app.dry_run:
         app.runner.execute(app.engine.fetch_plan(app.sandbox, running=False))
-        for step in fetch_steps(app, _remote_url(app)):
+        for step in fetch_steps(app, remote_url(app)):
             app.runner.show(step)
         return
     if state is None:
@@ -147,7 +144,7 @@ def _fetch(app: App, state: SandboxState | None, known: bool) -> None:
     if note:
         app.info(f"{app.sandbox}: {note}")
     app.runner.execute(prepare)
-    url = _remote_url(app)
+    url = remote_url(app)
     if url is None:
         raise AirlockError(
             f"the remote {app.remote!r} is missing from this repository",
@@ -172,7 +169,7 @@ def warn_uncommitted(app: App) -> None:
 
         shown = ", ".join(sanitize_line(path) for path in changed[:5]) + (" ..." if len(changed) > 5 else "")
         app.info(f"warning: the sandbox has {len(changed)} uncommitted change(s) that a fetch does not bring: {shown}")
-        app.info("hint: `git airlock commit -m MESSAGE` commits them from the host; `git airlock shell` to look")
+        app.info("hint: `git airlock save` keeps them on the host without stopping the agent")
 
 
 def _ensure_base(app: App) -> None:

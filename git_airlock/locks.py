@@ -3,7 +3,7 @@
 Two ``up`` of one stopped sandbox started together would both find it stopped and both
 start an agent on one clone; two ``up`` of a new sandbox would both clone into one folder;
 an ``rm`` during an ``up`` would delete what is being built. Each of ``up``, ``run``,
-``stop``, ``rm``, ``commit`` and ``fetch`` therefore holds an exclusive ``flock`` on a
+``stop``, ``rm``, ``commit``, ``save`` and ``fetch`` therefore holds an exclusive ``flock`` on a
 file named after the sandbox while it changes it. The second caller does not wait: it is
 told who holds the sandbox (the holder writes its operation and pid into the file).
 

@@ -114,15 +114,18 @@ class Runner:
         else:
             print(step.render(), file=self.out)
 
-    def execute(self, plan: Plan) -> None:
-        """Run every step in order; stop at the first failure (raising)."""
+    def execute(self, plan: Plan) -> Result | None:
+        """Run every step in order; stop at the first failure (raising). Returns the last command's
+        result (None in a dry run, or when the plan ran no command)."""
+        last = None
         for step in plan.steps:
             if self.dry_run:
                 self.show(step)
             elif isinstance(step, Step):
-                self.run(step)
+                last = self.run(step)
             elif isinstance(step, Call):
                 step.action()
+        return last
 
     def run(self, step: Step, started: Callable[[], object] | None = None) -> Result:
         """Run one step for real and raise :class:`CommandFailed` on failure.

@@ -60,6 +60,7 @@ class CommandFailed(AirlockError):
         super().__init__(message, hint)
         self.argv = argv
         self.returncode = returncode
+        self.detail = detail
 
 
 def not_found(program: str) -> AirlockError:

@@ -47,6 +47,7 @@ def test_config_json_lists_every_setting(project: Path) -> None:
         "SEED_PATHS",
         "FETCH_SUBMODULES",
         "PR_BRANCH",
+        "AIRLOCK_SAVE_MAX_FILE_SIZE",
         "airlock.requireReview",
         "airlock.prePush",
         "airlock.preset.<name>",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
 import pytest
 
 from conftest import Env, airlock, git, snapshot
-from git_airlock import tmux
+from git_airlock import capture, tmux
+from git_airlock.process import quote_argv
+
+SAVE_MESSAGE = "WIP: what sandbox box left uncommitted\n\nSaved by git-airlock; the agent did not commit it."
 
 FETCH_SAFETY = (
     "-c core.hooksPath=/dev/null -c core.fsmonitor=false -c fetch.fsckObjects=true "
@@ -79,6 +83,9 @@ EXPECTED = {
         "sbx ls --json",
         "sbx exec box true",
         "{fetch}",
+        "{save}",
+        f"git {FETCH_SAFETY} -C {{repo}} fetch --no-tags --no-write-fetch-head --quiet sandbox-box "
+        "'+refs/airlock-capture/*:refs/airlock/wip/box/<time>/*'",
         "sbx rm --force box",
         "tmux kill-session -t =git-airlock-box",
     ],
@@ -102,8 +109,12 @@ def test_dry_run_prints_exact_commands(dry: Path, hermetic: Env, args: tuple[str
     before = snapshot(dry)
     result = airlock("--dry-run", *args, cwd=dry)
     assert result.returncode == 0, result.stderr
-    expected = [line.format(repo=shlex.quote(str(dry)), fetch=fetch_line(dry, "box")) for line in EXPECTED[args]]
-    assert lines(result.stdout) == expected
+    save = quote_argv(["sbx", "exec", "box", "sh", "-c", capture.SCRIPT, "sh", "104857600", "0", SAVE_MESSAGE])
+    expected = [
+        line.format(repo=shlex.quote(str(dry)), fetch=fetch_line(dry, "box"), save=save) for line in EXPECTED[args]
+    ]
+    shown = re.sub(r"refs/airlock/wip/box/[0-9]{8}T[0-9]{6}Z/", "refs/airlock/wip/box/<time>/", result.stdout)
+    assert lines(shown) == lines("\n".join(expected))
     assert_nothing_ran(dry, hermetic, before)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import click
 
-from git_airlock import fetching, sandboxes
+from git_airlock import capture, fetching, sandboxes
 from git_airlock.agents import Agent, get_agent
 from git_airlock.app import App
 from git_airlock.commands import app_of, pass_app
@@ -287,15 +287,26 @@ def _stop(app: App) -> None:
     help="Fetch the sandbox's commits first (default: ask; yes without a terminal).",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--force", is_flag=True, help="Remove even if the fetch fails.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Remove even if the fetch fails or the uncommitted work cannot be kept (what is lost is listed).",
+)
+@click.option("--include-ignored", is_flag=True, help="Keep also the files the clone's .gitignore leaves out.")
 @pass_app
-def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
-    """Remove the sandbox and its tmux session, after offering to fetch its commits."""
+def rm_command(app: App, do_fetch: bool | None, yes: bool, force: bool, include_ignored: bool) -> None:
+    """Remove the sandbox and its tmux session, after offering to fetch its commits.
+
+    Before the sandbox goes, the work a fetch does not bring is kept (`git airlock save`): files
+    the agent never committed, its stashes, a detached HEAD and other refs, under
+    refs/airlock/wip/<sandbox>/<time>/. If that cannot be done, or a file is too large to keep,
+    nothing is removed unless you pass --force.
+    """
     with app.locked("rm"):
-        _remove(app, do_fetch, yes, force)
+        _remove(app, do_fetch, yes, force, include_ignored)
 
 
-def _remove(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
+def _remove(app: App, do_fetch: bool | None, yes: bool, force: bool, include_ignored: bool) -> None:
     from git_airlock import tmux
 
     state = app.require_sandbox()
@@ -323,6 +334,7 @@ def _remove(app: App, do_fetch: bool | None, yes: bool, force: bool) -> None:
         app.info("warning: not fetching; commits the sandbox made since the last fetch will be lost")
     if not confirm(f"Remove sandbox {app.sandbox}?", default=False, assume=True if yes or app.dry_run else None):
         raise AirlockError("nothing was removed", hint="pass --yes to remove without a question")
+    capture.keep_before_removal(app, force, include_ignored)
     plan = app.engine.remove_plan(app.sandbox, app.location.main_root)
     if app.dry_run or tmux.session_exists(app.runner, app.tmux_session):
         plan.steps.append(tmux.kill_step(app.tmux_session))

@@ -135,6 +135,12 @@ class Engine(ABC):
         """What to tell the user before a fetch (e.g. that a stopped sandbox is started for it)."""
         return None
 
+    @abstractmethod
+    def clone_script_plan(self, name: str, script: str, args: list[str]) -> Plan:
+        """A plan whose last command runs ``sh -c script`` (``args`` as ``$1 ...``) over the sandbox's clone, as the
+        sandbox's user, in its working tree (read-only where the engine can make it so) with git finding
+        the clone: what saves the agent's uncommitted work. Nothing of it runs with the user's authority."""
+
     def uncommitted(self, name: str) -> list[str]:
         """Paths the agent changed and did not commit, where the engine can look from the host; none otherwise."""
         return []

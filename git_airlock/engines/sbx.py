@@ -234,6 +234,12 @@ class SbxEngine(Engine):
         """sbx serves the clone only while the sandbox runs: `exec true` starts a stopped one."""
         return Plan() if running else Plan([Step((SBX, "exec", name, "true"))])
 
+    def clone_script_plan(self, name: str, script: str, args: list[str]) -> Plan:
+        """``sbx exec`` starts a stopped sandbox and, without ``--workdir``, "starts in the sandbox's
+        primary workspace" (https://docs.docker.com/ai/sandboxes/cli/usage/#run-commands-inside-a-sandbox):
+        the clone, inside the VM, where nothing of this machine is."""
+        return Plan([Step((SBX, "exec", name, "sh", "-c", script, "sh", *args))])
+
     def upload_pack(self, name: str) -> str | None:
         return None
 

@@ -2,13 +2,15 @@
 
 Host-only refs record it: ``refs/airlock/reviewed/<sandbox>/<branch>`` (the
 last tip reviewed) and ``refs/airlock/base/<sandbox>`` (the commit the sandbox
-started from). Fetch refspecs only ever write ``refs/remotes/sandbox-*`` and
-``refs/sandboxes/*``, so no sandbox can forge a mark; removing a sandbox or
-its remote leaves the ledger alone.
+started from). Fetch refspecs only ever write ``refs/remotes/sandbox-*``,
+``refs/sandboxes/*`` and (saving uncommitted work) ``refs/airlock/wip/<sandbox>/<time>/*``,
+so no sandbox can forge a mark; removing a sandbox or its remote leaves the
+ledger alone.
 
 Unreviewed commits of a sandbox are those reachable from its tips (both
 ``refs/remotes/sandbox-<name>/*`` and sbx's ``refs/sandboxes/<name>/*``, which
-survive ``sbx rm``), minus its base, minus every reviewed mark. Each sandbox
+survive ``sbx rm``, and its saved uncommitted work ``refs/airlock/wip/<name>/*``,
+listed as branches ``wip/<time>/...``), minus its base, minus every reviewed mark. Each sandbox
 is computed on its own so that one sandbox's base never hides another's
 commits that were merged without review.
 
@@ -26,6 +28,7 @@ REVIEWED = "refs/airlock/reviewed/"
 BASE = "refs/airlock/base/"
 REMOTES = "refs/remotes/"
 SANDBOXES = "refs/sandboxes/"
+WIP = "refs/airlock/wip/"
 REMOTE_PREFIX = "sandbox-"
 
 
@@ -87,6 +90,10 @@ def read(git: Git) -> Ledger:
                 reviewed[(name, branch)] = oid
         elif ref.startswith(BASE):
             bases[ref[len(BASE) :]] = oid
+        elif ref.startswith(WIP):
+            name, _, rest = ref[len(WIP) :].partition("/")
+            if rest:
+                tip(name, f"wip/{rest}", oid)
     for name, oid in bases.items():
         if name in sandboxes:
             sandboxes[name].base = oid
@@ -140,7 +147,7 @@ def retire(git: Git, name: str, stamp: str) -> str | None:
     under the new name and still makes the pre-push hook warn. ``@`` never occurs in a sandbox name,
     so the archive never collides with a real sandbox."""
     remote = f"{REMOTES}{REMOTE_PREFIX}{name}/"
-    found = git.refs(f"{SANDBOXES}{name}/", remote, f"{REVIEWED}{name}/", f"{BASE}{name}")
+    found = git.refs(f"{SANDBOXES}{name}/", remote, f"{REVIEWED}{name}/", f"{BASE}{name}", f"{WIP}{name}/")
     tips = [ref for ref in found if not ref.startswith(REVIEWED) and not ref.startswith(BASE)]
     if not tips:
         return None
@@ -152,7 +159,7 @@ def retire(git: Git, name: str, stamp: str) -> str | None:
         elif ref == f"{BASE}{name}":
             target = f"{BASE}{retired}"
         else:
-            prefix = next(p for p in (SANDBOXES, REVIEWED) if ref.startswith(p))
+            prefix = next(p for p in (SANDBOXES, REVIEWED, WIP) if ref.startswith(p))
             target = f"{prefix}{retired}/{ref[len(prefix) + len(name) + 1 :]}"
         moves.setdefault(target, oid)  # a branch fetched into both places: its refs/sandboxes copy wins
     commands = [f"create {target} {oid}\n" for target, oid in moves.items()]

@@ -17,7 +17,9 @@ makes every one of them refuse, checked inside the sandbox.
 - fetch: the host's ``git fetch`` starts ``git upload-pack`` through
   :func:`upload_pack_command` (``--upload-pack``), read-only;
 - ``status``/``fetch`` warnings: :func:`uncommitted`, read-only;
-- ``git airlock commit``: :func:`commit_steps`, read-write.
+- ``git airlock commit``: :func:`commit_steps`, read-write;
+- ``git airlock save`` and ``rm``: :func:`script_argv`, the working tree read-only and ``.git``
+  writable, so a snapshot can be taken while the agent runs.
 """
 
 from __future__ import annotations
@@ -48,23 +50,25 @@ def workspace(repo: str) -> str:
     return f"/workspace/{os.path.basename(repo.rstrip('/')) or 'repo'}"
 
 
-def mounts(paths: Paths, meta: SandboxMeta, repo: str, *, writable: bool) -> list[str]:
-    """The host repository read-only (its own path, which the clone's alternates name) and the clone.
+def mounts(
+    paths: Paths, meta: SandboxMeta, repo: str, *, writable: bool, git_writable: bool | None = None
+) -> list[str]:
+    """The host repository read-only (its own path, which the clone's alternates name) and the clone:
+    its working tree writable when ``writable``, its ``.git`` when ``git_writable`` (default: the same).
 
     The clone's ``.git/config`` is read-only even where the rest is writable: the agent's git
     settings would otherwise follow the clone into every later host-side step.
     """
     tree = paths.merged if meta.get("layout") == "overlay" else paths.clone
-    bind = "--bind" if writable else "--ro-bind"
     inside = workspace(repo)
     return [
         "--ro-bind",
         repo,
         repo,
-        bind,
+        "--bind" if writable else "--ro-bind",
         tree,
         inside,
-        bind,
+        "--bind" if (writable if git_writable is None else git_writable) else "--ro-bind",
         paths.git_dir,
         f"{inside}/.git",
         "--ro-bind",
@@ -91,6 +95,14 @@ can only have been planted. Checked inside the sandbox, which sees nothing it co
 
 def _tool_argv(paths: Paths, meta: SandboxMeta, git_args: list[str], *, writable: bool) -> list[str]:
     """git over the clone's working tree in a sandbox of its own (through the overlay, when there is one)."""
+    return _shell_argv(paths, meta, 'exec git "$@"', ["git", *_NO_CODE, *git_args], writable=writable)
+
+
+def _shell_argv(
+    paths: Paths, meta: SandboxMeta, script: str, args: list[str], *, writable: bool, git_writable: bool | None = None
+) -> list[str]:
+    """``sh -c script`` over the clone in a sandbox of its own, in the working tree with git pointed at the
+    clone's ``.git``; ``args`` become ``$0 $1 ...``. A planted ``commondir`` stops it before ``script`` runs."""
     repo = meta.get("repo", "")
     inside = workspace(repo)
     env = {**_GIT_ENV, "GIT_DIR": f"{inside}/.git", "GIT_WORK_TREE": inside}
@@ -98,19 +110,23 @@ def _tool_argv(paths: Paths, meta: SandboxMeta, git_args: list[str], *, writable
         *confine.namespaces(network=False, terminal=False),
         *confine.system(paths),
         *confine.scratch(TOOL_TMP_SIZE, confine.own_devices(paths)),
-        *mounts(paths, meta, repo, writable=writable),
+        *mounts(paths, meta, repo, writable=writable, git_writable=git_writable),
         "--chdir",
         inside,
         *_environment(env),
         "--",
         "sh",
         "-c",
-        f'd=.git; {REFUSE_PLANTED}exec git "$@"',
-        "git",
-        *_NO_CODE,
-        *git_args,
+        f"d=.git; {REFUSE_PLANTED}{script}",
+        *args,
     ]
     return [*overlay.sandbox_prefix(paths, meta, read_only=not writable), *confine.with_filter(bwrap)]
+
+
+def script_argv(paths: Paths, script: str, args: list[str]) -> list[str]:
+    """``sh -c script`` over the clone with its working tree read-only and its ``.git`` writable: what
+    a snapshot of the agent's uncommitted work needs, without stopping the agent or touching its files."""
+    return _shell_argv(paths, paths.read_meta(), script, ["sh", *args], writable=False, git_writable=True)
 
 
 def uncommitted(paths: Paths) -> list[str]:

@@ -262,6 +262,12 @@ class BwrapEngine(Engine):
 
     # -- the clone from the host side ---------------------------------------
 
+    def clone_script_plan(self, name: str, script: str, args: list[str]) -> Plan:
+        paths = Paths(name)
+        self._meta(name)
+        plan = Plan().call("prepare the sandbox in which git reads the clone", lambda: confine.prepare(paths))
+        return plan.extend(Plan([Step(tuple(clone.script_argv(paths, script, args)))]))
+
     def uncommitted(self, name: str) -> list[str]:
         """Changed paths in the clone's working tree (the agent's work not committed yet)."""
         paths = Paths(name)
