@@ -84,7 +84,6 @@ def main() -> None:
         tmp = Path(tmpdir)
         env = bench_env(tmp)
         repo = tmp / "repo"
-        repo.mkdir()
         make_history(repo, args.history, env)
         agent = f"for i in $(seq {args.commits}); do echo $i > a$((i % 50)).txt; git add -A; git commit -qm a$i; done"
         airlock = ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", NAME]

@@ -39,7 +39,6 @@ def main() -> None:
         tmp = Path(tmpdir)
         env = bench_env(tmp)
         repo = tmp / "repo"
-        repo.mkdir()
         make_history(repo, 100, env)
         results: dict[str, list[float]] = {}
         for case, files in (("clean", 0), (f"{args.files} files", args.files)):
