@@ -262,31 +262,15 @@ class Settings:
 
 
 def parse_sandbox_conf(text: str, path: str = SANDBOX_CONF) -> dict[str, str]:
-    """Parse ``KEY=VALUE`` lines as bash reads an assignment, without ever running anything.
+    """``{attr: value}`` from a ``sandbox.conf``, read as bash reads assignments (see
+    :mod:`git_airlock.shellwords`). Unknown keys and keys set twice are refused, so a typo does not
+    silently leave a sandbox with a setting the user thought they changed."""
+    from git_airlock.shellwords import assignments
 
-    code-airlock sourced this file with bash, so values are read the same way: single quotes
-    keep everything, double quotes and backslashes escape, and a ``#`` that starts a word
-    begins a comment (``AGENT=codex  # the fast one``). What bash would run or expand
-    (``$``, backquotes, a second word, ``;``) is refused rather than taken literally or run.
-    Unknown keys and keys set twice are refused too, so a typo does not silently leave a
-    sandbox with a setting the user thought they changed.
-    """
     values: dict[str, str] = {}
     lines: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
+    for number, key, value in assignments(text, path):
         where = f"{path}:{number}"
-        if not sep or not key:
-            raise AirlockError(
-                f"{where}: expected KEY=VALUE, got {raw.strip()!r}",
-                hint="each line of sandbox.conf is KEY=VALUE; lines starting with # are comments",
-            )
         key = ALIASES.get(key, key)
         if key not in KEYS_BY_ENV:
             known = ", ".join(sorted(KEYS_BY_ENV))
@@ -296,63 +280,8 @@ def parse_sandbox_conf(text: str, path: str = SANDBOX_CONF) -> dict[str, str]:
                 f"{where}: {key} is set twice (first on line {lines[key]})", hint="keep one of the two lines"
             )
         lines[key] = number
-        values[KEYS_BY_ENV[key].attr] = _shell_word(value.strip(), f"{where}: {key}")
+        values[KEYS_BY_ENV[key].attr] = value
     return values
-
-
-_SPECIAL = set(";&|<>()")
-"""Characters that end an assignment in bash when unquoted: what follows would run as a command."""
-
-
-def _shell_word(text: str, what: str) -> str:
-    """One word as bash reads it after ``KEY=``: quotes removed, escapes applied, a comment dropped."""
-    word: list[str] = []
-    i = 0
-
-    def refuse(problem: str) -> AirlockError:
-        return AirlockError(
-            f"{what}: {problem}",
-            hint="sandbox.conf is read, never run: write the value itself, quoted if it has spaces "
-            '(KEY="a value"  # a comment)',
-        )
-
-    while i < len(text):
-        char = text[i]
-        if char == "'":
-            close = text.find("'", i + 1)
-            if close < 0:
-                raise refuse("a quote (') is never closed")
-            word.append(text[i + 1 : close])
-            i = close + 1
-        elif char == '"':
-            i += 1
-            while i < len(text) and text[i] != '"':
-                if text[i] in "$`":
-                    raise refuse(f"{text[i]!r} would be expanded by bash; sandbox.conf expands nothing")
-                if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in '$`"\\':
-                    i += 1
-                word.append(text[i])
-                i += 1
-            if i >= len(text):
-                raise refuse('a quote (") is never closed')
-            i += 1
-        elif char == "\\":
-            if i + 1 < len(text):
-                word.append(text[i + 1])
-            i += 2
-        elif char in " \t":
-            rest = text[i:].lstrip()
-            if rest and not rest.startswith("#"):
-                raise refuse(f"{rest!r} follows the value; quote a value that has spaces")
-            break
-        elif char in "$`":
-            raise refuse(f"{char!r} would be expanded by bash; sandbox.conf expands nothing")
-        elif char in _SPECIAL:
-            raise refuse(f"{char!r} would end the assignment in bash; quote it")
-        else:
-            word.append(char)
-            i += 1
-    return "".join(word)
 
 
 def user_sandbox_conf() -> str:
