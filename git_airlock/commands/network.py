@@ -8,11 +8,12 @@ stops every running sandbox), so it asks first.
 
 from __future__ import annotations
 
-import json
 import os
+import shlex
 
 import click
 
+from git_airlock import netlog
 from git_airlock.app import App
 from git_airlock.commands import pass_app
 from git_airlock.commands._shared import confirm
@@ -31,33 +32,6 @@ def _confirm_global(app: App, yes: bool) -> None:
         raise AirlockError("the network policy was not changed", hint="pass --yes to skip the question")
 
 
-def summarize(lines: list[str]) -> list[tuple[str, str, int, int, int]]:
-    """(sandbox, host:port, allowed, blocked, bytes) per destination, busiest first."""
-    table: dict[tuple[str, str], list[int]] = {}
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            key = (str(entry["sandbox"]), f"{entry['host']}:{entry['port']}")
-        except (ValueError, KeyError, TypeError):
-            continue
-        row = table.setdefault(key, [0, 0, 0])
-        row[0 if entry.get("action") == "allowed" else 1] += 1
-        row[2] += int(entry.get("sent", 0)) + int(entry.get("received", 0))
-    rows = [(s, h, allowed, blocked, size) for (s, h), (allowed, blocked, size) in table.items()]
-    return sorted(rows, key=lambda row: (-(row[2] + row[3]), row[1]))
-
-
-def _read_lines(paths: list[str]) -> list[str]:
-    lines: list[str] = []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                lines.extend(handle)
-        except FileNotFoundError:
-            continue
-    return lines
-
-
 def _follow(paths: list[str]) -> None:
     """Print new log entries as they arrive, like `tail -f`, until Ctrl-C."""
     import time
@@ -71,10 +45,10 @@ def _follow(paths: list[str]) -> None:
                 offsets[path] = 0
             with open(path, encoding="utf-8", errors="replace") as handle:
                 handle.seek(offsets[path])
-                for line in handle:
-                    for sandbox, dest, allowed, _, size in summarize([line]):
-                        verdict = "allowed" if allowed else "blocked"
-                        click.echo(f"{verdict:<8} {sanitize(dest):<40} {size:>10} B  {sanitize(sandbox)}")
+                for line in handle:  # one row per attempt, as it happens
+                    for row in netlog.summarize(netlog.parse([line])):
+                        verdict = "allowed" if row.allowed else "failed" if row.failed else "blocked"
+                        click.echo(f"{verdict:<8} {sanitize(row.where):<40} {row.bytes:>10} B  {sanitize(row.sandbox)}")
                 offsets[path] = handle.tell()
         time.sleep(0.5)
 
@@ -82,29 +56,60 @@ def _follow(paths: list[str]) -> None:
 @click.command("net")
 @click.option("--all", "all_sandboxes", is_flag=True, help="Show every sandbox, not only this one.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing connections as they happen (bwrap engine).")
+@click.option("--suggest", is_flag=True, help="Group blocked hosts by domain and print the commands that allow them.")
 @pass_app
-def net_command(app: App, all_sandboxes: bool, follow: bool) -> None:
-    """Show the hosts the sandbox reached or was refused, with counts.
+def net_command(app: App, all_sandboxes: bool, follow: bool, suggest: bool) -> None:
+    """Show the hosts the sandbox reached, was refused, or could not reach, with counts.
 
-    sbx: `sbx policy log`. bwrap: the egress proxy's log of every connection attempt.
+    sbx: `sbx policy log`. bwrap: the egress gate's log of every connection attempt;
+    "blocked" is the policy's verdict, "failed" an allowed host that could not be reached.
+    With --suggest: the blocked hosts by domain, what allowing each would open, and the
+    exact `git config airlock.preset...` command that lets the next run reach it.
     """
     app.require_engine()
-    paths = app.engine.net_logs(None if all_sandboxes else app.sandbox)
+    name = None if all_sandboxes else app.sandbox
+    if suggest:
+        _suggest(app, name)
+        return
+    paths = app.engine.net_logs(name)
     if paths is None:
-        app.runner.execute(app.engine.net_plan(None if all_sandboxes else app.sandbox))
+        app.runner.execute(app.engine.net_plan(name))
         return
     if app.dry_run:
         app.runner.show(f"read {', '.join(paths) or 'no log yet'}")
         return
-    rows = summarize(_read_lines(paths))
+    rows = netlog.summarize(netlog.parse(netlog.read_lines(paths)))
     if not rows and not follow:
         click.echo("no connection attempts logged yet")
     if rows:
-        click.echo(f"{'destination':<40} {'allowed':>8} {'blocked':>8} {'bytes':>12}  sandbox")
-    for sandbox, dest, allowed, blocked, size in rows:
-        click.echo(f"{sanitize(dest):<40} {allowed:>8} {blocked:>8} {size:>12}  {sanitize(sandbox)}")
+        click.echo(f"{'destination':<40} {'allowed':>8} {'blocked':>8} {'failed':>8} {'bytes':>12}  sandbox")
+    for row in rows:
+        click.echo(
+            f"{sanitize(row.where):<40} {row.allowed:>8} {row.blocked + row.refused:>8} {row.failed:>8} "
+            f"{row.bytes:>12}  {sanitize(row.sandbox)}"
+        )
     if follow:
         _follow(paths)
+
+
+def _suggest(app: App, name: str | None) -> None:
+    """``net --suggest``: what the policy blocked, grouped, with the commands that would allow it."""
+    entries = app.engine.connection_entries(app.runner, name)
+    if app.dry_run:
+        return
+    suggestions = netlog.suggest(netlog.summarize(entries))
+    if not suggestions:
+        click.echo("the network policy blocked nothing")
+        return
+    for item in suggestions:
+        shown = ", ".join(f"{sanitize(where)} ({count})" for where, count in item.destinations)
+        click.echo(f"{sanitize(item.domain)}: {item.attempts} blocked attempt(s): {shown}")
+        preset = f"git config airlock.preset.{item.preset_name}"
+        click.echo(f"  these hosts only:       {preset} {shlex.quote(item.hosts_rule)}")
+        if item.domain_rule != item.hosts_rule:
+            click.echo(f"  the domain and all under it: {preset} {shlex.quote(item.domain_rule)}")
+    click.echo("a preset is allowed from the next start of every sandbox of this repository (balanced policy);")
+    click.echo("a locked-down sandbox: add the hosts to ALLOW, then `git airlock lockdown`")
 
 
 @click.command("lockdown")

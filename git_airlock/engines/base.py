@@ -161,6 +161,19 @@ class Engine(ABC):
         shows its own log (``net_plan``)."""
         return None
 
+    def connection_entries(self, runner: Runner, name: str | None) -> list[dict[str, object]]:
+        """The connection attempts of sandbox ``name`` (None: every sandbox) as :mod:`git_airlock.netlog`
+        reads them, from the gate's logs (``net_logs``); none where the engine keeps no log of its own."""
+        from git_airlock import netlog
+
+        paths = self.net_logs(name)
+        if paths is None:
+            return []
+        if runner.dry_run:
+            runner.show(f"read {', '.join(paths) or 'no log yet'}")
+            return []
+        return netlog.parse(netlog.read_lines(paths))
+
     def doctor(self, report: Report, runner: Runner, sandbox: str | None) -> None:
         """The engine's own `doctor` lines (``sandbox``: this repository's, when there is one)."""
         return None

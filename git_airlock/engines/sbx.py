@@ -361,6 +361,21 @@ class SbxEngine(Engine):
             argv.append(name)
         return Plan([Step(tuple(argv), interactive=True)])
 
+    def connection_entries(self, runner: Runner, name: str | None) -> list[dict[str, object]]:
+        """``sbx policy log [NAME] --json``: one entry per destination and verdict, with a ``count``
+        (https://docs.docker.com/reference/cli/sbx/policy/log/)."""
+        import json
+
+        argv = [SBX, "policy", "log", *([name] if name else []), "--json"]
+        result = runner.query(Step(tuple(argv)))
+        if result is None:
+            return []
+        try:
+            entries = json.loads(result.stdout) if result.returncode == 0 else []
+        except ValueError:
+            entries = []
+        return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
+
     # -- credentials ----------------------------------------------------------
 
     def secret_set_plan(self, service: str, read_value: Callable[[], str | None]) -> Plan | None:
