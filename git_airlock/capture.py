@@ -68,8 +68,10 @@ SCRIPT = (
     + '  *) if c=$(g rev-parse -q --verify "$ref^{commit}"); then '
     + f'g update-ref "{STAGING}refs/${{ref#refs/}}" "$c"; fi ;; '
     + "esac; done; "
-    # how many refs it staged, then what it could not hold: NUL-separated on stdout
+    # how many refs it staged, then what it could not hold: NUL-separated on stdout. git keeps no
+    # `.git` below the top (a nested repository becomes a bare commit id; a file named .git is dropped)
     + f"printf '%s\\0' \"$(g for-each-ref {STAGING} | wc -l)\"; "
+    + "find . -path ./.git -prune -o -name .git -printf '%P\\0'; "
     + "g diff --name-only -z --no-renames; "
     + 'if [ "$ignored" = 1 ]; then g ls-files -z --others; else g ls-files -z --others --exclude-standard; fi'
 )
@@ -127,24 +129,40 @@ def save(app: App, include_ignored: bool = False, clean_up: bool = True) -> Snap
     left_out = tuple(sorted({path for path in paths if path}))
     if staged.strip() == "0":  # nothing to fetch: a clean clone costs no second sandbox
         return Snapshot(prefix, {}, left_out)
-    app.runner.run(fetch)
+    git = Git(app.location.root)
+    try:
+        app.runner.run(fetch)
+    finally:  # a fetch that failed half-way may have written some refs: they are checked all the same
+        kept = _new_work_only(git, prefix)
     if clean_up:
-        app.runner.execute(app.engine.clone_script_plan(app.sandbox, CLEAN_UP, []))
-    return Snapshot(prefix, _commits_only(Git(app.location.root), prefix), left_out)
+        try:
+            app.runner.execute(app.engine.clone_script_plan(app.sandbox, CLEAN_UP, []))
+        except AirlockError as exc:  # the snapshot is home; the clone keeps a few refs of no use to anyone
+            app.info(f"warning: could not clear the snapshot's refs out of the clone: {exc.message}")
+    return Snapshot(prefix, kept, left_out)
 
 
-def _commits_only(git: Git, prefix: str) -> dict[str, str]:
-    """The refs under ``prefix``, after deleting any that is not a commit: a running agent could stage a
-    blob there between the snapshot and the fetch, and the ledger walks every ref it counts as a tip."""
+def _new_work_only(git: Git, prefix: str) -> dict[str, str]:
+    """The refs under ``prefix``, after deleting those that hold nothing new.
+
+    A ref that is not a commit goes (a running agent could stage a blob between the snapshot and
+    the fetch, and the ledger walks every ref it counts as a tip), and so does one whose commit your
+    own branches, tags or fetched sandbox branches already reach: the clone starts with every tag
+    of yours, which must not come back as the sandbox's unreviewed work."""
     out = git.run("for-each-ref", "--format=%(objecttype) %(objectname) %(refname)", prefix)
-    kept: dict[str, str] = {}
-    dropped: list[str] = []
-    for line in out.splitlines():
-        kind, oid, ref = line.split(" ", 2)
-        if kind == "commit":
-            kept[ref] = oid
-        else:
-            dropped.append(f"delete {ref}\n")
+    found = [line.split(" ", 2) for line in out.splitlines()]
+    commits = [oid for kind, oid, _ in found if kind == "commit"]
+    new = (
+        set(
+            git.run(
+                "rev-list", "--stdin", "--not", "--branches", "--tags", "--remotes", input="\n".join(commits) + "\n"
+            ).split()
+        )
+        if commits
+        else set()
+    )
+    kept = {ref: oid for kind, oid, ref in found if kind == "commit" and oid in new}
+    dropped = [f"delete {ref}\n" for _, _, ref in found if ref not in kept]
     if dropped:
         git.run("update-ref", "--stdin", input="".join(dropped))
     return kept
@@ -179,7 +197,7 @@ def describe(snapshot: Snapshot) -> list[str]:
 
 def refuse_left_out(snapshot: Snapshot, app: App) -> AirlockError:
     """The error ``rm`` gives when the snapshot could not hold everything."""
-    shown = ", ".join(snapshot.left_out[:10]) + (" ..." if len(snapshot.left_out) > 10 else "")
+    shown = _paths(snapshot.left_out[:10]) + (" ..." if len(snapshot.left_out) > 10 else "")
     return AirlockError(
         f"nothing was removed: {len(snapshot.left_out)} file(s) could not be kept "
         f"(larger than AIRLOCK_SAVE_MAX_FILE_SIZE={app.settings.save_max_file_size}, or unreadable): {shown}",
@@ -210,7 +228,7 @@ def keep_before_removal(app: App, force: bool, include_ignored: bool = False) ->
     if snapshot.left_out:
         if not force:
             raise refuse_left_out(snapshot, app)
-        app.info(f"warning: lost with the sandbox (not saved): {', '.join(snapshot.left_out)}")
+        app.info(f"warning: lost with the sandbox (not saved): {_paths(snapshot.left_out)}")
 
 
 def _what_is_lost(app: App) -> str:
@@ -220,5 +238,12 @@ def _what_is_lost(app: App) -> str:
     except AirlockError:
         changed = []
     if changed:
-        return ", ".join(changed)
+        return _paths(changed)
     return "whatever the agent left uncommitted (the clone could not be read to list it)"
+
+
+def _paths(paths: tuple[str, ...] | list[str]) -> str:
+    """The agent's file names on one line each, so that a name cannot forge a line of our own."""
+    from git_airlock.terminal import sanitize_line
+
+    return ", ".join(sanitize_line(path) for path in paths)

@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Env, airlock, data_dir, git, run_in_sandbox, write_agent
+from conftest import Env, airlock, data_dir, files_holding, git, run_in_sandbox, write_agent
 
 G = "git -c user.name=agent -c user.email=agent@example.com"
+
+
+def up_shell(name: str) -> list[str]:
+    """`git airlock up` of a bwrap sandbox whose shell agent runs the script that follows."""
+    return ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", name, "up", "--", "-c"]
+
 
 MESS = f"""\
 set -e
@@ -174,7 +180,7 @@ def test_a_link_in_the_work_tree_is_never_followed(project: Path, hermetic: Env,
 def test_save_while_the_agent_runs(project: Path, hermetic: Env) -> None:
     script = "echo draft > draft.txt; echo ready; read line; echo after > after.txt"
     agent = subprocess.Popen(
-        ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", "live", "up", "--", "-c", script],
+        [*up_shell("live"), script],
         cwd=project,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -213,3 +219,93 @@ def test_kept_work_moves_aside_with_the_rest_when_the_name_is_reused(project: Pa
     moved = git(project, "for-each-ref", "--format=%(refname)", "refs/airlock/wip/").split()
     assert len(moved) == 1 and re.fullmatch(rf"refs/airlock/wip/again@[0-9TZ]+/{stamp}/worktree", moved[0])
     assert git(project, "show", f"{moved[0]}:unsaved.txt") == "unsaved\n"
+
+
+PLANT_COMMONDIR_LATE = """\
+set -e
+echo draft > draft.txt
+echo '* filter=x' > .gitattributes
+mkdir -p .git/evil
+cp .git/config .git/evil/config
+printf '[filter "x"]\\n\\tclean = sh $GIT_DIR/evil/f.sh\\n' >> .git/evil/config
+cat > .git/evil/f.sh <<'EOS'
+hostgit=$(dirname "$(cat "$GIT_DIR/objects/info/alternates")")
+cat "$hostgit/config" > "$GIT_DIR/loot" 2>&1
+cat
+EOS
+for x in objects refs logs packed-refs; do ln -s ../$x .git/evil/$x; done
+cat > /tmp/race.py <<'EOS'
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init()
+libc.inotify_add_watch(fd, b".git", 0x20)  # IN_OPEN: the host's first git command has passed the check
+print("ready", flush=True)
+os.read(fd, 4096)
+open(".git/commondir.new", "w").write("evil\\n")
+os.rename(".git/commondir.new", ".git/commondir")
+EOS
+python3 /tmp/race.py
+read line
+"""
+"""Plants ``.git/commondir`` (a configuration with a filter that copies the host repository's
+config) the moment the host's snapshot has passed its check for one."""
+
+
+def test_a_commondir_planted_during_save_runs_nothing_and_reads_no_host_config(project: Path, hermetic: Env) -> None:
+    git(project, "config", "http.https://example.com/.extraheader", "AUTHORIZATION: basic SECRET123")
+    agent = subprocess.Popen(
+        [*up_shell("cd"), PLANT_COMMONDIR_LATE],
+        cwd=project,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert agent.stdout is not None and agent.stdout.readline() == "ready\n"
+        saved = airlock("--engine", "bwrap", "--name", "cd", "save", cwd=project)
+    finally:
+        agent.communicate("go\n", timeout=60)
+    assert "SECRET123" not in saved.stdout + saved.stderr
+    assert files_holding(data_dir(hermetic, "cd"), "SECRET123") == []
+    assert not (data_dir(hermetic, "cd") / "clone" / ".git" / "loot").exists()  # the filter never ran
+
+
+def test_the_users_own_tags_are_not_kept_as_sandbox_work(project: Path, hermetic: Env) -> None:
+    git(project, "checkout", "-q", "-b", "release-1")
+    (project / "fix.txt").write_text("hotfix\n")
+    git(project, "add", "fix.txt")
+    git(project, "commit", "-q", "-m", "USER hotfix")
+    git(project, "tag", "v1.0.1")
+    git(project, "checkout", "-q", "main")
+    assert run_in_sandbox(project, "tags", f"echo x > x.txt; {G} tag agent-tag HEAD~0").returncode == 0
+    removed = airlock("--engine", "bwrap", "--name", "tags", "rm", "--yes", cwd=project)
+    assert removed.returncode == 0, removed.stderr
+    kept = git(project, "for-each-ref", "--format=%(refname)", "refs/airlock/wip/").split()
+    assert [ref.rsplit("/", 1)[-1] for ref in kept] == ["worktree"]  # no tag: none of them holds new work
+    assert "USER hotfix" not in airlock("log", "--all-sandboxes", cwd=project).stdout
+
+
+@pytest.mark.parametrize(
+    "nested",
+    [
+        f"mkdir lib && cd lib && git init -q && echo x > f && git add f && {G} commit -q -m inner",
+        "mkdir d && echo not-a-repo > d/.git",
+    ],
+)
+def test_a_nested_git_is_never_dropped_silently(project: Path, hermetic: Env, nested: str) -> None:
+    assert run_in_sandbox(project, "nest", nested).returncode == 0
+    refused = airlock("--engine", "bwrap", "--name", "nest", "rm", "--yes", cwd=project)
+    assert refused.returncode == 1
+    assert "could not be kept" in refused.stderr and "/.git" in refused.stderr
+    assert data_dir(hermetic, "nest").exists()
+
+
+def test_a_file_name_cannot_forge_a_line_of_rms_message(project: Path, hermetic: Env) -> None:
+    script = "head -c 4096 /dev/zero > \"$(printf 'ok.txt\\nhint: all work was kept; pass --force')\""
+    assert run_in_sandbox(project, "forge", script).returncode == 0
+    refused = airlock(
+        "--engine", "bwrap", "--name", "forge", "rm", "--yes", cwd=project, env={"AIRLOCK_SAVE_MAX_FILE_SIZE": "1k"}
+    )
+    assert refused.returncode == 1
+    assert not any(line.startswith("hint: all work was kept") for line in refused.stderr.splitlines())

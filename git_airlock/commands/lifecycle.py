@@ -334,6 +334,8 @@ def _remove(app: App, do_fetch: bool | None, yes: bool, force: bool, include_ign
         app.info("warning: not fetching; commits the sandbox made since the last fetch will be lost")
     if not confirm(f"Remove sandbox {app.sandbox}?", default=False, assume=True if yes or app.dry_run else None):
         raise AirlockError("nothing was removed", hint="pass --yes to remove without a question")
+    if state is not None and state.running:  # an agent still at work would write past the snapshot
+        app.runner.execute(app.engine.stop_plan(app.sandbox))
     capture.keep_before_removal(app, force, include_ignored)
     plan = app.engine.remove_plan(app.sandbox, app.location.main_root)
     if app.dry_run or tmux.session_exists(app.runner, app.tmux_session):

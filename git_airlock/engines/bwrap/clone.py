@@ -62,9 +62,7 @@ def mounts(
     tree = paths.merged if meta.get("layout") == "overlay" else paths.clone
     inside = workspace(repo)
     return [
-        "--ro-bind",
-        repo,
-        repo,
+        *host_repository(repo),
         "--bind" if writable else "--ro-bind",
         tree,
         inside,
@@ -75,6 +73,16 @@ def mounts(
         os.path.join(paths.git_dir, "config"),
         f"{inside}/.git/config",
     ]
+
+
+def host_repository(repo: str) -> list[str]:
+    """The host repository, read-only at its own path (the clone's alternates name its objects),
+    with its ``.git/config`` hidden: it may hold credentials (``http.*.extraheader``, a remote's
+    URL with a token), and code that runs here comes from the agent's clone."""
+    mounts = ["--ro-bind", repo, repo]
+    if os.path.isfile(os.path.join(repo, ".git", "config")):
+        mounts += ["--ro-bind", "/dev/null", os.path.join(repo, ".git", "config")]
+    return mounts
 
 
 def _environment(env: dict[str, str]) -> list[str]:
@@ -105,7 +113,9 @@ def _shell_argv(
     clone's ``.git``; ``args`` become ``$0 $1 ...``. A planted ``commondir`` stops it before ``script`` runs."""
     repo = meta.get("repo", "")
     inside = workspace(repo)
-    env = {**_GIT_ENV, "GIT_DIR": f"{inside}/.git", "GIT_WORK_TREE": inside}
+    # GIT_COMMON_DIR: a ``commondir`` the agent plants after the check below cannot point git at a
+    # configuration of its choosing (filters that would run here); git takes the variable over the file
+    env = {**_GIT_ENV, "GIT_DIR": f"{inside}/.git", "GIT_COMMON_DIR": f"{inside}/.git", "GIT_WORK_TREE": inside}
     bwrap = [
         *confine.namespaces(network=False, terminal=False),
         *confine.system(paths),
@@ -157,7 +167,10 @@ def commit_steps(paths: Paths, message: str) -> list[Step]:
     ]
 
 
-SERVE = f'd=$1; [ -d "$d/.git" ] && d=$d/.git; {REFUSE_PLANTED}exec git upload-pack --strict "$d"'
+SERVE = (
+    f'd=$1; [ -d "$d/.git" ] && d=$d/.git; {REFUSE_PLANTED}'
+    'GIT_COMMON_DIR=$(cd "$d" && pwd); export GIT_COMMON_DIR; exec git upload-pack --strict "$d"'
+)
 """Inside the upload-pack sandbox: serve the git directory git named (the clone's, or a submodule's
 under its ``.git/modules``)."""
 
@@ -174,9 +187,7 @@ def upload_pack_command(paths: Paths, repo: str) -> str:
         *confine.namespaces(network=False, terminal=False),
         *confine.system(paths),
         *confine.scratch(TOOL_TMP_SIZE, confine.own_devices(paths)),
-        "--ro-bind",
-        repo,
-        repo,
+        *host_repository(repo),
         "--ro-bind",
         paths.git_dir,
         paths.git_dir,
