@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pr": ("gitops", "Fetch, push the reviewed sandbox tip to a branch on origin, open a PR."),
     "log": ("ledgercmds", "List sandbox commits nobody has reviewed yet."),
     "approve": ("gitops", "Mark the sandbox's commits reviewed without opening a tool."),
+    "report": ("reportcmd", "Fetch, then report what the agent did: commits, host code, network."),
     "hooks": ("ledgercmds", "Install, remove or inspect the pre-push hook."),
     "net": ("network", "Show allowed and blocked network hosts."),
     "lockdown": ("network", "Let this sandbox reach only the ALLOW hosts (--global: every sandbox)."),

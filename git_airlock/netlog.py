@@ -23,7 +23,8 @@ class Destination:
 
     sandbox: str
     host: str
-    port: int
+    port: int | str
+    """A number, unless the log holds something else (shown as it is, never suggested)."""
     allowed: int = 0
     blocked: int = 0
     """Refused by the network policy."""
@@ -64,21 +65,16 @@ def parse(lines: Iterable[str]) -> list[dict[str, object]]:
     return entries
 
 
-def summarize(
-    entries: Iterable[dict[str, object]], since: float | None = None, until: float | None = None
-) -> list[Destination]:
-    """Per destination, busiest first; ``since``/``until`` keep the attempts of a time span (entries
-    without a time, like sbx's, always count)."""
-    table: dict[tuple[str, str, int], Destination] = {}
+def summarize(entries: Iterable[dict[str, object]]) -> list[Destination]:
+    """Per destination, busiest first."""
+    table: dict[tuple[str, str, int | str], Destination] = {}
     for entry in entries:
         try:
-            sandbox, host, port = str(entry["sandbox"]), str(entry["host"]).lower(), int(str(entry["port"]))
+            sandbox, host, raw_port = str(entry["sandbox"]), str(entry["host"]), str(entry["port"])
             count = int(str(entry.get("count", 1)))
-            when = float(str(entry["time"])) if "time" in entry else None
         except (KeyError, TypeError, ValueError):
             continue
-        if when is not None and ((since is not None and when < since) or (until is not None and when > until)):
-            continue
+        port: int | str = int(raw_port) if raw_port.isdigit() else raw_port
         row = table.setdefault((sandbox, host, port), Destination(sandbox, host, port))
         action = entry.get("action")
         if action == "allowed":
@@ -130,9 +126,9 @@ class Suggestion:
         return "".join(char if char.isalnum() else "-" for char in self.domain).strip("-") or "extra"
 
 
-def _domain_rule(domain: str, ports: set[int]) -> str:
+def _domain_rule(domain: str, ports: set[int | str]) -> str:
     """``domain`` and everything under it, on the web ports and each other port seen blocked."""
-    suffixes = ([""] if ports & WEB_PORTS else []) + [f":{port}" for port in sorted(ports - WEB_PORTS)]
+    suffixes = ([""] if ports & WEB_PORTS else []) + [f":{port}" for port in sorted(ports - WEB_PORTS, key=str)]
     return ",".join(f"{name}{suffix}" for suffix in suffixes for name in (domain, f"*.{domain}"))
 
 
@@ -140,7 +136,7 @@ def suggest(destinations: Iterable[Destination]) -> list[Suggestion]:
     """What to allow, per registrable domain, for the destinations the policy blocked; busiest first."""
     groups: dict[str, list[Destination]] = {}
     for row in destinations:
-        if row.blocked:
+        if row.blocked and isinstance(row.port, int):
             groups.setdefault(registrable_domain(row.host), []).append(row)
     found = []
     for domain, rows in groups.items():

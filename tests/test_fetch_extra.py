@@ -50,22 +50,22 @@ def test_pr_uses_gh_when_present(project: Path, hermetic: Env) -> None:
     bindir = hermetic.tmp / "gh-bin"
     bindir.mkdir()
     gh = bindir / "gh"
-    gh.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {hermetic.tmp / "gh-args"}\necho https://example.test/pr/1\n')
+    body = hermetic.tmp / "gh-body.md"
+    gh.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {hermetic.tmp / "gh-args"}\n'
+        f'while [ $# -gt 0 ]; do [ "$1" = --body-file ] && cp "$2" {body}; shift; done\n'
+        "echo https://example.test/pr/1\n"
+    )
     gh.chmod(gh.stat().st_mode | stat.S_IEXEC)
     hermetic.mp.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     write_agent(hermetic, "echo x > x.txt && git add x.txt && git commit -q -m 'agent: x'\n")
     assert airlock("--name", "g", "up", cwd=project).returncode == 0
     pr = airlock("--name", "g", "pr", "--yes", "main", "topic", cwd=project)
     assert pr.returncode == 0, pr.stderr
-    assert (hermetic.tmp / "gh-args").read_text().split("\n")[:7] == [
-        "pr",
-        "create",
-        "--base",
-        "main",
-        "--head",
-        "topic",
-        "--fill",
-    ]
+    args = (hermetic.tmp / "gh-args").read_text().split("\n")
+    assert args[:9] == ["pr", "create", "--base", "main", "--head", "topic", "--title", "agent: x", "--body-file"]
+    assert body.read_text().startswith("### Sandbox `g`")  # the report, in Markdown
+    assert "| agent: x |" in body.read_text()
     assert git(origin, "log", "-1", "--format=%s", "topic").strip() == "agent: x"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,9 @@ from git_airlock.review import tool as reviewtool
 from git_airlock.review.target import base_commit, resolve_base, resolve_tip
 from git_airlock.terminal import colorize_patch, is_terminal, page, sanitize
 
+if TYPE_CHECKING:
+    from git_airlock.review.report import Report
+
 sandbox_branch_option = click.option(
     "--sandbox-branch",
     metavar="BRANCH",
@@ -26,7 +30,7 @@ sandbox_branch_option = click.option(
 )
 
 
-def _prepare(app: App, base: str | None, sandbox_branch: str | None) -> tuple[str, str, str, str]:
+def prepare(app: App, base: str | None, sandbox_branch: str | None) -> tuple[str, str, str, str]:
     """Fetch, then ``(base name, base commit, tip ref, tip commit)``."""
     fetch(app)
     base_name = resolve_base(app, base)
@@ -77,7 +81,7 @@ def diff_command(app: App, base: str | None, stat: bool, sandbox_branch: str | N
     changes on the sandbox side of the merge base, so work you committed
     meanwhile does not show up as reverted. Paged on a terminal.
     """
-    base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
+    base_name, base_id, tip_ref, tip = prepare(app, base, sandbox_branch)
     if app.dry_run:
         app.runner.show(f"in-process (libgit2): git diff {'--stat ' if stat else ''}{base_name}...{_short(tip_ref)}")
         return
@@ -132,7 +136,7 @@ def review_command(
     (refs/airlock/reviewed/...), which `log`, `merge`, `pr` and the pre-push
     hook read.
     """
-    base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
+    base_name, base_id, tip_ref, tip = prepare(app, base, sandbox_branch)
     if mark_only:
         _mark_now(app, tip_ref, tip)
         return
@@ -146,6 +150,11 @@ def review_command(
         return
     if chosen.note:
         app.info(chosen.note)
+    from git_airlock.review import report
+
+    built = report.build(app, base_name, base_id, tip_ref, tip)
+    for line in built.summary() if not chosen.in_terminal else built.text().splitlines():
+        app.info(line)
     if chosen.in_terminal:
         from git_airlock.review.pager import show
 
@@ -191,7 +200,7 @@ def _show_review_plan(app: App, chosen: reviewtool.ReviewTool, fork: str, tip: s
 @pass_app
 def approve_command(app: App, base: str | None, sandbox_branch: str | None) -> None:
     """Fetch, then mark the sandbox branch reviewed without opening a tool (`review --mark-only`)."""
-    _, _, tip_ref, tip = _prepare(app, base, sandbox_branch)
+    _, _, tip_ref, tip = prepare(app, base, sandbox_branch)
     _mark_now(app, tip_ref, tip)
 
 
@@ -254,7 +263,7 @@ def merge_command(app: App, base: str | None, sandbox_branch: str | None, yes: b
     branch, index and working tree stay exactly as they were. What was merged
     is marked reviewed.
     """
-    base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
+    base_name, base_id, tip_ref, tip = prepare(app, base, sandbox_branch)
     if app.dry_run:
         app.runner.show(f"in-process (libgit2): git merge {_short(tip_ref)} into {base_name}")
         app.runner.show(_mark_step(app, tip_ref))
@@ -303,9 +312,10 @@ def pr_command(
     before the push, so the pre-push hook lets it through; if the push fails,
     the mark is taken back. The push runs on the host with your credentials;
     the sandbox never gets them. Uses `gh pr create` when gh is installed,
-    else prints the compare URL.
+    with `git airlock report --markdown` as the body; else prints the compare
+    URL and that report to paste.
     """
-    base_name, base_id, tip_ref, tip = _prepare(app, base, sandbox_branch)
+    base_name, base_id, tip_ref, tip = prepare(app, base, sandbox_branch)
     branch = branch or app.settings.pr_branch or f"airlock/{app.sandbox}"
     if app.location_or_none is not None and app.repo.remote_url("origin") is None and not app.dry_run:
         raise AirlockError(
@@ -314,10 +324,8 @@ def pr_command(
     refspec = f"refs/heads/{branch}:refs/heads/{branch}"
     push = Step(("git", "-C", app.location.root, "push", "--set-upstream", "origin", refspec), interactive=True)
     gh = shutil.which("gh")
-    open_pr = Step(
-        ("gh", "pr", "create", "--base", base_name, "--head", branch, "--fill"), interactive=True, cwd=app.location.root
-    )
     if app.dry_run:
+        open_pr = _open_pr_step(app, base_name, branch, "PR_TITLE", "REPORT.md")
         app.runner.show("if every commit was reviewed, or you confirm:")
         app.runner.show(_mark_step(app, tip_ref))
         app.runner.show(f"in-process (libgit2): git branch --force {branch} {_short(tip_ref)}")
@@ -326,19 +334,45 @@ def pr_command(
             app.runner.show(open_pr)
         return
     vouched = _gate(app, base_id, tip, yes, allow_host_code, verb="push")
+    from git_airlock.review import report
+
+    built = report.build(app, base_name, base_id, tip_ref, tip)
     app.repo.set_branch(branch, tip)
     if vouched:
         _push_marked(app, push, tip_ref, tip)
     else:
         app.runner.run(push)
     if gh:
-        app.runner.run(open_pr)
+        _open_pr(app, base_name, branch, built)
         return
     url = compare_url(app.repo.remote_url("origin") or "", base_name, branch)
     if url:
         click.echo(f"open a pull request: {url}")
     else:
         click.echo(f"pushed {branch}; open a pull request against {base_name} on your git host")
+    click.echo("with this report as its description:\n")
+    click.echo(built.markdown(), nl=False)
+
+
+def _open_pr_step(app: App, base: str, branch: str, title: str, body_file: str) -> Step:
+    argv = ("gh", "pr", "create", "--base", base, "--head", branch, "--title", title, "--body-file", body_file)
+    return Step(argv, interactive=True, cwd=app.location.root)
+
+
+def _open_pr(app: App, base: str, branch: str, built: Report) -> None:
+    """``gh pr create`` with the report as the body: the single commit's subject as the title, else one
+    that names the sandbox (its subjects are the agent's words; the title is shown sanitised)."""
+    import tempfile
+
+    from git_airlock.terminal import sanitize_line
+
+    commits = built.commits
+    single = len(commits) == 1
+    title = sanitize_line(commits[0].subject) if single else f"{len(commits)} commits from sandbox {app.sandbox}"
+    with tempfile.NamedTemporaryFile("w", suffix=".md", prefix="git-airlock-report-", encoding="utf-8") as body:
+        body.write(built.markdown())
+        body.flush()
+        app.runner.run(_open_pr_step(app, base, branch, title, body.name))
 
 
 def _push_marked(app: App, push: Step, tip_ref: str, tip: str) -> None:

@@ -1,0 +1,206 @@
+"""What the agent did while it wrote the commits under review: one report, in three forms.
+
+For a range ``base..tip`` of one sandbox: the sandbox, engine, agent and network policy; each
+commit with the files it changed and the ones that can run code here; and the sandbox's network
+activity (blocked destinations first, credential endpoints marked). ``text`` is for the
+terminal, ``markdown`` for a pull request's body, and ``as_json`` a stable document (README
+lists its keys) with a digest to refer to it by.
+
+Everything in it that the sandbox chose (subjects, paths, host names) is shown sanitised in text
+and escaped in Markdown; the JSON keeps it as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from git_airlock.netlog import Destination
+from git_airlock.review.commitinfo import CommitDetail
+from git_airlock.terminal import sanitize
+
+if TYPE_CHECKING:
+    from git_airlock.app import App
+
+SCHEMA = 1
+"""Bumped when a key of the JSON form changes meaning or goes away."""
+
+
+@dataclass(frozen=True)
+class Report:
+    sandbox: str
+    engine: str
+    agent: str
+    policy: str
+    base: str
+    base_commit: str
+    tip: str
+    tip_commit: str
+    commits: tuple[CommitDetail, ...]
+    network: tuple[Destination, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "schema": SCHEMA,
+            "sandbox": self.sandbox,
+            "engine": self.engine,
+            "agent": self.agent,
+            "policy": self.policy,
+            "base": {"name": self.base, "commit": self.base_commit},
+            "tip": {"ref": self.tip, "commit": self.tip_commit},
+            "commits": [
+                {
+                    "id": detail.id,
+                    "author": detail.author,
+                    "author_date": detail.date,
+                    "subject": detail.subject,
+                    "files": [change.path for change in detail.changes],
+                    "host_code": [{"path": path, "why": why} for path, why in detail.host_code],
+                }
+                for detail in self.commits
+            ],
+            "network": {
+                "destinations": [
+                    {
+                        "host": row.host,
+                        "port": row.port,
+                        "allowed": row.allowed,
+                        "blocked": row.blocked,
+                        "refused": row.refused,
+                        "failed": row.failed,
+                        "bytes": row.bytes,
+                        "credentials": sorted(row.credentials),
+                    }
+                    for row in _ordered(self.network)
+                ],
+            },
+        }
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the JSON form, keys sorted: what a provenance note points back to."""
+        text = json.dumps(self.as_json(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def host_code_count(self) -> int:
+        return sum(len(detail.host_code) for detail in self.commits)
+
+    def summary(self) -> list[str]:
+        """A few lines for ``review`` to show before the diff."""
+        blocked = [row for row in self.network if row.blocked or row.refused]
+        reached = [row for row in self.network if row.allowed]
+        lines = [
+            f"{self.sandbox} ({self.engine}, agent {self.agent or 'unknown'}, policy {self.policy}): "
+            f"{len(self.commits)} commit(s), {self.host_code_count} change(s) to files that can run code here"
+        ]
+        failed = [row for row in self.network if row.failed and not row.allowed]
+        network = f"network: {len(reached)} destination(s) reached, {len(failed)} failed, {len(blocked)} blocked"
+        if blocked:
+            network += ": " + ", ".join(sanitize(row.where) for row in _ordered(blocked)[:5])
+        lines.append(network + ("" if self.network else " (no attempts logged)"))
+        return lines
+
+    def text(self) -> str:
+        lines = [
+            f"sandbox {self.sandbox}: engine {self.engine}, agent {self.agent or 'unknown'}, "
+            f"network policy {self.policy}",
+            f"range {sanitize(self.base)}..{sanitize(self.tip)} ({self.base_commit[:10]}..{self.tip_commit[:10]}): "
+            f"{len(self.commits)} commit(s)",
+            "",
+            "commits:",
+        ]
+        for detail in self.commits:
+            lines.append(f"  {detail.short} {detail.date} {sanitize(detail.subject)}")
+            lines += [f"      {sanitize(change.path)}" for change in detail.changes]
+            lines += [f"    ! {sanitize(path)}: {why}" for path, why in detail.host_code]
+        lines += ["", "network:" if self.network else "network: no connection attempts in the range's time"]
+        for row in _ordered(self.network):
+            lines.append(f"  {_verdict(row):<8} {sanitize(row.where):<40} {_counts(row)}{_credential(row)}")
+        return "\n".join(lines) + "\n"
+
+    def markdown(self) -> str:
+        lines = [
+            f"### Sandbox `{_md(self.sandbox)}`",
+            "",
+            f"Engine **{self.engine}**, agent **{_md(self.agent or 'unknown')}**, network policy **{self.policy}**; "
+            f"range `{_md(self.base)}..{_md(self.tip)}`, {len(self.commits)} commit(s).",
+            "",
+            "| commit | date | subject | files | runs code here |",
+            "|---|---|---|---|---|",
+        ]
+        for detail in self.commits:
+            files = "<br>".join(f"`{_md(change.path)}`" for change in detail.changes)
+            risky = "<br>".join(f"`{_md(path)}`: {why}" for path, why in detail.host_code)
+            lines.append(f"| {detail.short} | {detail.date} | {_md(detail.subject)} | {files} | {risky} |")
+        lines += ["", "| network | destination | attempts | bytes |", "|---|---|---|---|"]
+        for row in _ordered(self.network):
+            lines.append(f"| {_verdict(row)}{_credential(row)} | `{_md(row.where)}` | {_attempts(row)} | {row.bytes} |")
+        if not self.network:
+            lines.append("| | no connection attempts in the range's time | | |")
+        return "\n".join(lines) + "\n"
+
+
+def _ordered(rows: tuple[Destination, ...] | list[Destination]) -> list[Destination]:
+    """Blocked first, then failed, then the rest; busiest first within each."""
+
+    def rank(row: Destination) -> tuple[int, int, str]:
+        group = 0 if row.blocked or row.refused else 1 if row.failed else 2
+        return (group, -(row.allowed + row.blocked + row.refused + row.failed), row.where)
+
+    return sorted(rows, key=rank)
+
+
+def _verdict(row: Destination) -> str:
+    return "blocked" if row.blocked or row.refused else "failed" if row.failed else "allowed"
+
+
+def _attempts(row: Destination) -> str:
+    parts = [(row.allowed, "allowed"), (row.blocked, "blocked"), (row.refused, "refused"), (row.failed, "failed")]
+    return ", ".join(f"{count} {word}" for count, word in parts if count)
+
+
+def _counts(row: Destination) -> str:
+    return f"{_attempts(row)}; {row.bytes} bytes"
+
+
+def _credential(row: Destination) -> str:
+    return f" (credential endpoint: {', '.join(sorted(row.credentials))})" if row.credentials else ""
+
+
+def _md(text: str) -> str:
+    """Sandbox text inside Markdown: sanitised, with what would end a code span or a table cell escaped."""
+    return sanitize(text).replace("|", "\\|").replace("`", "'").replace("<", "&lt;")
+
+
+def build(app: App, base: str, base_commit: str, tip_ref: str, tip: str) -> Report:
+    """The report of ``base..tip`` for this invocation's sandbox (fetched already).
+
+    The network activity is the sandbox's whole life up to now (its log starts with it and goes
+    with ``rm``): commit dates are the agent's to set, so they cannot bound a window the agent
+    would want to hide requests from.
+    """
+    from git_airlock import netlog
+    from git_airlock.gitcmd import EMPTY_TREE, Git
+    from git_airlock.review.commitinfo import describe
+
+    git = Git(app.location.root)
+    fork = "" if base_commit == EMPTY_TREE else git.run("merge-base", base_commit, tip, check=False).strip()
+    commits = list(reversed(git.rev_list([tip], [fork] if fork else [])))
+    state = app.sandbox_state()
+    entries = app.engine.connection_entries(app.runner, app.sandbox)
+    mine = [entry for entry in entries if entry.get("sandbox") == app.sandbox]
+    return Report(
+        sandbox=app.sandbox,
+        engine=app.engine.name,
+        agent=state.agent if state else "",
+        policy=app.settings.network_policy,
+        base=base,
+        base_commit=fork or base_commit,
+        tip=tip_ref.removeprefix("refs/remotes/"),
+        tip_commit=tip,
+        commits=tuple(describe(git, commits)),
+        network=tuple(netlog.summarize(mine)),
+    )

@@ -1,0 +1,107 @@
+"""`report`: a real bwrap sandbox whose agent commits and makes allowed, blocked and failing requests
+to loopback servers; the report lists exactly those, with the commits and their host-code lines."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+from test_bwrap import FETCH
+from test_net_suggest import NAMES, closed_port, web  # noqa: F401 (web is a fixture)
+from test_network import sandbox_name
+
+from conftest import COMMIT_AGENT, Env, airlock, git, run_in_sandbox, write_agent
+
+G = "git -c user.name=agent -c user.email=agent@example.com"
+
+
+def agent_run(project: Path, port: int, down: int) -> None:
+    urls = [
+        f"http://api.allowed.test:{port}/",
+        f"http://down.allowed.test:{down}/",
+        f"http://cdn.blocked.test:{port}/",
+        f"http://cdn.blocked.test:{port}/again",
+    ]
+    script = (
+        f"python3 -c {shlex.quote(FETCH)} {' '.join(urls)} > /tmp/fetched.txt; "
+        f"mkdir -p .github/workflows && echo 'on: push' > .github/workflows/ci.yml && echo v2 > app.py && "
+        f"{G} add -A && {G} commit -q -m 'agent: add CI' && "
+        f"echo notes > notes.txt && {G} add notes.txt && {G} commit -q -m 'agent: notes'"
+    )
+    git(project, "config", "airlock.preset.mine", f"api.allowed.test:{port},down.allowed.test:{down}")
+    resolve = ",".join(f"{host}=127.0.0.1" for host in NAMES)
+    result = run_in_sandbox(project, "rep", script, env={"AIRLOCK_EGRESS_RESOLVE": resolve})
+    assert result.returncode == 0, result.stderr
+
+
+def test_report_lists_the_commits_and_exactly_the_destinations(project: Path, hermetic: Env, web: int) -> None:  # noqa: F811
+    down = closed_port()
+    agent_run(project, web, down)
+    shown = airlock("--engine", "bwrap", "--name", "rep", "report", "--json", cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert list(doc) == ["schema", "sandbox", "engine", "agent", "policy", "base", "tip", "commits", "network"]
+    assert (doc["sandbox"], doc["engine"], doc["agent"], doc["policy"]) == ("rep", "bwrap", "shell", "balanced")
+    assert doc["tip"]["ref"] == "sandbox-rep/main"
+    assert doc["tip"]["commit"] == git(project, "rev-parse", "refs/remotes/sandbox-rep/main").strip()
+    assert [c["subject"] for c in doc["commits"]] == ["agent: add CI", "agent: notes"]
+    assert sorted(doc["commits"][0]["files"]) == [".github/workflows/ci.yml", "app.py"]
+    assert [h["path"] for h in doc["commits"][0]["host_code"]] == [".github/workflows/ci.yml"]
+    assert doc["commits"][1]["host_code"] == []
+    destinations = {f"{d['host']}:{d['port']}": d for d in doc["network"]["destinations"]}
+    assert set(destinations) == {f"api.allowed.test:{web}", f"down.allowed.test:{down}", f"cdn.blocked.test:{web}"}
+    assert destinations[f"cdn.blocked.test:{web}"]["blocked"] == 2
+    assert destinations[f"down.allowed.test:{down}"]["failed"] == 1
+    assert destinations[f"api.allowed.test:{web}"]["allowed"] == 1
+    assert destinations[f"api.allowed.test:{web}"]["bytes"] > 0
+    assert doc["network"]["destinations"][0]["host"] == "cdn.blocked.test"  # blocked first
+
+    again = airlock("--engine", "bwrap", "--name", "rep", "report", "--json", cwd=project)
+    assert json.loads(again.stdout) == doc  # stable
+
+    text = airlock("--engine", "bwrap", "--name", "rep", "report", cwd=project).stdout
+    assert "sandbox rep: engine bwrap, agent shell, network policy balanced" in text
+    assert "    ! .github/workflows/ci.yml: " in text
+    assert f"  blocked  cdn.blocked.test:{web}" in text and f"  failed   down.allowed.test:{down}" in text
+
+    markdown = airlock("--engine", "bwrap", "--name", "rep", "report", "--markdown", cwd=project).stdout
+    assert markdown.startswith("### Sandbox `rep`")
+    assert f"| blocked | `cdn.blocked.test:{web}` | 2 blocked | 0 |" in markdown
+
+
+def test_review_shows_the_summary_before_the_tool(project: Path, hermetic: Env, web: int) -> None:  # noqa: F811
+    agent_run(project, web, closed_port())
+    git(project, "config", "difftool.scripted.cmd", 'true "$LOCAL" "$REMOTE"')
+    review = airlock("--engine", "bwrap", "--name", "rep", "review", "--tool", "scripted", "--no-mark", cwd=project)
+    assert review.returncode == 0, review.stderr
+    lines = review.stderr.splitlines()
+    summary = next(i for i, line in enumerate(lines) if line.startswith("rep (bwrap, agent shell, policy balanced)"))
+    assert "2 commit(s), 1 change(s) to files that can run code here" in lines[summary]
+    assert lines[summary + 1] == f"network: 1 destination(s) reached, 1 failed, 1 blocked: cdn.blocked.test:{web}"
+
+
+def test_both_forms_at_once_is_a_usage_error(project: Path, hermetic: Env) -> None:
+    result = airlock("report", "--json", "--markdown", cwd=project)
+    assert result.returncode == 2
+    assert "error: --json and --markdown are two forms of one report" in result.stderr
+
+
+def test_on_sbx_the_report_reads_the_policy_log(project: Path, hermetic: Env) -> None:
+
+    write_agent(hermetic, COMMIT_AGENT)
+    assert airlock("up", cwd=project).returncode == 0
+    name = sandbox_name(project)
+    log = [
+        {"sandbox": name, "host": "api.anthropic.com", "port": 443, "action": "allowed", "count": 12},
+        {"sandbox": name, "host": "evil.example", "port": 443, "action": "blocked", "count": 3},
+        {"sandbox": "someone-else", "host": "other.example", "port": 443, "action": "blocked", "count": 9},
+    ]
+    (hermetic.sbx_state / "policy-log.json").write_text(json.dumps(log))
+    shown = airlock("report", "--json", cwd=project)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["engine"] == "sbx" and [c["subject"] for c in doc["commits"]] == ["agent: update app"]
+    rows = [(d["host"], d["allowed"], d["blocked"]) for d in doc["network"]["destinations"]]
+    assert rows == [("evil.example", 0, 3), ("api.anthropic.com", 12, 0)]
+    assert ["policy", "log", name, "--json"] in hermetic.sbx_calls()
