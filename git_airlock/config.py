@@ -134,6 +134,15 @@ KEYS: tuple[Key, ...] = (
         "files larger than this are left out (and listed) when `save` or `rm` keeps the agent's uncommitted work",
     ),
     Key(
+        "merge_commit",
+        "AIRLOCK_MERGE_COMMIT",
+        "airlock.mergeCommit",
+        "auto",
+        "`merge` fast-forwards when it can (auto), or always writes a merge commit carrying the "
+        "Assisted-by/Reviewed-by trailers (always), as --no-ff does",
+        ("auto", "always"),
+    ),
+    Key(
         "require_review",
         "",
         "airlock.requireReview",

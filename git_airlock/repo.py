@@ -211,8 +211,9 @@ class Repo:
                 pass
         return None
 
-    def merge(self, base: str, tip: str, message: str) -> MergeOutcome:
-        """Merge commit ``tip`` into branch ``base``; change nothing at all on failure.
+    def merge(self, base: str, tip: str, message: str, no_ff: bool = False) -> MergeOutcome:
+        """Merge commit ``tip`` into branch ``base``; change nothing at all on failure. ``no_ff``: a
+        merge commit even where a fast-forward would do (it carries the provenance trailers).
 
         Order matters for "nothing is lost": the merge is computed in memory;
         when ``base`` is checked out here, a SAFE checkout (which checks every
@@ -238,14 +239,17 @@ class Repo:
             raise AirlockError(f"branch {base!r} has no commits yet")
 
         kind: Literal["fast-forward", "merge"]
-        if self.git.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=old)):
+        if self.git.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=old)) and not no_ff:
             kind, new = "fast-forward", tip
         else:
-            index = self.git.merge_commits(pygit2.Oid(hex=old), pygit2.Oid(hex=tip))
-            if index.conflicts is not None:
-                paths = sorted({entry.path for triple in index.conflicts for entry in triple if entry is not None})
-                raise MergeConflict(base, paths)
-            tree = index.write_tree(self.git)
+            if self.git.descendant_of(pygit2.Oid(hex=tip), pygit2.Oid(hex=old)):
+                tree = self.git[pygit2.Oid(hex=tip)].peel(pygit2.Commit).tree_id
+            else:
+                index = self.git.merge_commits(pygit2.Oid(hex=old), pygit2.Oid(hex=tip))
+                if index.conflicts is not None:
+                    paths = sorted({entry.path for triple in index.conflicts for entry in triple if entry is not None})
+                    raise MergeConflict(base, paths)
+                tree = index.write_tree(self.git)
             signature = self._signature()
             new = str(
                 self.git.create_commit(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import shutil
 from typing import TYPE_CHECKING
 
 import click
@@ -21,7 +19,7 @@ from git_airlock.review.target import base_commit, resolve_base, resolve_tip
 from git_airlock.terminal import colorize_patch, is_terminal, page, sanitize
 
 if TYPE_CHECKING:
-    from git_airlock.review.report import Report
+    pass
 
 sandbox_branch_option = click.option(
     "--sandbox-branch",
@@ -41,7 +39,7 @@ def prepare(app: App, base: str | None, sandbox_branch: str | None) -> tuple[str
     return base_name, base_commit(app, base_name), tip_ref, tip
 
 
-def _short(ref: str) -> str:
+def short_ref(ref: str) -> str:
     """A sandbox ref as the user sees it: ``sandbox-<name>/<branch>``, sanitised.
 
     Branch names are the sandbox's choice, and every message and commit
@@ -64,7 +62,7 @@ def fetch_command(app: App) -> None:
         return
     branches = app.repo.refs_under(f"refs/remotes/{app.remote}/")
     for ref, commit in sorted(branches.items()):
-        click.echo(f"{commit[:10]} {_short(ref)}")
+        click.echo(f"{commit[:10]} {short_ref(ref)}")
     if not branches:
         app.info("the sandbox has no branches yet")
 
@@ -83,27 +81,27 @@ def diff_command(app: App, base: str | None, stat: bool, sandbox_branch: str | N
     """
     base_name, base_id, tip_ref, tip = prepare(app, base, sandbox_branch)
     if app.dry_run:
-        app.runner.show(f"in-process (libgit2): git diff {'--stat ' if stat else ''}{base_name}...{_short(tip_ref)}")
+        app.runner.show(f"in-process (libgit2): git diff {'--stat ' if stat else ''}{base_name}...{short_ref(tip_ref)}")
         return
     fork = app.repo.merge_base(base_id, tip) or base_id
     text = sanitize(app.repo.diff(fork, tip, stat=stat))
     if not text.strip():
-        app.info(f"no changes: {_short(tip_ref)} adds nothing to {base_name}")
+        app.info(f"no changes: {short_ref(tip_ref)} adds nothing to {base_name}")
         return
     page(colorize_patch(text) if is_terminal() and not stat else text)
 
 
-def _branch_of(app: App, tip_ref: str) -> str:
+def branch_of(app: App, tip_ref: str) -> str:
     return tip_ref.removeprefix(f"refs/remotes/{app.remote}/")
 
 
-def _mark(app: App, tip_ref: str, tip: str) -> None:
-    gate.mark(Git(app.location.root), app.sandbox, _branch_of(app, tip_ref), tip)
-    click.echo(f"marked {_short(tip_ref)} at {tip[:10]} as reviewed")
+def mark_reviewed(app: App, tip_ref: str, tip: str) -> None:
+    gate.mark(Git(app.location.root), app.sandbox, branch_of(app, tip_ref), tip)
+    click.echo(f"marked {short_ref(tip_ref)} at {tip[:10]} as reviewed")
 
 
-def _mark_step(app: App, tip_ref: str) -> Step:
-    return gate.mark_step(app.location.root, app.sandbox, _branch_of(app, tip_ref), tip_ref)
+def mark_step(app: App, tip_ref: str) -> Step:
+    return gate.mark_step(app.location.root, app.sandbox, branch_of(app, tip_ref), tip_ref)
 
 
 @click.command("review")
@@ -142,7 +140,7 @@ def review_command(
         return
     fork = base_id if app.dry_run else (app.repo.merge_base(base_id, tip) or base_id)
     if not app.dry_run and (fork == tip or not app.repo.diff(fork, tip, stat=True).strip()):
-        app.info(f"nothing to review: {_short(tip_ref)} adds nothing to {base_name}")
+        app.info(f"nothing to review: {short_ref(tip_ref)} adds nothing to {base_name}")
         return
     chosen = reviewtool.resolve(app.location.root, tool, app.settings.review_tool, app.settings.sources["review_tool"])
     if app.dry_run:
@@ -158,7 +156,7 @@ def review_command(
     if chosen.in_terminal:
         from git_airlock.review.pager import show
 
-        show(app.repo, Git(app.location.root), fork, tip, _short(tip_ref), base_name)
+        show(app.repo, Git(app.location.root), fork, tip, short_ref(tip_ref), base_name)
     # before a difftool opens; after the pager, so it stands next to the question
     _warn_host_code(app, f"look closely: {gate.HOST_CODE}", gate.host_code_lines(Git(app.location.root), fork, tip))
     if not chosen.in_terminal:
@@ -168,30 +166,32 @@ def review_command(
                 f"the difftool {chosen.name!r} {ended}; nothing was marked",
                 hint="fix it or choose another with --tool or REVIEW_TOOL; --tool terminal needs nothing",
             )
-    if confirm(f"Mark {_short(tip_ref)} ({tip[:10]}) as reviewed?", default=False, assume=mark):
-        _mark(app, tip_ref, tip)
+    if confirm(f"Mark {short_ref(tip_ref)} ({tip[:10]}) as reviewed?", default=False, assume=mark):
+        mark_reviewed(app, tip_ref, tip)
 
 
 def _mark_now(app: App, tip_ref: str, tip: str) -> None:
     """`--mark-only` and `approve`: the mark, or in a dry run the command that would write it."""
     if app.dry_run:
-        app.runner.show(_mark_step(app, tip_ref))
+        app.runner.show(mark_step(app, tip_ref))
     else:
-        _mark(app, tip_ref, tip)
+        mark_reviewed(app, tip_ref, tip)
 
 
 def _show_review_plan(app: App, chosen: reviewtool.ReviewTool, fork: str, tip: str, tip_ref: str) -> None:
     if chosen.note:
         app.runner.show(chosen.note)
     if chosen.in_terminal:
-        app.runner.show(f"in-process (libgit2): each commit of {fork}..{_short(tip_ref)} with its patch, in the pager")
+        app.runner.show(
+            f"in-process (libgit2): each commit of {fork}..{short_ref(tip_ref)} with its patch, in the pager"
+        )
     else:
         app.runner.show(
             f"in a scratch repository sharing this one's objects (no filters, hooks or textconv), "
             f"where difftool.{reviewtool.RECORDER}.cmd runs {chosen.name} and records its exit status:"
         )
         app.runner.show(reviewtool.difftool_step(chosen, fork, tip))
-    app.runner.show(_mark_step(app, tip_ref))
+    app.runner.show(mark_step(app, tip_ref))
 
 
 @click.command("approve")
@@ -216,7 +216,7 @@ def _warn_host_code(app: App, heading: str, lines: tuple[str, ...] | list[str]) 
     return bool(lines)
 
 
-def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool, verb: str = "merge") -> bool:
+def check_gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool, verb: str = "merge") -> bool:
     """Refuse unreviewed commits and ask about host-code changes before they are merged or pushed.
 
     True when every commit was reviewed or the user vouched for it (at the
@@ -251,136 +251,39 @@ def _gate(app: App, base_id: str, tip: str, yes: bool, allow_host_code: bool, ve
     is_flag=True,
     help="Merge changes to files that can run code here (hooks, CI, scripts) without asking.",
 )
+@click.option("--no-ff", is_flag=True, help="Write a merge commit (with provenance trailers) even to fast-forward.")
 @pass_app
-def merge_command(app: App, base: str | None, sandbox_branch: str | None, yes: bool, allow_host_code: bool) -> None:
+def merge_command(
+    app: App, base: str | None, sandbox_branch: str | None, yes: bool, allow_host_code: bool, no_ff: bool
+) -> None:
     """Fetch, then merge the sandbox branch into BASE (default: the checked-out branch).
 
     Unreviewed commits are refused unless you confirm (or pass --yes;
     `git config airlock.requireReview false` makes this a warning). Changes
     to files that can run code on this machine always need an explicit yes.
-    Fast-forwards when possible. A BASE that is not checked out is updated
-    without touching the working tree. On a conflict nothing changes: your
-    branch, index and working tree stay exactly as they were. What was merged
-    is marked reviewed.
+    Fast-forwards when possible (unless --no-ff or `airlock.mergeCommit
+    always`); a merge commit carries Assisted-by and Reviewed-by trailers. A
+    BASE that is not checked out is updated without touching the working
+    tree. On a conflict nothing changes: your branch, index and working tree
+    stay exactly as they were. What was merged is marked reviewed, and each
+    merged commit gets a provenance note (refs/notes/airlock).
     """
     base_name, base_id, tip_ref, tip = prepare(app, base, sandbox_branch)
     if app.dry_run:
-        app.runner.show(f"in-process (libgit2): git merge {_short(tip_ref)} into {base_name}")
-        app.runner.show(_mark_step(app, tip_ref))
+        app.runner.show(f"in-process (libgit2): git merge {short_ref(tip_ref)} into {base_name}")
+        app.runner.show(mark_step(app, tip_ref))
         return
-    _gate(app, base_id, tip, yes, allow_host_code)
-    message = f"Merge sandbox {app.sandbox} ({_short(tip_ref)}) into {base_name}"
-    outcome = app.repo.merge(base_name, tip, message)
+    vouched = check_gate(app, base_id, tip, yes, allow_host_code)
+    from git_airlock.review.provenance import Landing
+
+    landing = Landing(app, base_name, base_id, tip_ref, tip, vouched)
+    message = f"Merge sandbox {app.sandbox} ({short_ref(tip_ref)}) into {base_name}\n\n{landing.trailers()}\n"
+    no_ff = no_ff or app.settings.merge_commit == "always"
+    outcome = app.repo.merge(base_name, tip, message, no_ff=no_ff)
     if outcome.kind == "up-to-date":
-        click.echo(f"{base_name} already contains {_short(tip_ref)}")
+        click.echo(f"{base_name} already contains {short_ref(tip_ref)}")
         return
     where = "" if outcome.updated_worktree else " (working tree untouched: branch not checked out)"
     click.echo(f"{base_name}: {outcome.kind} {outcome.old[:10]}..{outcome.new[:10]}{where}")
-    _mark(app, tip_ref, tip)
-
-
-_GITHUB = re.compile(r"^(?:https://|ssh://git@|git@)github\.com[:/](?P<slug>[^/]+/[^/]+?)(?:\.git)?/?$")
-
-
-def compare_url(origin_url: str, base: str, branch: str) -> str | None:
-    """A web page where a pull request can be opened, when the host is known."""
-    match = _GITHUB.match(origin_url)
-    if match:
-        return f"https://github.com/{match['slug']}/compare/{base}...{branch}?expand=1"
-    return None
-
-
-@click.command("pr")
-@click.argument("base", required=False)
-@click.argument("branch", required=False)
-@sandbox_branch_option
-@click.option("-y", "--yes", is_flag=True, help="Push even commits nobody reviewed.")
-@click.option(
-    "--allow-host-code",
-    is_flag=True,
-    help="Push changes to files that can run code (hooks, CI, scripts) without asking.",
-)
-@pass_app
-def pr_command(
-    app: App, base: str | None, branch: str | None, sandbox_branch: str | None, yes: bool, allow_host_code: bool
-) -> None:
-    """Fetch, point BRANCH (default airlock/<sandbox>) at the sandbox tip, push it, open a PR.
-
-    The same gate as `merge`: unreviewed commits are refused unless you
-    confirm (or pass --yes), and changes to files that can run code need an
-    explicit yes (--allow-host-code). What you vouched for is marked reviewed
-    before the push, so the pre-push hook lets it through; if the push fails,
-    the mark is taken back. The push runs on the host with your credentials;
-    the sandbox never gets them. Uses `gh pr create` when gh is installed,
-    with `git airlock report --markdown` as the body; else prints the compare
-    URL and that report to paste.
-    """
-    base_name, base_id, tip_ref, tip = prepare(app, base, sandbox_branch)
-    branch = branch or app.settings.pr_branch or f"airlock/{app.sandbox}"
-    if app.location_or_none is not None and app.repo.remote_url("origin") is None and not app.dry_run:
-        raise AirlockError(
-            "this repository has no `origin` remote to push to", hint="add one: git remote add origin URL"
-        )
-    refspec = f"refs/heads/{branch}:refs/heads/{branch}"
-    push = Step(("git", "-C", app.location.root, "push", "--set-upstream", "origin", refspec), interactive=True)
-    gh = shutil.which("gh")
-    if app.dry_run:
-        open_pr = _open_pr_step(app, base_name, branch, "PR_TITLE", "REPORT.md")
-        app.runner.show("if every commit was reviewed, or you confirm:")
-        app.runner.show(_mark_step(app, tip_ref))
-        app.runner.show(f"in-process (libgit2): git branch --force {branch} {_short(tip_ref)}")
-        app.runner.show(push)
-        if gh:
-            app.runner.show(open_pr)
-        return
-    vouched = _gate(app, base_id, tip, yes, allow_host_code, verb="push")
-    from git_airlock.review import report
-
-    built = report.build(app, base_name, base_id, tip_ref, tip)
-    app.repo.set_branch(branch, tip)
-    if vouched:
-        _push_marked(app, push, tip_ref, tip)
-    else:
-        app.runner.run(push)
-    if gh:
-        _open_pr(app, base_name, branch, built)
-        return
-    url = compare_url(app.repo.remote_url("origin") or "", base_name, branch)
-    if url:
-        click.echo(f"open a pull request: {url}")
-    else:
-        click.echo(f"pushed {branch}; open a pull request against {base_name} on your git host")
-    click.echo("with this report as its description:\n")
-    click.echo(built.markdown(), nl=False)
-
-
-def _open_pr_step(app: App, base: str, branch: str, title: str, body_file: str) -> Step:
-    argv = ("gh", "pr", "create", "--base", base, "--head", branch, "--title", title, "--body-file", body_file)
-    return Step(argv, interactive=True, cwd=app.location.root)
-
-
-def _open_pr(app: App, base: str, branch: str, built: Report) -> None:
-    """``gh pr create`` with the report as the body: the single commit's subject as the title, else one
-    that names the sandbox (its subjects are the agent's words; the title is shown sanitised)."""
-    import tempfile
-
-    from git_airlock.terminal import sanitize_line
-
-    commits = built.commits
-    single = len(commits) == 1
-    title = sanitize_line(commits[0].subject) if single else f"{len(commits)} commits from sandbox {app.sandbox}"
-    with tempfile.NamedTemporaryFile("w", suffix=".md", prefix="git-airlock-report-", encoding="utf-8") as body:
-        body.write(built.markdown())
-        body.flush()
-        app.runner.run(_open_pr_step(app, base, branch, title, body.name))
-
-
-def _push_marked(app: App, push: Step, tip_ref: str, tip: str) -> None:
-    """Mark the tip reviewed, then push; a push that fails takes the mark back (see :func:`gate.marked_while`)."""
-    try:
-        with gate.marked_while(Git(app.location.root), app.sandbox, _branch_of(app, tip_ref), tip):
-            click.echo(f"marked {_short(tip_ref)} at {tip[:10]} as reviewed")
-            app.runner.run(push)
-    except AirlockError:
-        app.info(f"the push failed, so the review mark of {_short(tip_ref)} is back where it was")
-        raise
+    mark_reviewed(app, tip_ref, tip)
+    landing.record(f"merge into {base_name}")
