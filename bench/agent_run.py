@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakes.messages_api import HOST_NAME, MessagesApi, certificate
 from git_airlock.agents import AGENTS
-from git_airlock.config import KEYS
+from git_airlock.settingkeys import KEYS
 
 TASK = "create hello.txt and commit it"
 COMMAND = 'echo hello > hello.txt && git add hello.txt && git commit -m "add hello"'

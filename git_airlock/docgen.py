@@ -4,7 +4,7 @@ Why: the command list, the options and the settings were written by hand in READ
 man/git-airlock.1, and drifted from the code (a default that changed, a setting or an option
 never added). The code already holds all of it: :data:`git_airlock.cli.COMMANDS` (each
 command's short help), the click options of the root group and of every command, and
-:data:`git_airlock.config.KEYS`. This module renders them as Markdown tables for README and
+:data:`git_airlock.settingkeys.KEYS`. This module renders them as Markdown tables for README and
 as roff for the man page, between marker comments::
 
     <!-- generated: NAME -->          .\\" generated: NAME
@@ -34,7 +34,7 @@ import click
 
 from git_airlock.cli import COMMANDS, cli
 from git_airlock.commands.agentargs import AgentCommand
-from git_airlock.config import ALIASES, KEYS, REPOSITORY_KEYS, Key
+from git_airlock.settingkeys import ALIASES, KEYS, REPOSITORY_KEYS, Key
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENT_ARGS = "[-- AGENT ARGS]"

@@ -17,15 +17,22 @@ from git_airlock.plan import Call, Step
 from git_airlock.review import ledger
 
 
-def start_ledger(app: App, sandbox: str, root: str) -> None:
+def start_ledger(app: App, sandbox: str, root: str, agent: str) -> None:
     """A new sandbox's place in the review ledger: what an earlier sandbox of its name left moves aside,
-    and the commit it starts from is its base (its commits are those after it)."""
+    the commit it starts from is its base (its commits are those after it), and the agent it runs is
+    remembered (the pre-push hook names it)."""
     base = Step(("git", "-C", root, "update-ref", "-m", "git-airlock: sandbox base", f"{ledger.BASE}{sandbox}", "HEAD"))
+    remember = Step(("git", "-C", root, "config", ledger.agent_key(sandbox), agent))
     if app.dry_run:
         app.runner.show(f"move refs an earlier sandbox named {sandbox} left to refs/sandboxes/{sandbox}@<time>/")
         app.runner.show(base)
+        app.runner.show(remember)
         return
-    retired = ledger.retire(Git(root), sandbox, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    git = Git(root)
+    earlier_agent = ledger.agents(git).get(sandbox)
+    retired = ledger.retire(git, sandbox, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    if retired and earlier_agent:  # the archive keeps naming the agent that made it
+        git.run("config", ledger.agent_key(retired), earlier_agent)
     if retired:
         app.info(
             f"note: an earlier sandbox named {sandbox} left commits; they are kept as {retired} "
@@ -33,6 +40,7 @@ def start_ledger(app: App, sandbox: str, root: str) -> None:
         )
     if has_commits(root):
         app.runner.run(base)
+    app.runner.run(remember)
 
 
 def discard(app: App, sandbox: str, root: str) -> None:

@@ -48,8 +48,10 @@ def test_config_json_lists_every_setting(project: Path) -> None:
         "FETCH_SUBMODULES",
         "PR_BRANCH",
         "AIRLOCK_SAVE_MAX_FILE_SIZE",
+        "AIRLOCK_MERGE_COMMIT",
         "airlock.requireReview",
         "airlock.prePush",
+        "airlock.pushNotes",
         "airlock.preset.<name>",
         "(derived)",
     ]

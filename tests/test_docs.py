@@ -24,7 +24,7 @@ import pytest
 
 from git_airlock import docgen
 from git_airlock.cli import COMMANDS, cli
-from git_airlock.config import ALIASES, KEYS
+from git_airlock.settingkeys import ALIASES, KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -52,6 +52,7 @@ EXPECTED = {
         "sbx secret ls",
         "# move refs an earlier sandbox named box left to refs/sandboxes/box@<time>/",
         "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
+        "git -C {repo} config airlocksandbox.box.agent claude",
         "sbx run --clone --name box claude {repo} -- --model opus",
     ],
     ("run", "fix the tests"): [
@@ -61,6 +62,7 @@ EXPECTED = {
         "sbx secret ls",
         "# move refs an earlier sandbox named box left to refs/sandboxes/box@<time>/",
         "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
+        "git -C {repo} config airlocksandbox.box.agent claude",
         "sbx run --clone --name box claude {repo} -- --dangerously-skip-permissions -p 'fix the tests'",
     ],
     ("shell",): ["sbx ls --json", "sbx exec -it box bash"],

@@ -57,7 +57,7 @@ def test_fast_forward_push_of_unreviewed_commit_warns(project: Path, remote: Pat
         "git-airlock: 1 unreviewed sandbox commit(s) in this push of refs/heads/main -> refs/heads/main"
         in result.stderr
     )
-    assert f"{fetched[:10]} agent: update app  (sandbox box)" in result.stderr
+    assert f"{fetched[:10]} agent: update app  (agent claude, sandbox box)" in result.stderr
     assert "hint: review them first: `git airlock review`" in result.stderr
     assert remote_ref(remote, "main") == fetched
 
@@ -89,7 +89,7 @@ def test_force_push_of_rebased_sandbox_commit_is_caught_by_patch_id(project: Pat
     assert rebased != fetched
     result = push(project, "--force", "origin", "main")
     assert result.returncode == 0
-    assert f"{rebased[:10]} laundered: looks like my own work  (sandbox box)" in result.stderr
+    assert f"{rebased[:10]} laundered: looks like my own work  (agent claude, sandbox box)" in result.stderr
 
 
 def test_reviewed_work_pushes_silently(project: Path, remote: Path, fetched: str) -> None:

@@ -3,6 +3,7 @@ merge commit, and nothing of it taken from what the agent wrote. Real bwrap sand
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from conftest import Env, airlock, git, run_in_sandbox
@@ -71,3 +72,19 @@ def test_unreviewed_work_let_in_by_the_setting_is_noted_as_such(project: Path, h
     merged = airlock("--engine", "bwrap", "--name", "lax", "merge", cwd=project)
     assert merged.returncode == 0, merged.stderr
     assert note(project, "main")["reviewed-by"].startswith("nobody")
+
+
+def test_the_hook_pushes_the_notes_along_when_asked(project: Path, hermetic: Env) -> None:
+    origin = hermetic.tmp / "origin.git"
+    git(hermetic.tmp, "init", "-q", "--bare", str(origin))
+    git(project, "remote", "add", "origin", str(origin))
+    installed = airlock("hooks", "install", "--push-notes", cwd=project)
+    assert installed.returncode == 0, installed.stderr
+    assert git(project, "config", "airlock.pushNotes").strip() == "true"
+    assert run_in_sandbox(project, "pn", CLAIMS).returncode == 0
+    assert airlock("--engine", "bwrap", "--name", "pn", "approve", cwd=project).returncode == 0
+    assert airlock("--engine", "bwrap", "--name", "pn", "merge", cwd=project).returncode == 0
+    pushed = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=project, capture_output=True, text=True)
+    assert pushed.returncode == 0, pushed.stderr
+    notes = git(project, "rev-parse", "refs/notes/airlock").strip()
+    assert git(origin, "rev-parse", "refs/notes/airlock").strip() == notes

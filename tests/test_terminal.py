@@ -154,8 +154,8 @@ def test_pre_push_hook_shows_hostile_names_inertly(project: Path, hermetic: Env)
     assert pushed.returncode == 0, pushed.stderr
     shown = assert_inert(pushed.stderr, "pre-push")
     assert f"in this push of refs/remotes/sandbox-h/{SHOWN_BRANCH} -> refs/heads/{SHOWN_BRANCH}:" in shown, shown
-    assert "subject \\x9b[2J <U+202E> gnp.exe <U+200F> end  (sandbox h)" in shown
-    assert "raw \\x9b[2J <U+2067> end  (sandbox h)" in shown
+    assert "subject \\x9b[2J <U+202E> gnp.exe <U+200F> end  (agent claude, sandbox h)" in shown
+    assert "raw \\x9b[2J <U+2067> end  (agent claude, sandbox h)" in shown
 
 
 def test_net_shows_hostile_log_entries_inertly(project: Path, hermetic: Env) -> None:

@@ -119,12 +119,17 @@ def hooks_command() -> None:
 
 @hooks_command.command("install")
 @click.option("--hooks-path", is_flag=True, help="Install into core.hooksPath when it is set.")
+@click.option("--push-notes", is_flag=True, help="Also push the provenance notes (refs/notes/airlock) with every push.")
 @pass_app
-def hooks_install(app: App, hooks_path: bool) -> None:
+def hooks_install(app: App, hooks_path: bool, push_notes: bool) -> None:
     """Install the pre-push hook (an existing one is kept and chained)."""
     from git_airlock.review import hookinstall as hooks
 
-    click.echo(hooks.install(Git(app.location.root, safe=False), hooks_path))
+    git = Git(app.location.root, safe=False)
+    click.echo(hooks.install(git, hooks_path))
+    if push_notes:
+        git.run("config", "airlock.pushNotes", "true")
+        click.echo("the hook also pushes refs/notes/airlock to the remote of each push (airlock.pushNotes)")
 
 
 @hooks_command.command("uninstall")

@@ -133,7 +133,7 @@ def _launch(
     new = state is None and location is not None
     try:
         if new:
-            sandboxes.start_ledger(app, sandbox, root)
+            sandboxes.start_ledger(app, sandbox, root, agent.name)
         if app.tmux:
             _start_in_tmux(app, root, setup, agent_step)
             return None

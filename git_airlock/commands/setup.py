@@ -10,8 +10,8 @@ import click
 from git_airlock import completion
 from git_airlock.app import App
 from git_airlock.commands import pass_app
-from git_airlock.config import KEYS
 from git_airlock.errors import AirlockError
+from git_airlock.settingkeys import KEYS
 
 AGENTS_TEMPLATE = """\
 # AGENTS.md

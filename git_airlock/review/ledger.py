@@ -29,6 +29,8 @@ BASE = "refs/airlock/base/"
 REMOTES = "refs/remotes/"
 SANDBOXES = "refs/sandboxes/"
 WIP = "refs/airlock/wip/"
+NOTES = "refs/notes/airlock"
+"""Provenance notes (written by ``merge`` and ``pr``, see review.provenance)."""
 REMOTE_PREFIX = "sandbox-"
 
 
@@ -118,6 +120,28 @@ def unreviewed_by_sandbox(git: Git, ledger: Ledger) -> dict[str, list[str]]:
         tips = sorted(set().union(*sandbox.tips.values()))
         calls.append(["rev-list", *tips, "--not", *ledger.exclusions(sandbox)])
     return {name: out.split() for name, out in zip(names, git.run_many(calls), strict=True)}
+
+
+AGENTS = "airlocksandbox."
+"""git config section (host-only, in the repository's .git/config) that remembers each sandbox's agent."""
+
+
+def agent_key(sandbox: str) -> str:
+    return f"{AGENTS}{sandbox}.agent"
+
+
+def agents(git: Git) -> dict[str, str]:
+    """``{sandbox: agent}`` as ``up`` remembered them; a retired ``<name>@<time>`` goes by its name."""
+    out = git.run("config", "--get-regexp", rf"^{AGENTS.rstrip('.')}\..*\.agent$", check=False)
+    found = {}
+    for line in out.splitlines():
+        key, _, agent = line.partition(" ")
+        found[key[len(AGENTS) : -len(".agent")]] = agent
+    return found
+
+
+def agent_of(known: dict[str, str], sandbox: str) -> str | None:
+    return known.get(sandbox) or known.get(sandbox.partition("@")[0])
 
 
 def mark_reviewed(git: Git, name: str, branch: str, tip: str) -> None:

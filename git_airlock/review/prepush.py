@@ -110,6 +110,7 @@ def report(git: Git, flagged: dict[Update, list[tuple[str, str]]], mode: str) ->
     from git_airlock.review.commitinfo import describe
     from git_airlock.terminal import sanitize_line
 
+    agents = ledger.agents(git)
     for update, hits in flagged.items():
         _say(
             f"git-airlock: {len(hits)} unreviewed sandbox commit(s) in this push of "
@@ -119,7 +120,9 @@ def report(git: Git, flagged: dict[Update, list[tuple[str, str]]], mode: str) ->
         for oid, sandbox in hits[:SHOWN]:
             detail = details.get(oid)
             subject = sanitize_line(detail.subject) if detail else ""
-            _say(f"  {oid[:10]} {subject}  (sandbox {sanitize_line(sandbox)})")
+            agent = ledger.agent_of(agents, sandbox)
+            by = f"agent {sanitize_line(agent)}, " if agent else ""
+            _say(f"  {oid[:10]} {subject}  ({by}sandbox {sanitize_line(sandbox)})")
         if len(hits) > SHOWN:
             _say(f"  ... and {len(hits) - SHOWN} more")
         for oid, _ in hits:
@@ -148,7 +151,15 @@ def check(git: Git, updates: list[Update], remote: str) -> int:
     view = ledger.read(git)
     if not view.sandboxes:
         return 0
-    mode = (git.config("airlock.prePush") or "warn").lower()
+    settings = dict(git.config_entries(r"^airlock\.(prepush|pushnotes)$"))  # one call; git lowercases keys
+    verdict = _verdict(git, view, updates, remote, settings.get("airlock.prepush"))
+    if verdict == 0 and settings.get("airlock.pushnotes", "").lower() in ("true", "yes", "on", "1"):
+        _push_notes(git, updates, remote)
+    return verdict
+
+
+def _verdict(git: Git, view: ledger.Ledger, updates: list[Update], remote: str, setting: str | None) -> int:
+    mode = (setting or "warn").lower()
     if mode not in PRE_PUSH_MODES:
         _say(f"git-airlock: unknown airlock.prePush value {mode!r}; using 'warn'")
         mode = "warn"
@@ -165,6 +176,21 @@ def check(git: Git, updates: list[Update], remote: str) -> int:
         return 0
     report(git, flagged, mode)
     return 1 if mode == "block" else 0
+
+
+def _push_notes(git: Git, updates: list[Update], remote: str) -> None:
+    """``airlock.pushNotes``: the provenance notes go along to the same remote (their own push,
+    without hooks; a failure only warns: the user's push is not the notes')."""
+    if any(update.remote_ref == ledger.NOTES for update in updates) or not git.refs(ledger.NOTES):
+        return
+    argv = ["git", "-C", git.root, "push", "--no-verify", "--quiet", remote, f"{ledger.NOTES}:{ledger.NOTES}"]
+    from git_airlock.process import run
+
+    pushed = run(argv, check=False)
+    if pushed.returncode != 0:
+        from git_airlock.terminal import sanitize
+
+        _say(f"git-airlock: could not push {ledger.NOTES} (airlock.pushNotes): {sanitize(pushed.stderr.strip())}")
 
 
 def pre_push(args: list[str]) -> int:

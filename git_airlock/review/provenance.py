@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from git_airlock.gitcmd import Git
+from git_airlock.review import ledger
 
 if TYPE_CHECKING:
     from git_airlock.app import App
 
-NOTES_REF = "refs/notes/airlock"
+NOTES_REF = ledger.NOTES
 
 
 def identity(git: Git) -> str:
