@@ -19,20 +19,23 @@ from git_airlock.review import ledger
 
 def start_ledger(app: App, sandbox: str, root: str, agent: str) -> None:
     """A new sandbox's place in the review ledger: what an earlier sandbox of its name left moves aside,
-    the commit it starts from is its base (its commits are those after it), and the agent it runs is
-    remembered (the pre-push hook names it)."""
+    the commit it starts from is its base (its commits are those after it), and the agent it runs, its
+    network policy and presets are remembered (the pre-push hook names the agent; the review report
+    says what changed in the settings since)."""
     base = Step(("git", "-C", root, "update-ref", "-m", "git-airlock: sandbox base", f"{ledger.BASE}{sandbox}", "HEAD"))
-    remember = Step(("git", "-C", root, "config", ledger.agent_key(sandbox), agent))
+    started = {"agent": agent, "policy": app.settings.network_policy, "presets": app.settings.values["presets"]}
+    remember = [Step(("git", "-C", root, "config", ledger.started_key(sandbox, k), v)) for k, v in started.items()]
     if app.dry_run:
         app.runner.show(f"move refs an earlier sandbox named {sandbox} left to refs/sandboxes/{sandbox}@<time>/")
         app.runner.show(base)
-        app.runner.show(remember)
+        for step in remember:
+            app.runner.show(step)
         return
     git = Git(root)
     earlier_agent = ledger.agents(git).get(sandbox)
     retired = ledger.retire(git, sandbox, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     if retired and earlier_agent:  # the archive keeps naming the agent that made it
-        git.run("config", ledger.agent_key(retired), earlier_agent)
+        git.run("config", ledger.started_key(retired, "agent"), earlier_agent)
     if retired:
         app.info(
             f"note: an earlier sandbox named {sandbox} left commits; they are kept as {retired} "
@@ -40,7 +43,8 @@ def start_ledger(app: App, sandbox: str, root: str, agent: str) -> None:
         )
     if has_commits(root):
         app.runner.run(base)
-    app.runner.run(remember)
+    for step in remember:
+        app.runner.run(step)
 
 
 def discard(app: App, sandbox: str, root: str) -> None:
@@ -57,6 +61,7 @@ def discard(app: App, sandbox: str, root: str) -> None:
             elif isinstance(step, Call):
                 step.action()
     Git(root).run("update-ref", "-d", f"{ledger.BASE}{sandbox}", check=False)
+    Git(root).run("config", "--remove-section", f"{ledger.STARTED}{sandbox}", check=False)
 
 
 def has_commits(root: str) -> bool:

@@ -53,6 +53,8 @@ EXPECTED = {
         "# move refs an earlier sandbox named box left to refs/sandboxes/box@<time>/",
         "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
         "git -C {repo} config airlocksandbox.box.agent claude",
+        "git -C {repo} config airlocksandbox.box.policy balanced",
+        "git -C {repo} config airlocksandbox.box.presets ''",
         "sbx run --clone --name box claude {repo} -- --model opus",
     ],
     ("run", "fix the tests"): [
@@ -63,6 +65,8 @@ EXPECTED = {
         "# move refs an earlier sandbox named box left to refs/sandboxes/box@<time>/",
         "git -C {repo} update-ref -m 'git-airlock: sandbox base' refs/airlock/base/box HEAD",
         "git -C {repo} config airlocksandbox.box.agent claude",
+        "git -C {repo} config airlocksandbox.box.policy balanced",
+        "git -C {repo} config airlocksandbox.box.presets ''",
         "sbx run --clone --name box claude {repo} -- --dangerously-skip-permissions -p 'fix the tests'",
     ],
     ("shell",): ["sbx ls --json", "sbx exec -it box bash"],

@@ -38,10 +38,18 @@ def agent_run(project: Path, port: int, down: int) -> None:
 def test_report_lists_the_commits_and_exactly_the_destinations(project: Path, hermetic: Env, web: int) -> None:  # noqa: F811
     down = closed_port()
     agent_run(project, web, down)
+    git(project, "config", "airlock.preset.later", "later.example")  # after the sandbox started
     shown = airlock("--engine", "bwrap", "--name", "rep", "report", "--json", cwd=project)
     assert shown.returncode == 0, shown.stderr
     doc = json.loads(shown.stdout)
-    assert list(doc) == ["schema", "sandbox", "engine", "agent", "policy", "base", "tip", "commits", "network"]
+    assert list(doc) == [
+        *("schema", "sandbox", "engine", "agent", "policy", "base", "tip", "commits", "settings", "network")
+    ]
+    assert doc["settings"]["policy"] == {"at_start": "balanced", "now": "balanced"}
+    assert doc["settings"]["presets"] == {
+        "at_start": f"mine=api.allowed.test:{web},down.allowed.test:{down}",
+        "now": f"later=later.example; mine=api.allowed.test:{web},down.allowed.test:{down}",
+    }
     assert (doc["sandbox"], doc["engine"], doc["agent"], doc["policy"]) == ("rep", "bwrap", "shell", "balanced")
     assert doc["tip"]["ref"] == "sandbox-rep/main"
     assert doc["tip"]["commit"] == git(project, "rev-parse", "refs/remotes/sandbox-rep/main").strip()
@@ -63,6 +71,7 @@ def test_report_lists_the_commits_and_exactly_the_destinations(project: Path, he
     text = airlock("--engine", "bwrap", "--name", "rep", "report", cwd=project).stdout
     assert "sandbox rep: engine bwrap, agent shell, network policy balanced" in text
     assert "    ! .github/workflows/ci.yml: " in text
+    assert "settings changed since the sandbox started:\n  presets: mine=" in text
     assert f"  blocked  cdn.blocked.test:{web}" in text and f"  failed   down.allowed.test:{down}" in text
 
     markdown = airlock("--engine", "bwrap", "--name", "rep", "report", "--markdown", cwd=project).stdout

@@ -122,22 +122,30 @@ def unreviewed_by_sandbox(git: Git, ledger: Ledger) -> dict[str, list[str]]:
     return {name: out.split() for name, out in zip(names, git.run_many(calls), strict=True)}
 
 
-AGENTS = "airlocksandbox."
-"""git config section (host-only, in the repository's .git/config) that remembers each sandbox's agent."""
+STARTED = "airlocksandbox."
+"""git config section (host-only, in the repository's .git/config) where ``up`` remembers how each
+sandbox started: its agent, network policy and presets."""
 
 
-def agent_key(sandbox: str) -> str:
-    return f"{AGENTS}{sandbox}.agent"
+def started_key(sandbox: str, key: str) -> str:
+    return f"{STARTED}{sandbox}.{key}"
 
 
 def agents(git: Git) -> dict[str, str]:
     """``{sandbox: agent}`` as ``up`` remembered them; a retired ``<name>@<time>`` goes by its name."""
-    out = git.run("config", "--get-regexp", rf"^{AGENTS.rstrip('.')}\..*\.agent$", check=False)
+    out = git.run("config", "--get-regexp", rf"^{STARTED.rstrip('.')}\..*\.agent$", check=False)
     found = {}
     for line in out.splitlines():
         key, _, agent = line.partition(" ")
-        found[key[len(AGENTS) : -len(".agent")]] = agent
+        found[key[len(STARTED) : -len(".agent")]] = agent
     return found
+
+
+def started(git: Git, sandbox: str) -> dict[str, str]:
+    """What ``up`` remembered about how ``sandbox`` started (``agent``, ``policy``, ``presets``)."""
+    prefix = started_key(sandbox, "")
+    out = git.run("config", "--get-regexp", "^" + prefix.replace(".", "\\."), check=False)
+    return {key[len(prefix) :]: value for key, _, value in (line.partition(" ") for line in out.splitlines())}
 
 
 def agent_of(known: dict[str, str], sandbox: str) -> str | None:

@@ -40,6 +40,16 @@ class Report:
     tip_commit: str
     commits: tuple[CommitDetail, ...]
     network: tuple[Destination, ...]
+    settings: dict[str, tuple[str | None, str]]
+    """``policy`` and ``presets``: (when the sandbox started, or None when unknown; now)."""
+
+    @property
+    def changed_settings(self) -> list[str]:
+        return [
+            f"{key}: {start or '(unset)'} -> {now or '(unset)'}"
+            for key, (start, now) in self.settings.items()
+            if start is not None and start != now
+        ]
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -61,6 +71,7 @@ class Report:
                 }
                 for detail in self.commits
             ],
+            "settings": {key: {"at_start": start, "now": now} for key, (start, now) in self.settings.items()},
             "network": {
                 "destinations": [
                     {
@@ -116,7 +127,10 @@ class Report:
             lines.append(f"  {detail.short} {detail.date} {sanitize(detail.subject)}")
             lines += [f"      {sanitize(change.path)}" for change in detail.changes]
             lines += [f"    ! {sanitize(path)}: {why}" for path, why in detail.host_code]
-        lines += ["", "network:" if self.network else "network: no connection attempts in the range's time"]
+        changed = self.changed_settings
+        lines += ["", "settings changed since the sandbox started:" if changed else "settings: unchanged since start"]
+        lines += [f"  {sanitize(line)}" for line in changed]
+        lines += ["", "network:" if self.network else "network: no connection attempts logged"]
         for row in _ordered(self.network):
             lines.append(f"  {_verdict(row):<8} {sanitize(row.where):<40} {_counts(row)}{_credential(row)}")
         return "\n".join(lines) + "\n"
@@ -139,7 +153,10 @@ class Report:
         for row in _ordered(self.network):
             lines.append(f"| {_verdict(row)}{_credential(row)} | `{_md(row.where)}` | {_attempts(row)} | {row.bytes} |")
         if not self.network:
-            lines.append("| | no connection attempts in the range's time | | |")
+            lines.append("| | no connection attempts logged | | |")
+        changed = self.changed_settings
+        if changed:
+            lines += ["", "Settings changed since the sandbox started: " + "; ".join(f"`{_md(c)}`" for c in changed)]
         return "\n".join(lines) + "\n"
 
 
@@ -184,12 +201,15 @@ def build(app: App, base: str, base_commit: str, tip_ref: str, tip: str) -> Repo
     """
     from git_airlock import netlog
     from git_airlock.gitcmd import EMPTY_TREE, Git
+    from git_airlock.review import ledger
     from git_airlock.review.commitinfo import describe
 
     git = Git(app.location.root)
     fork = "" if base_commit == EMPTY_TREE else git.run("merge-base", base_commit, tip, check=False).strip()
     commits = list(reversed(git.rev_list([tip], [fork] if fork else [])))
     state = app.sandbox_state()
+    start = ledger.started(git, app.sandbox)
+    now = {"policy": app.settings.network_policy, "presets": app.settings.values["presets"]}
     entries = app.engine.connection_entries(app.runner, app.sandbox)
     mine = [entry for entry in entries if entry.get("sandbox") == app.sandbox]
     return Report(
@@ -203,4 +223,5 @@ def build(app: App, base: str, base_commit: str, tip_ref: str, tip: str) -> Repo
         tip_commit=tip,
         commits=tuple(describe(git, commits)),
         network=tuple(netlog.summarize(mine)),
+        settings={key: (start.get(key), value) for key, value in now.items()},
     )
