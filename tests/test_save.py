@@ -3,8 +3,10 @@ other refs. Real bwrap sandboxes and the sbx emulator; every byte is checked on 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -177,10 +179,12 @@ def test_a_link_in_the_work_tree_is_never_followed(project: Path, hermetic: Env,
     assert outside.read_text() == "host secret\n"
 
 
-def test_save_while_the_agent_runs(project: Path, hermetic: Env) -> None:
-    script = "echo draft > draft.txt; echo ready; read line; echo after > after.txt"
+@contextlib.contextmanager
+def running_agent(project: Path, name: str, script: str) -> Iterator[subprocess.Popen[str]]:
+    """`up` of a bwrap sandbox whose agent runs ``script``: the block runs once it printed "ready"
+    (it then waits on its input), and the agent is let go when the block ends."""
     agent = subprocess.Popen(
-        [*up_shell("live"), script],
+        [*up_shell(name), script],
         cwd=project,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -189,12 +193,18 @@ def test_save_while_the_agent_runs(project: Path, hermetic: Env) -> None:
     )
     try:
         assert agent.stdout is not None and agent.stdout.readline() == "ready\n"  # the agent is running
+        yield agent
+    finally:
+        agent.communicate("go\n", timeout=60)
+
+
+def test_save_while_the_agent_runs(project: Path, hermetic: Env) -> None:
+    script = "echo draft > draft.txt; echo ready; read line; echo after > after.txt"
+    with running_agent(project, "live", script) as agent:
         saved = airlock("--engine", "bwrap", "--name", "live", "save", cwd=project)
         assert saved.returncode == 0, saved.stderr
         worktree = kept_prefix(saved.stderr, "live") + "worktree"
         assert git(project, "show", f"{worktree}:draft.txt") == "draft\n"
-    finally:
-        agent.communicate("go\n", timeout=60)
     assert agent.returncode == 0
     assert (data_dir(hermetic, "live") / "upper" / "after.txt").read_text() == "after\n"  # it carried on
 
@@ -253,19 +263,8 @@ config) the moment the host's snapshot has passed its check for one."""
 
 def test_a_commondir_planted_during_save_runs_nothing_and_reads_no_host_config(project: Path, hermetic: Env) -> None:
     git(project, "config", "http.https://example.com/.extraheader", "AUTHORIZATION: basic SECRET123")
-    agent = subprocess.Popen(
-        [*up_shell("cd"), PLANT_COMMONDIR_LATE],
-        cwd=project,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert agent.stdout is not None and agent.stdout.readline() == "ready\n"
+    with running_agent(project, "cd", PLANT_COMMONDIR_LATE):
         saved = airlock("--engine", "bwrap", "--name", "cd", "save", cwd=project)
-    finally:
-        agent.communicate("go\n", timeout=60)
     assert "SECRET123" not in saved.stdout + saved.stderr
     assert files_holding(data_dir(hermetic, "cd"), "SECRET123") == []
     assert not (data_dir(hermetic, "cd") / "clone" / ".git" / "loot").exists()  # the filter never ran
