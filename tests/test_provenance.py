@@ -3,6 +3,7 @@ merge commit, and nothing of it taken from what the agent wrote. Real bwrap sand
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -29,6 +30,10 @@ def test_an_agents_own_reviewed_by_is_not_a_review(project: Path, hermetic: Env)
     assert refused.returncode == 1
     assert "2 of the 2 commit(s) to merge were not reviewed" in refused.stderr
     assert git(project, "notes", "--ref=airlock", "list", check=False) == ""
+    shown = airlock("--engine", "bwrap", "--name", "claim", "report", cwd=project).stdout
+    assert "    the agent's claim, not a review: Reviewed-by: Boss <boss@example.com>" in shown
+    doc = json.loads(airlock("--engine", "bwrap", "--name", "claim", "report", "--json", cwd=project).stdout)
+    assert [c["claims"] for c in doc["commits"]] == [["Reviewed-by: Boss <boss@example.com>"], []]
 
 
 def test_merge_no_ff_writes_trailers_and_notes_with_the_configured_user(project: Path, hermetic: Env) -> None:

@@ -23,6 +23,7 @@ from git_airlock.terminal import sanitize
 
 if TYPE_CHECKING:
     from git_airlock.app import App
+    from git_airlock.gitcmd import Git
 
 SCHEMA = 1
 """Bumped when a key of the JSON form changes meaning or goes away."""
@@ -42,6 +43,8 @@ class Report:
     network: tuple[Destination, ...]
     settings: dict[str, tuple[str | None, str]]
     """``policy`` and ``presets``: (when the sandbox started, or None when unknown; now)."""
+    claims: dict[str, tuple[str, ...]]
+    """Review-like trailers the agent wrote into its own commit messages, by commit: its claims."""
 
     @property
     def changed_settings(self) -> list[str]:
@@ -68,6 +71,7 @@ class Report:
                     "subject": detail.subject,
                     "files": [change.path for change in detail.changes],
                     "host_code": [{"path": path, "why": why} for path, why in detail.host_code],
+                    "claims": list(self.claims.get(detail.id, ())),
                 }
                 for detail in self.commits
             ],
@@ -127,6 +131,7 @@ class Report:
             lines.append(f"  {detail.short} {detail.date} {sanitize(detail.subject)}")
             lines += [f"      {sanitize(change.path)}" for change in detail.changes]
             lines += [f"    ! {sanitize(path)}: {why}" for path, why in detail.host_code]
+            lines += [f"    the agent's claim, not a review: {sanitize(c)}" for c in self.claims.get(detail.id, ())]
         changed = self.changed_settings
         lines += ["", "settings changed since the sandbox started:" if changed else "settings: unchanged since start"]
         lines += [f"  {sanitize(line)}" for line in changed]
@@ -148,7 +153,8 @@ class Report:
         for detail in self.commits:
             files = "<br>".join(f"`{_md(change.path)}`" for change in detail.changes)
             risky = "<br>".join(f"`{_md(path)}`: {why}" for path, why in detail.host_code)
-            lines.append(f"| {detail.short} | {detail.date} | {_md(detail.subject)} | {files} | {risky} |")
+            claims = "".join(f"<br>_the agent's claim:_ `{_md(c)}`" for c in self.claims.get(detail.id, ()))
+            lines.append(f"| {detail.short} | {detail.date} | {_md(detail.subject)}{claims} | {files} | {risky} |")
         lines += ["", "| network | destination | attempts | bytes |", "|---|---|---|---|"]
         for row in _ordered(self.network):
             lines.append(f"| {_verdict(row)}{_credential(row)} | `{_md(row.where)}` | {_attempts(row)} | {row.bytes} |")
@@ -224,4 +230,29 @@ def build(app: App, base: str, base_commit: str, tip_ref: str, tip: str) -> Repo
         commits=tuple(describe(git, commits)),
         network=tuple(netlog.summarize(mine)),
         settings={key: (start.get(key), value) for key, value in now.items()},
+        claims=_claims(git, commits),
     )
+
+
+CLAIMED = ("reviewed-by", "acked-by", "tested-by", "approved-by", "assisted-by", "generated-by", "co-authored-by")
+"""Trailers that would read as provenance if an agent's commit message were believed."""
+
+
+def _claims(git: Git, commits: list[str]) -> dict[str, tuple[str, ...]]:
+    """The provenance-like trailers of each commit's message, one ``git log`` for all of them."""
+    if not commits:
+        return {}
+    out = git.run(
+        "log",
+        "--stdin",
+        "--no-walk=unsorted",
+        "--format=%H%x1f%(trailers:only,unfold)%x00",
+        input="\n".join(commits) + "\n",
+    )
+    found = {}
+    for record in out.split("\0"):
+        commit, _, trailers = record.strip("\n").partition("\x1f")
+        mine = tuple(line for line in trailers.splitlines() if line.split(":", 1)[0].strip().lower() in CLAIMED)
+        if mine:
+            found[commit] = mine
+    return found
