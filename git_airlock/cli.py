@@ -27,6 +27,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("lifecycle", "Create the sandbox in clone mode and start the agent."),
     "run": ("lifecycle", "Start the agent headless on a task, then review its work."),
+    "ls": ("lscmd", "List every sandbox of this repository, with a conflict forecast."),
     "status": ("status", "Show the sandbox, its tmux session, remote and new commits."),
     "attach": ("lifecycle", "Attach to (or switch to) the sandbox's tmux session."),
     "shell": ("lifecycle", "Open an interactive shell inside the sandbox."),

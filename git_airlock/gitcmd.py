@@ -36,19 +36,29 @@ class Git:
         The hook asks several questions whose answers do not depend on each
         other (one per sandbox); asking them together saves a few ms per push.
         """
+        outputs = []
+        for args, (status, out, err) in zip(calls, self.run_many_status(calls), strict=True):
+            if status != 0:
+                raise CommandFailed(["git", *args], status, err)
+            outputs.append(out)
+        return outputs
+
+    def run_many_status(self, calls: list[list[str]]) -> list[tuple[int, str, str]]:
+        """Like :meth:`run_many`, for commands whose exit status is an answer (``merge-tree``):
+        ``(status, stdout, stderr)`` of each, in order."""
         procs = [
             subprocess.Popen(
                 [*self._prefix, "-C", self.root, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env
             )
             for args in calls
         ]
-        outputs = []
-        for args, proc in zip(calls, procs, strict=True):
+        results = []
+        for proc in procs:
             out, err = proc.communicate()
-            if proc.returncode != 0:
-                raise CommandFailed(["git", *args], proc.returncode, err.decode("utf-8", "surrogateescape"))
-            outputs.append(out.decode("utf-8", "surrogateescape"))
-        return outputs
+            results.append(
+                (proc.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape"))
+            )
+        return results
 
     def refs(self, *patterns: str) -> dict[str, str]:
         """``{refname: object id}`` for refs matching ``patterns`` (for-each-ref prefixes)."""

@@ -20,10 +20,16 @@ from git_airlock.review import ledger
 def start_ledger(app: App, sandbox: str, root: str, agent: str) -> None:
     """A new sandbox's place in the review ledger: what an earlier sandbox of its name left moves aside,
     the commit it starts from is its base (its commits are those after it), and the agent it runs, its
-    network policy and presets are remembered (the pre-push hook names the agent; the review report
+    engine, network policy and presets are remembered (the pre-push hook names the agent; the review report
     says what changed in the settings since)."""
     base = Step(("git", "-C", root, "update-ref", "-m", "git-airlock: sandbox base", f"{ledger.BASE}{sandbox}", "HEAD"))
-    started = {"agent": agent, "policy": app.settings.network_policy, "presets": app.settings.values["presets"]}
+    settings = app.settings
+    started = {
+        "agent": agent,
+        "engine": app.engine.name,
+        "policy": settings.network_policy,
+        "presets": settings.values["presets"],
+    }
     remember = [Step(("git", "-C", root, "config", ledger.started_key(sandbox, k), v)) for k, v in started.items()]
     if app.dry_run:
         app.runner.show(f"move refs an earlier sandbox named {sandbox} left to refs/sandboxes/{sandbox}@<time>/")

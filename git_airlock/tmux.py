@@ -17,6 +17,14 @@ def available() -> bool:
     return shutil.which("tmux") is not None
 
 
+def sessions(runner: Runner) -> set[str]:
+    """The names of the tmux sessions running now (none without tmux or a server)."""
+    if not available():
+        return set()
+    result = runner.query(Step(("tmux", "list-sessions", "-F", "#{session_name}")))
+    return set(result.stdout.split()) if result and result.returncode == 0 else set()
+
+
 def session_exists(runner: Runner, session: str) -> bool:
     if not available():
         return False

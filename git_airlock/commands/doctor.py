@@ -29,11 +29,7 @@ def doctor_command(app: App) -> None:
     engine, why = app.engine_choice
     report.line("OK", "engine", f"{engine} ({why})")
     app.engine.doctor(report, app.runner, _sandbox_or_none(app))
-    git = probe(["git", "--version"])
-    if git and git.returncode == 0:
-        report.line("OK", "git", git.stdout.strip())
-    else:
-        report.line("FAIL", "git", "not installed")
+    _check_git(report)
     tmux = probe(["tmux", "-V"])
     if tmux and tmux.returncode == 0:
         report.line("OK", "tmux", tmux.stdout.strip())
@@ -41,3 +37,22 @@ def doctor_command(app: App) -> None:
         report.line("WARN", "tmux", "not installed (only needed for --tmux and attach)")
     if report.failed:
         raise AirlockError("some checks failed", hint="fix the FAIL lines above, then run `git airlock doctor` again")
+
+
+def _check_git(report: Report) -> None:
+    """git itself, and whether it can forecast merges (``merge-tree --write-tree``: git 2.38)."""
+    import re
+
+    from git_airlock.forecast import MINIMUM_GIT
+
+    git = probe(["git", "--version"])
+    if not git or git.returncode != 0:
+        report.line("FAIL", "git", "not installed")
+        return
+    found = re.search(r"(\d+)\.(\d+)", git.stdout)
+    version = (int(found[1]), int(found[2])) if found else (0, 0)
+    if version < MINIMUM_GIT:
+        wanted = ".".join(map(str, MINIMUM_GIT))
+        report.line("WARN", "git", f"{git.stdout.strip()}: `ls` cannot forecast conflicts before git {wanted}")
+    else:
+        report.line("OK", "git", git.stdout.strip())

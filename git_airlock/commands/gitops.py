@@ -274,6 +274,7 @@ def merge_command(
         app.runner.show(mark_step(app, tip_ref))
         return
     vouched = check_gate(app, base_id, tip, yes, allow_host_code)
+    _warn_of_conflicts_ahead(app, tip_ref, tip)
     from git_airlock.review.provenance import Landing
 
     landing = Landing(app, base_name, base_id, tip_ref, tip, vouched)
@@ -287,3 +288,13 @@ def merge_command(
     click.echo(f"{base_name}: {outcome.kind} {outcome.old[:10]}..{outcome.new[:10]}{where}")
     mark_reviewed(app, tip_ref, tip)
     landing.record(f"merge into {base_name}")
+
+
+def _warn_of_conflicts_ahead(app: App, tip_ref: str, tip: str) -> None:
+    """Say which other sandbox's pending work this merge will make conflict, before it is made."""
+    from git_airlock.overview import conflicts_ahead
+
+    found = conflicts_ahead(Git(app.location.root), app.sandbox, tip, branch_of(app, tip_ref))
+    for other, paths in sorted(found.items()):
+        shown = ", ".join(sanitize(path) for path in paths)
+        app.info(f"warning: merging {app.sandbox} now makes {other} conflict in {shown}")

@@ -135,6 +135,16 @@ class Engine(ABC):
         """What to tell the user before a fetch (e.g. that a stopped sandbox is started for it)."""
         return None
 
+    def states(self, runner: Runner, names: list[str]) -> dict[str, SandboxState]:
+        """The state of each of ``names`` that exists (``ls``); an engine that lists every sandbox in one
+        call answers with that one call."""
+        found = {}
+        for name in names:
+            state = self.state(runner, name)
+            if state is not None:
+                found[name] = state
+        return found
+
     @abstractmethod
     def clone_script_plan(self, name: str, script: str, args: list[str]) -> Plan:
         """A plan whose last command runs ``sh -c script`` (``args`` as ``$1 ...``) over the sandbox's clone, as the

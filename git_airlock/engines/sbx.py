@@ -78,6 +78,13 @@ class SbxEngine(Engine):
             )
         return self.parse_list(result.stdout).get(name)
 
+    def states(self, runner: Runner, names: list[str]) -> dict[str, SandboxState]:
+        result = runner.query(self.list_step())
+        if result is None or result.returncode != 0:
+            return {}
+        listed = self.parse_list(result.stdout)
+        return {name: listed[name] for name in names if name in listed}
+
     def parse_list(self, output: str) -> dict[str, SandboxState]:
         """Parse ``sbx ls --json`` in both its shapes, skipping any lines before the JSON."""
         start = next(
