@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("gitops", "Fetch the sandbox's commits into refs/remotes/sandbox-<name>/."),
     "diff": ("gitops", "Fetch, then show what the sandbox changed against a base branch."),
     "review": ("gitops", "Fetch, then review the changes in your difftool or the terminal."),
-    "merge": ("gitops", "Fetch, then merge the sandbox branch into a base branch."),
+    "merge": ("mergecmd", "Fetch, then merge the sandbox branch into a base branch."),
     "pr": ("prcmd", "Fetch, push the reviewed sandbox tip to a branch on origin, open a PR."),
     "log": ("ledgercmds", "List sandbox commits nobody has reviewed yet."),
     "approve": ("gitops", "Mark the sandbox's commits reviewed without opening a tool."),

@@ -155,3 +155,15 @@ def conflicts_ahead(git: Git, sandbox: str, tip: str, branch: str) -> dict[str, 
             others[name] = chosen[0]
     outcomes = merges(git, [(tip, other) for other in others.values()])
     return {name: outcome.paths for name, outcome in zip(others, outcomes, strict=True) if outcome.paths}
+
+
+def queue_order(rows: list[Row]) -> list[Row]:
+    """The order ``merge --all`` takes sandboxes in: those that merge cleanly into your branch first,
+    then those that conflict with fewer of the others waiting, then the oldest work first."""
+    names = {row.name for row in rows}
+
+    def key(row: Row) -> tuple[bool, int, int, str]:
+        clashes = sum(1 for other, paths in row.conflicts.items() if other in names and paths)
+        return (bool(row.conflicts.get(CURRENT)), clashes, row.last_commit or 0, row.name)
+
+    return sorted(rows, key=key)

@@ -101,6 +101,25 @@ def run(
     return proc
 
 
+def feed(producer: list[str], consumer: list[str], *, cwd: str | None = None) -> int:
+    """Run ``producer`` with its output fed to ``consumer``, whose output goes to this process's
+    (the user sees it); the consumer's exit status, or the producer's when that one failed."""
+    try:
+        first = subprocess.Popen(producer, cwd=cwd, env=scrubbed_env(), stdout=subprocess.PIPE)
+    except FileNotFoundError as exc:
+        raise not_found(producer[0]) from exc
+    assert first.stdout is not None
+    try:
+        second = subprocess.Popen(consumer, env=scrubbed_env(), stdin=first.stdout)
+    except FileNotFoundError as exc:
+        first.kill()
+        raise not_found(consumer[0]) from exc
+    finally:
+        first.stdout.close()  # the consumer holds the pipe now; the producer sees it close with it
+    status = second.wait()
+    return first.wait() or status
+
+
 def probe(argv: list[str], cwd: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str] | None:
     """Run a read-only check whose failure is itself the answer (doctor, feature probes): None when the
     program is missing or does not answer in ``timeout`` seconds."""

@@ -9,6 +9,7 @@ implements none of them, and text shown to a user is sanitised by callers.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Literal
@@ -211,9 +212,12 @@ class Repo:
                 pass
         return None
 
-    def merge(self, base: str, tip: str, message: str, no_ff: bool = False) -> MergeOutcome:
+    def merge(
+        self, base: str, tip: str, message: str, no_ff: bool = False, verify: Callable[[str], None] | None = None
+    ) -> MergeOutcome:
         """Merge commit ``tip`` into branch ``base``; change nothing at all on failure. ``no_ff``: a
         merge commit even where a fast-forward would do (it carries the provenance trailers).
+        ``verify`` is given the resulting commit before anything moves; raising there stops it.
 
         Order matters for "nothing is lost": the merge is computed in memory;
         when ``base`` is checked out here, a SAFE checkout (which checks every
@@ -223,6 +227,8 @@ class Repo:
         base_ref = f"refs/heads/{base}"
         old = self.ref_commit(base_ref)
         if old is None and self.current_branch() == base:
+            if verify is not None:
+                verify(tip)
             return self._first_commits(base_ref, tip)
         if old is None:
             raise AirlockError(f"base branch {base!r} does not exist", hint="`git branch --list` shows your branches")
@@ -263,6 +269,8 @@ class Repo:
             )
             kind = "merge"
 
+        if verify is not None:
+            verify(new)
         if checked_out:
             self._checkout_safely(
                 new,

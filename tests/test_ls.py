@@ -104,3 +104,71 @@ def test_doctor_says_when_git_is_too_old_to_forecast(project: Path, hermetic: En
     # straight to the console script: `git airlock` would put git's own exec-path (and its git) first
     shown = subprocess.run(["git-airlock", "--engine", "bwrap", "doctor"], cwd=project, capture_output=True, text=True)
     assert "WARN  git              git version 2.30.1: `ls` cannot forecast conflicts before git 2.38" in shown.stdout
+
+
+def approve(project: Path, *names: str) -> None:
+    for name in names:
+        assert airlock("--engine", "bwrap", "--name", name, "approve", cwd=project).returncode == 0
+
+
+def test_merge_all_lands_the_compatible_work_and_stops_at_the_conflict(project: Path, hermetic: Env) -> None:
+    three_sandboxes(project)
+    approve(project, "a", "b", "c")
+    queued = airlock("--engine", "bwrap", "merge", "--all", cwd=project)
+    assert queued.returncode == 1
+    assert "landed: c, a" in queued.stderr and "not landed: b" in queued.stderr
+    assert "error: the merge queue stopped at b: merging into main would conflict" in queued.stderr
+    assert git(project, "show", "main:c.txt") == "c\n"
+    assert git(project, "show", "main:app.py") == 'print("from a")\n'
+    assert git(project, "status", "--porcelain") == ""  # nothing half-done
+
+
+def test_merge_all_skips_and_lists_unreviewed_sandboxes(project: Path, hermetic: Env) -> None:
+    three_sandboxes(project)
+    approve(project, "c")
+    queued = airlock("--engine", "bwrap", "merge", "--all", cwd=project)
+    assert queued.returncode == 0, queued.stderr
+    assert "skipped a: 1 unreviewed commit(s)" in queued.stderr and "skipped b: 1 unreviewed" in queued.stderr
+    assert "landed: c" in queued.stderr
+    assert git(project, "log", "-1", "--format=%s", "main").strip() == "c: new file"
+
+
+def test_verify_moves_the_branch_only_when_the_command_passes(project: Path, hermetic: Env) -> None:
+    three_sandboxes(project)
+    approve(project, "a", "c")
+    before = git(project, "rev-parse", "main").strip()
+    failed = airlock("--engine", "bwrap", "--name", "a", "merge", "--verify", "grep -q nowhere app.py", cwd=project)
+    assert failed.returncode == 1
+    assert "the verification failed (exit 1) on the merged tree; main was not moved" in failed.stderr
+    assert git(project, "rev-parse", "main").strip() == before and git(project, "status", "--porcelain") == ""
+    passed = airlock("--engine", "bwrap", "--name", "c", "merge", "--verify", "test -f c.txt", cwd=project)
+    assert passed.returncode == 0, passed.stderr
+    assert git(project, "show", "main:c.txt") == "c\n"
+
+
+def test_the_verification_sandbox_has_no_network_and_cannot_write_the_repository(project: Path, hermetic: Env) -> None:
+    import socket
+
+    three_sandboxes(project)
+    approve(project, "c")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    probe = (
+        f"python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", {port}), 2)' 2>/dev/null && exit 11; "
+        f"touch {project}/.git/pwned 2>/dev/null && exit 12; "
+        f"test -e {project}/.git && exit 13; "
+        "test -f c.txt"
+    )
+    merged = airlock("--engine", "bwrap", "--name", "c", "merge", "--verify", probe, cwd=project)
+    try:
+        listener.accept()
+        reached = True
+    except BlockingIOError:
+        reached = False
+    finally:
+        listener.close()
+    assert merged.returncode == 0, merged.stderr  # none of the escapes worked: the checks ran and passed
+    assert not reached and not (project / ".git" / "pwned").exists()
