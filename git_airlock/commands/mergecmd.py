@@ -122,10 +122,10 @@ def _verifier(app: App, base_name: str, command: str | None) -> Callable[[str], 
         return None
 
     def verify(commit: str) -> None:
-        from git_airlock.engines.bwrap.verify import check_merge
+        from git_airlock.engines import verify_merge
 
         app.info(f"verifying {commit[:10]} in a sandbox with no network: {command}")
-        status = check_merge(app.location.root, commit, command, app.settings.tmp_size_bytes)
+        status = verify_merge(app.location.root, commit, command, app.settings.tmp_size_bytes)
         if status != 0:
             raise AirlockError(
                 f"the verification failed (exit {status}) on the merged tree; {base_name} was not moved",

@@ -38,3 +38,11 @@ def get_engine(name: str, common_dir: str | None = None) -> Engine:
 
         return BwrapEngine(common_dir)
     raise AirlockError(f"unknown engine {name!r}", hint="available engines: " + ", ".join(ENGINES))
+
+
+def verify_merge(repo_root: str, commit: str, command: str, tmp_size: int) -> int:
+    """``merge --verify``: ``command`` on the tree of ``commit`` in a network-less bubblewrap sandbox,
+    whichever engine runs the agents (see :mod:`git_airlock.engines.bwrap.verify`); its exit status."""
+    from git_airlock.engines.bwrap.verify import check_merge
+
+    return check_merge(repo_root, commit, command, tmp_size)
