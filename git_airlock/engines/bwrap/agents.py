@@ -60,22 +60,7 @@ class Store:
         plan.add(["npm", "install", "--global", "--prefix", self.prefix, "--ignore-scripts", *NPM_FLAGS, spec])
         plan.call("prepare the sandbox that runs the package's install scripts", lambda: confine.prepare(self))
         rebuild = [
-            *confine.namespaces(network=False, terminal=False),
-            *confine.system(self),
-            *confine.scratch(512 * 1024 * 1024, confine.own_devices(self)),
-            "--bind",
-            self.prefix,
-            self.prefix,
-            "--chdir",
-            "/tmp",
-            "--clearenv",
-            "--setenv",
-            "PATH",
-            "/usr/local/bin:/usr/bin:/bin",
-            "--setenv",
-            "HOME",
-            "/tmp",
-            "--",
+            *confine.offline(self, 512 * 1024 * 1024, ["--bind", self.prefix, self.prefix]),
             "npm",
             "rebuild",
             "--global",

@@ -236,6 +236,25 @@ def make_devices(paths: Place) -> None:
         ) from exc
 
 
+def offline(place: Place, tmp_size: int, mounts: list[str]) -> list[str]:
+    """bwrap up to its ``--`` for the host's own work in a sandbox (rebuilding an agent's package, a
+    merge's checks): no network, no terminal, the system, in-memory scratch, ``mounts``, started in
+    ``/tmp`` with nothing of the user's environment."""
+    return [
+        *namespaces(network=False, terminal=False),
+        *system(place),
+        *scratch(tmp_size, own_devices(place)),
+        *mounts,
+        "--chdir",
+        "/tmp",
+        "--clearenv",
+        *("--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"),
+        *("--setenv", "HOME", "/tmp"),
+        *("--setenv", "LANG", "C.UTF-8"),
+        "--",
+    ]
+
+
 def prepare(paths: Place) -> None:
     """What every sandbox of ``paths`` needs on the host before bwrap starts: filter, identity, devices."""
     from git_airlock.engines.bwrap.layout import write_identity

@@ -40,22 +40,7 @@ def check_merge(repo_root: str, commit: str, command: str, tmp_size: int) -> int
         place = _Scratch(root)
         confine.prepare(place)
         argv = [
-            *confine.namespaces(network=False, terminal=False),
-            *confine.system(place),
-            *confine.scratch(tmp_size, confine.own_devices(place)),
-            "--chdir",
-            "/tmp",
-            "--clearenv",
-            "--setenv",
-            "PATH",
-            "/usr/local/bin:/usr/bin:/bin",
-            "--setenv",
-            "HOME",
-            "/tmp",
-            "--setenv",
-            "LANG",
-            "C.UTF-8",
-            "--",
+            *confine.offline(place, tmp_size, []),
             "sh",
             "-c",
             UNPACK_AND_RUN,
