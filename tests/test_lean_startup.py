@@ -45,8 +45,10 @@ def test_the_pre_push_hook_imports_neither_click_nor_pygit2(project: Path, herme
     assert {"click", "pygit2"} & top_level(modules) == set()
 
 
-@pytest.mark.parametrize("args", [("-h",), ("--engine", "bwrap", "status")], ids=["help", "status"])
-def test_help_and_status_do_not_import_pygit2(project: Path, hermetic: Env, args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "args", [("-h",), ("--engine", "bwrap", "status"), ("--engine", "bwrap", "ls")], ids=["help", "status", "ls"]
+)
+def test_help_status_and_ls_do_not_import_pygit2(project: Path, hermetic: Env, args: tuple[str, ...]) -> None:
     modules = imported(project, hermetic.tmp, *args)
     assert "git_airlock.cli" in modules
     assert "pygit2" not in top_level(modules)
