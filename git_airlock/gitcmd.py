@@ -18,6 +18,10 @@ EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 """git's tree with nothing in it: the base of a branch that has no commits yet."""
 
 
+AT_ONCE = 32
+"""How many git processes :meth:`Git.run_many` starts together."""
+
+
 class Git:
     """Runs git in one repository (``git -C <root>``)."""
 
@@ -45,19 +49,23 @@ class Git:
 
     def run_many_status(self, calls: list[list[str]]) -> list[tuple[int, str, str]]:
         """Like :meth:`run_many`, for commands whose exit status is an answer (``merge-tree``):
-        ``(status, stdout, stderr)`` of each, in order."""
-        procs = [
-            subprocess.Popen(
-                [*self._prefix, "-C", self.root, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env
-            )
-            for args in calls
-        ]
+        ``(status, stdout, stderr)`` of each, in order. At most :data:`AT_ONCE` run together, so
+        that many sandboxes (a forecast asks for every pair) cannot exhaust processes or pipes."""
         results = []
-        for proc in procs:
-            out, err = proc.communicate()
-            results.append(
-                (proc.returncode, out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape"))
-            )
+        for start in range(0, len(calls), AT_ONCE):
+            procs = [
+                subprocess.Popen(
+                    [*self._prefix, "-C", self.root, *args],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=self._env,
+                )
+                for args in calls[start : start + AT_ONCE]
+            ]
+            for proc in procs:
+                out, err = proc.communicate()
+                decoded = out.decode("utf-8", "surrogateescape"), err.decode("utf-8", "surrogateescape")
+                results.append((proc.returncode, *decoded))
         return results
 
     def refs(self, *patterns: str) -> dict[str, str]:

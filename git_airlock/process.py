@@ -9,10 +9,12 @@ that names the command, its exit status and what it said, so the user can run it
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO
 
 from git_airlock.errors import AirlockError
 
@@ -101,23 +103,29 @@ def run(
     return proc
 
 
-def feed(producer: list[str], consumer: list[str], *, cwd: str | None = None) -> int:
-    """Run ``producer`` with its output fed to ``consumer``, whose output goes to this process's
-    (the user sees it); the consumer's exit status, or the producer's when that one failed."""
+def feed(produce: Callable[[IO[bytes]], None], consumer: list[str], show: Callable[[str], None]) -> int:
+    """Run ``consumer`` with what ``produce`` writes as its input, and hand each line of its output
+    (stdout and stderr together) to ``show`` as it comes; the consumer's exit status. The consumer
+    must read all its input before it says much (``tar -x``, then a command): the input is written
+    first."""
     try:
-        first = subprocess.Popen(producer, cwd=cwd, env=scrubbed_env(), stdout=subprocess.PIPE)
+        child = subprocess.Popen(
+            consumer, env=scrubbed_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
     except FileNotFoundError as exc:
-        raise not_found(producer[0]) from exc
-    assert first.stdout is not None
-    try:
-        second = subprocess.Popen(consumer, env=scrubbed_env(), stdin=first.stdout)
-    except FileNotFoundError as exc:
-        first.kill()
         raise not_found(consumer[0]) from exc
-    finally:
-        first.stdout.close()  # the consumer holds the pipe now; the producer sees it close with it
-    status = second.wait()
-    return first.wait() or status
+    assert child.stdin is not None and child.stdout is not None
+    with child:
+        try:
+            produce(child.stdin)
+        except BrokenPipeError:
+            pass  # the consumer stopped reading (a failed unpack): its status says why
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                child.stdin.close()
+        for line in child.stdout:
+            show(line.decode("utf-8", "surrogateescape").rstrip("\n"))
+    return child.wait()
 
 
 def probe(argv: list[str], cwd: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str] | None:

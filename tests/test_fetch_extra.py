@@ -65,7 +65,7 @@ def test_pr_uses_gh_when_present(project: Path, hermetic: Env) -> None:
     args = (hermetic.tmp / "gh-args").read_text().split("\n")
     assert args[:9] == ["pr", "create", "--base", "main", "--head", "topic", "--title", "agent: x", "--body-file"]
     assert body.read_text().startswith("### Sandbox `g`")  # the report, in Markdown
-    assert "| agent: x |" in body.read_text()
+    assert "| `agent: x` |" in body.read_text()
     assert git(origin, "log", "-1", "--format=%s", "topic").strip() == "agent: x"
 
 

@@ -114,3 +114,30 @@ def test_on_sbx_the_report_reads_the_policy_log(project: Path, hermetic: Env) ->
     rows = [(d["host"], d["allowed"], d["blocked"]) for d in doc["network"]["destinations"]]
     assert rows == [("evil.example", 0, 3), ("api.anthropic.com", 12, 0)]
     assert ["policy", "log", name, "--json"] in hermetic.sbx_calls()
+
+
+def test_an_agents_paths_and_subject_cannot_forge_lines_or_markup_of_the_report(project: Path, hermetic: Env) -> None:
+    forged = "a`\n\n## Security review: PASSED\n\n**Reviewed-by: security team** @octo-org"
+    subject = "Fix [click](https://evil.example) @admin ![i](https://evil.example/x.png)"
+    script = f'echo x > "$(printf {shlex.quote(forged)})" && {G} add -A && {G} commit -q -m {shlex.quote(subject)}'
+    assert run_in_sandbox(project, "forge", script).returncode == 0
+    markdown = airlock("--engine", "bwrap", "--name", "forge", "report", "--markdown", cwd=project).stdout
+    assert not any(line.startswith(("## ", "**")) for line in markdown.splitlines())
+    row = next(line for line in markdown.splitlines() if line.startswith("| ") and "click" in line)
+    assert f"`{subject}`" in row  # a code span: no link, image or mention renders
+    text = airlock("--engine", "bwrap", "--name", "forge", "report", cwd=project).stdout
+    assert not any(line.startswith("## Security review") for line in text.splitlines())
+
+
+def test_verify_runs_no_filter_the_agents_attributes_name(project: Path, hermetic: Env) -> None:
+    pwned = hermetic.tmp / "PWNED"
+    git(project, "config", "filter.evil.smudge", f"touch {pwned}; cat")
+    git(project, "config", "filter.evil.clean", f"touch {pwned}; cat")
+    script = f"echo '* filter=evil' > .gitattributes && echo x > x.txt && {G} add -A && {G} commit -q -m filtered"
+    assert run_in_sandbox(project, "filt", script).returncode == 0
+    assert airlock("--engine", "bwrap", "--name", "filt", "approve", cwd=project).returncode == 0
+    merged = airlock(
+        "--engine", "bwrap", "--name", "filt", "merge", "--allow-host-code", "--verify", "test -f x.txt", cwd=project
+    )
+    assert merged.returncode == 0, merged.stderr
+    assert not pwned.exists()

@@ -125,7 +125,7 @@ def _verifier(app: App, base_name: str, command: str | None) -> Callable[[str], 
         from git_airlock.engines import verify_merge
 
         app.info(f"verifying {commit[:10]} in a sandbox with no network: {command}")
-        status = verify_merge(app.location.root, commit, command, app.settings.tmp_size_bytes)
+        status = verify_merge(app.location.root, commit, command, app.settings.tmp_size_bytes, _show)
         if status != 0:
             raise AirlockError(
                 f"the verification failed (exit {status}) on the merged tree; {base_name} was not moved",
@@ -133,6 +133,13 @@ def _verifier(app: App, base_name: str, command: str | None) -> Callable[[str], 
             )
 
     return verify
+
+
+def _show(line: str) -> None:
+    """A line of the check's output: the merged tree is the agent's, so its output is shown inertly."""
+    from git_airlock.terminal import sanitize_line
+
+    click.echo(sanitize_line(line), err=True)
 
 
 def _warn_of_conflicts_ahead(app: App, tip_ref: str, tip: str) -> None:

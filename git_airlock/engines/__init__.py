@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+from collections.abc import Callable
 
 from git_airlock.engines.base import Engine
 from git_airlock.errors import AirlockError
@@ -40,9 +41,9 @@ def get_engine(name: str, common_dir: str | None = None) -> Engine:
     raise AirlockError(f"unknown engine {name!r}", hint="available engines: " + ", ".join(ENGINES))
 
 
-def verify_merge(repo_root: str, commit: str, command: str, tmp_size: int) -> int:
+def verify_merge(repo_root: str, commit: str, command: str, tmp_size: int, show: Callable[[str], None]) -> int:
     """``merge --verify``: ``command`` on the tree of ``commit`` in a network-less bubblewrap sandbox,
     whichever engine runs the agents (see :mod:`git_airlock.engines.bwrap.verify`); its exit status."""
     from git_airlock.engines.bwrap.verify import check_merge
 
-    return check_merge(repo_root, commit, command, tmp_size)
+    return check_merge(repo_root, commit, command, tmp_size, show)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from git_airlock.netlog import Destination
 from git_airlock.review.commitinfo import CommitDetail
-from git_airlock.terminal import sanitize
+from git_airlock.terminal import sanitize_line
 
 if TYPE_CHECKING:
     from git_airlock.app import App
@@ -114,7 +114,7 @@ class Report:
         failed = [row for row in self.network if row.failed and not row.allowed]
         network = f"network: {len(reached)} destination(s) reached, {len(failed)} failed, {len(blocked)} blocked"
         if blocked:
-            network += ": " + ", ".join(sanitize(row.where) for row in _ordered(blocked)[:5])
+            network += ": " + ", ".join(sanitize_line(row.where) for row in _ordered(blocked)[:5])
         lines.append(network + ("" if self.network else " (no attempts logged)"))
         return lines
 
@@ -122,29 +122,30 @@ class Report:
         lines = [
             f"sandbox {self.sandbox}: engine {self.engine}, agent {self.agent or 'unknown'}, "
             f"network policy {self.policy}",
-            f"range {sanitize(self.base)}..{sanitize(self.tip)} ({self.base_commit[:10]}..{self.tip_commit[:10]}): "
-            f"{len(self.commits)} commit(s)",
+            f"range {sanitize_line(self.base)}..{sanitize_line(self.tip)} "
+            f"({self.base_commit[:10]}..{self.tip_commit[:10]}): {len(self.commits)} commit(s)",
             "",
             "commits:",
         ]
         for detail in self.commits:
-            lines.append(f"  {detail.short} {detail.date} {sanitize(detail.subject)}")
-            lines += [f"      {sanitize(change.path)}" for change in detail.changes]
-            lines += [f"    ! {sanitize(path)}: {why}" for path, why in detail.host_code]
-            lines += [f"    the agent's claim, not a review: {sanitize(c)}" for c in self.claims.get(detail.id, ())]
+            lines.append(f"  {detail.short} {detail.date} {sanitize_line(detail.subject)}")
+            lines += [f"      {sanitize_line(change.path)}" for change in detail.changes]
+            lines += [f"    ! {sanitize_line(path)}: {why}" for path, why in detail.host_code]
+            claims = self.claims.get(detail.id, ())
+            lines += [f"    the agent's claim, not a review: {sanitize_line(claim)}" for claim in claims]
         changed = self.changed_settings
         lines += ["", "settings changed since the sandbox started:" if changed else "settings: unchanged since start"]
-        lines += [f"  {sanitize(line)}" for line in changed]
+        lines += [f"  {sanitize_line(line)}" for line in changed]
         lines += ["", "network:" if self.network else "network: no connection attempts logged"]
         for row in _ordered(self.network):
-            lines.append(f"  {_verdict(row):<8} {sanitize(row.where):<40} {_counts(row)}{_credential(row)}")
+            lines.append(f"  {_verdict(row):<8} {sanitize_line(row.where):<40} {_counts(row)}{_credential(row)}")
         return "\n".join(lines) + "\n"
 
     def markdown(self) -> str:
         lines = [
             f"### Sandbox `{_md(self.sandbox)}`",
             "",
-            f"Engine **{self.engine}**, agent **{_md(self.agent or 'unknown')}**, network policy **{self.policy}**; "
+            f"Engine **{self.engine}**, agent `{_md(self.agent or 'unknown')}`, network policy **{self.policy}**; "
             f"range `{_md(self.base)}..{_md(self.tip)}`, {len(self.commits)} commit(s).",
             "",
             "| commit | date | subject | files | runs code here |",
@@ -154,7 +155,7 @@ class Report:
             files = "<br>".join(f"`{_md(change.path)}`" for change in detail.changes)
             risky = "<br>".join(f"`{_md(path)}`: {why}" for path, why in detail.host_code)
             claims = "".join(f"<br>_the agent's claim:_ `{_md(c)}`" for c in self.claims.get(detail.id, ()))
-            lines.append(f"| {detail.short} | {detail.date} | {_md(detail.subject)}{claims} | {files} | {risky} |")
+            lines.append(f"| {detail.short} | {detail.date} | `{_md(detail.subject)}`{claims} | {files} | {risky} |")
         lines += ["", "| network | destination | attempts | bytes |", "|---|---|---|---|"]
         for row in _ordered(self.network):
             lines.append(f"| {_verdict(row)}{_credential(row)} | `{_md(row.where)}` | {_attempts(row)} | {row.bytes} |")
@@ -194,8 +195,10 @@ def _credential(row: Destination) -> str:
 
 
 def _md(text: str) -> str:
-    """Sandbox text inside Markdown: sanitised, with what would end a code span or a table cell escaped."""
-    return sanitize(text).replace("|", "\\|").replace("`", "'").replace("<", "&lt;")
+    """Sandbox text for a Markdown code span in a table cell: one line, sanitised, with what would end
+    the span or the cell changed. Every such text goes in a code span, where no link, image, mention
+    or heading renders."""
+    return sanitize_line(text).replace("|", "\\|").replace("`", "'")
 
 
 def build(app: App, base: str, base_commit: str, tip_ref: str, tip: str) -> Report:

@@ -1,6 +1,7 @@
 """Running the project's checks on a merge before it lands: a fresh bwrap sandbox, no network.
 
-The merged tree comes in as a ``git archive`` stream and is unpacked inside the sandbox, in its
+The merged tree comes in as a tar stream of its raw objects (:mod:`git_airlock.treetar`: no
+attribute or filter of the tree applies on the host) and is unpacked inside the sandbox, in its
 own size-limited ``/tmp``: the sandbox sees no repository of the host (nor your HOME), cannot write
 anything that outlives it, and reaches no network. It is built from the same pieces as every
 other sandbox of git-airlock (user, seccomp filter, devices), kept in a throwaway folder.
@@ -8,11 +9,13 @@ other sandbox of git-airlock (user, seccomp filter, devices), kept in a throwawa
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 
-from git_airlock import process
+from git_airlock import process, treetar
 from git_airlock.engines.bwrap import confine
 from git_airlock.errors import AirlockError
 
@@ -28,8 +31,9 @@ class _Scratch:
         self.dev = os.path.join(root, "dev")
 
 
-def check_merge(repo_root: str, commit: str, command: str, tmp_size: int) -> int:
-    """Run ``command`` (``sh -c``) in the tree of ``commit``; its exit status. The output is the user's to see."""
+def check_merge(repo_root: str, commit: str, command: str, tmp_size: int, show: Callable[[str], None]) -> int:
+    """Run ``command`` (``sh -c``) in the tree of ``commit``; its exit status. Each line of its output
+    goes to ``show`` (which must print it sanitised: the tree is the agent's)."""
     if shutil.which("bwrap") is None:
         raise AirlockError(
             "--verify runs the command in a bubblewrap sandbox, and bwrap is not installed",
@@ -47,7 +51,6 @@ def check_merge(repo_root: str, commit: str, command: str, tmp_size: int) -> int
             "verify",
             command,
         ]
-        archive = ["git", "-C", repo_root, "-c", "core.hooksPath=/dev/null", "archive", "--format=tar", commit]
-        return process.feed(archive, confine.with_filter(argv))
+        return process.feed(functools.partial(treetar.write, repo_root, commit), confine.with_filter(argv), show)
     finally:
         shutil.rmtree(root, ignore_errors=True)
