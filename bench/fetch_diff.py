@@ -60,6 +60,14 @@ def bench_env(tmp: Path) -> dict[str, str]:
     }
 
 
+def bench_repo(tmp: Path, commits: int) -> tuple[dict[str, str], Path]:
+    """The benchmark's environment (see :func:`bench_env`) and a repository of ``commits`` commits in ``tmp``."""
+    env = bench_env(tmp)
+    repo = tmp / "repo"
+    make_history(repo, commits, env)
+    return env, repo
+
+
 def make_history(repo: Path, commits: int, env: dict[str, str]) -> None:
     """``commits`` commits on main, each touching one of 100 files, written with one fast-import stream."""
     run(["git", "init", "-q", "-b", "main", str(repo)], repo.parent, env)
@@ -82,9 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = bench_env(tmp)
-        repo = tmp / "repo"
-        make_history(repo, args.history, env)
+        env, repo = bench_repo(tmp, args.history)
         agent = f"for i in $(seq {args.commits}); do echo $i > a$((i % 50)).txt; git add -A; git commit -qm a$i; done"
         airlock = ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", NAME]
         run([*airlock, "up", "--", "-c", agent], repo, env)

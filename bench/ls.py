@@ -15,7 +15,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from fetch_diff import bench_env, make_history, run, timed
+from fetch_diff import bench_repo, run, timed
 
 
 def main() -> None:
@@ -25,9 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = bench_env(tmp)
-        repo = tmp / "repo"
-        make_history(repo, 100, env)
+        env, repo = bench_repo(tmp, 100)
         for i in range(args.sandboxes):
             target = "f000.txt" if i % 2 else f"own{i}.txt"
             agent = f"echo sandbox {i} > {target} && git add -A && git commit -qm s{i}"

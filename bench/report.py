@@ -16,7 +16,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from fetch_diff import bench_env, make_history, run, timed
+from fetch_diff import bench_repo, run, timed
 
 NAME = "bench"
 
@@ -46,9 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = bench_env(tmp)
-        repo = tmp / "repo"
-        make_history(repo, 100, env)
+        env, repo = bench_repo(tmp, 100)
         agent = f"for i in $(seq {args.commits}); do echo $i > a$((i % 50)).txt; git add -A; git commit -qm a$i; done"
         airlock = ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", NAME]
         run([*airlock, "up", "--", "-c", agent], repo, env)

@@ -19,7 +19,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from fetch_diff import bench_env, make_history, run, timed
+from fetch_diff import bench_repo, run, timed
 
 
 def agent(files: int, tag: str) -> str:
@@ -37,9 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = bench_env(tmp)
-        repo = tmp / "repo"
-        make_history(repo, 100, env)
+        env, repo = bench_repo(tmp, 100)
         results: dict[str, list[float]] = {}
         for case, files in (("clean", 0), (f"{args.files} files", args.files)):
             for i in range(args.runs):
