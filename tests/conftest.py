@@ -272,9 +272,13 @@ def approve_and_merge(project: Path) -> None:
 
 
 def assert_gate_dialled_only(hermetic: Env, name: str, host: str, port: int, service: str, key: str) -> None:
-    """The gate's log of sandbox ``name``: every attempt allowed, all to ``service``'s credential endpoint
-    at ``host``:``port`` (no update check, analytics or plugin sync), and the key nowhere in it."""
+    """The gate's log of sandbox ``name``: every attempt to ``service``'s credential endpoint at
+    ``host``:``port`` (no update check, analytics or plugin sync), none blocked, and the key nowhere in it.
+
+    An attempt still dialling the stand-in when the test's ``stop`` ends the gate is logged as failed:
+    it went to the same endpoint, so it is allowed here; any other host or a block is not."""
     log = gate_log(hermetic, name)
     assert {(entry["host"], entry["port"], entry.get("credential")) for entry in log} == {(host, port, service)}, log
-    assert {entry["action"] for entry in log} == {"allowed"}
+    actions = [entry["action"] for entry in log]
+    assert "allowed" in actions and set(actions) <= {"allowed", "failed"}, log
     assert key not in json.dumps(log)
