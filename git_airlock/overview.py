@@ -51,7 +51,7 @@ def gather(app: App, forecast: bool = True) -> list[Row]:
     from git_airlock.naming import tmux_session_name
 
     git = Git(app.location.root)
-    started = _started(git)
+    started = ledger.started(git)
     tips = sandbox_tips(git)
     branch = git.run("symbolic-ref", "-q", "--short", "HEAD", check=False).strip()
     head = git.run("rev-parse", "-q", "--verify", "HEAD^{commit}", check=False).strip()
@@ -86,16 +86,6 @@ def gather(app: App, forecast: bool = True) -> list[Row]:
     if forecast:
         _forecast(git, rows, head)
     return rows
-
-
-def _started(git: Git) -> dict[str, dict[str, str]]:
-    out = git.run("config", "--get-regexp", r"^airlocksandbox\.", check=False)
-    found: dict[str, dict[str, str]] = {}
-    for line in out.splitlines():
-        key, _, value = line.partition(" ")
-        name, _, item = key[len(ledger.STARTED) :].rpartition(".")
-        found.setdefault(name, {})[item] = value
-    return found
 
 
 def sandbox_tips(git: Git) -> dict[str, dict[str, tuple[str, int | None]]]:

@@ -38,7 +38,7 @@ def start_ledger(app: App, sandbox: str, root: str, agent: str) -> None:
             app.runner.show(step)
         return
     git = Git(root)
-    earlier_agent = ledger.agents(git).get(sandbox)
+    earlier_agent = ledger.started(git).get(sandbox, {}).get("agent")
     retired = ledger.retire(git, sandbox, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     if retired and earlier_agent:  # the archive keeps naming the agent that made it
         git.run("config", ledger.started_key(retired, "agent"), earlier_agent)

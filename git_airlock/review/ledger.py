@@ -131,25 +131,21 @@ def started_key(sandbox: str, key: str) -> str:
     return f"{STARTED}{sandbox}.{key}"
 
 
-def agents(git: Git) -> dict[str, str]:
-    """``{sandbox: agent}`` as ``up`` remembered them; a retired ``<name>@<time>`` goes by its name."""
-    out = git.run("config", "--get-regexp", rf"^{STARTED.rstrip('.')}\..*\.agent$", check=False)
-    found = {}
+def started(git: Git) -> dict[str, dict[str, str]]:
+    """What ``up`` remembered about how each sandbox started (``agent``, ``engine``, ``policy``,
+    ``presets``), by sandbox name, from one git call."""
+    out = git.run("config", "--get-regexp", rf"^{STARTED.rstrip('.')}\.", check=False)
+    found: dict[str, dict[str, str]] = {}
     for line in out.splitlines():
-        key, _, agent = line.partition(" ")
-        found[key[len(STARTED) : -len(".agent")]] = agent
+        key, _, value = line.partition(" ")
+        name, _, item = key[len(STARTED) :].rpartition(".")
+        found.setdefault(name, {})[item] = value
     return found
 
 
-def started(git: Git, sandbox: str) -> dict[str, str]:
-    """What ``up`` remembered about how ``sandbox`` started (``agent``, ``policy``, ``presets``)."""
-    prefix = started_key(sandbox, "")
-    out = git.run("config", "--get-regexp", "^" + prefix.replace(".", "\\."), check=False)
-    return {key[len(prefix) :]: value for key, _, value in (line.partition(" ") for line in out.splitlines())}
-
-
-def agent_of(known: dict[str, str], sandbox: str) -> str | None:
-    return known.get(sandbox) or known.get(sandbox.partition("@")[0])
+def agent_of(known: dict[str, dict[str, str]], sandbox: str) -> str | None:
+    """The agent ``up`` recorded for ``sandbox``; a retired ``<name>@<time>`` goes by its name."""
+    return (known.get(sandbox) or known.get(sandbox.partition("@")[0]) or {}).get("agent")
 
 
 def mark_reviewed(git: Git, name: str, branch: str, tip: str) -> None:

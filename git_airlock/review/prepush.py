@@ -110,7 +110,7 @@ def report(git: Git, flagged: dict[Update, list[tuple[str, str]]], mode: str) ->
     from git_airlock.review.commitinfo import describe
     from git_airlock.terminal import sanitize_line
 
-    agents = ledger.agents(git)
+    agents = ledger.started(git)
     for update, hits in flagged.items():
         _say(
             f"git-airlock: {len(hits)} unreviewed sandbox commit(s) in this push of "

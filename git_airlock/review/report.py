@@ -217,7 +217,7 @@ def build(app: App, base: str, base_commit: str, tip_ref: str, tip: str) -> Repo
     fork = "" if base_commit == EMPTY_TREE else git.run("merge-base", base_commit, tip, check=False).strip()
     commits = list(reversed(git.rev_list([tip], [fork] if fork else [])))
     state = app.sandbox_state()
-    start = ledger.started(git, app.sandbox)
+    start = ledger.started(git).get(app.sandbox, {})
     now = {"policy": app.settings.network_policy, "presets": app.settings.values["presets"]}
     entries = app.engine.connection_entries(app.runner, app.sandbox)
     mine = [entry for entry in entries if entry.get("sandbox") == app.sandbox]
