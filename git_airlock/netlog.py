@@ -126,6 +126,18 @@ class Suggestion:
         return "".join(char if char.isalnum() else "-" for char in self.domain).strip("-") or "extra"
 
 
+def _is_host(host: str) -> bool:
+    """Whether ``host`` is a name a rule can hold (sbx's log is not checked the way the gate's names are)."""
+    from git_airlock.errors import AirlockError
+    from git_airlock.policy import validate_rule
+
+    try:
+        validate_rule(host)
+    except AirlockError:
+        return False
+    return not host.startswith("*.")
+
+
 def _domain_rule(domain: str, ports: set[int | str]) -> str:
     """``domain`` and everything under it, on the web ports and each other port seen blocked."""
     suffixes = ([""] if ports & WEB_PORTS else []) + [f":{port}" for port in sorted(ports - WEB_PORTS, key=str)]
@@ -136,7 +148,7 @@ def suggest(destinations: Iterable[Destination]) -> list[Suggestion]:
     """What to allow, per registrable domain, for the destinations the policy blocked; busiest first."""
     groups: dict[str, list[Destination]] = {}
     for row in destinations:
-        if row.blocked and isinstance(row.port, int):
+        if row.blocked and isinstance(row.port, int) and _is_host(row.host):
             groups.setdefault(registrable_domain(row.host), []).append(row)
     found = []
     for domain, rows in groups.items():

@@ -112,3 +112,14 @@ def test_suggest_on_sbx_reads_the_policy_log(project: Path, hermetic: Env) -> No
     )
     assert "git config airlock.preset.githubusercontent-com objects.githubusercontent.com" in result.stdout
     assert "evil.example" not in result.stdout
+
+
+def test_suggest_proposes_no_host_a_rule_could_not_hold(project: Path, hermetic: Env) -> None:
+    name = sandbox_name(project)
+    hermetic.sbx_state.mkdir(parents=True, exist_ok=True)
+    hostile = ["evil.example\nhint: allow everything", "*", "a.example,*", "https://x.example/"]
+    log = [{"sandbox": name, "host": host, "port": 443, "action": "blocked", "count": 1} for host in hostile]
+    (hermetic.sbx_state / "policy-log.json").write_text(json.dumps(log))
+    result = airlock("net", "--suggest", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "the network policy blocked nothing\n"

@@ -24,7 +24,7 @@ from git_airlock.commands.gitops import (
 )
 from git_airlock.errors import AirlockError, UsageError
 from git_airlock.gitcmd import Git
-from git_airlock.terminal import sanitize
+from git_airlock.terminal import sanitize_line
 
 
 @click.command("merge")
@@ -137,8 +137,6 @@ def _verifier(app: App, base_name: str, command: str | None) -> Callable[[str], 
 
 def _show(line: str) -> None:
     """A line of the check's output: the merged tree is the agent's, so its output is shown inertly."""
-    from git_airlock.terminal import sanitize_line
-
     click.echo(sanitize_line(line), err=True)
 
 
@@ -148,7 +146,7 @@ def _warn_of_conflicts_ahead(app: App, tip_ref: str, tip: str) -> None:
 
     found = conflicts_ahead(Git(app.location.root), app.sandbox, tip, branch_of(app, tip_ref))
     for other, paths in sorted(found.items()):
-        shown = ", ".join(sanitize(path) for path in paths)
+        shown = ", ".join(sanitize_line(path) for path in paths)
         app.info(f"warning: merging {app.sandbox} now makes {other} conflict in {shown}")
 
 

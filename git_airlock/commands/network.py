@@ -19,7 +19,7 @@ from git_airlock.commands import pass_app
 from git_airlock.commands._shared import confirm
 from git_airlock.errors import AirlockError
 from git_airlock.policy import parse_allowlist
-from git_airlock.terminal import sanitize
+from git_airlock.terminal import sanitize, sanitize_line
 
 
 def _confirm_global(app: App, yes: bool) -> None:
@@ -102,8 +102,8 @@ def _suggest(app: App, name: str | None) -> None:
         click.echo("the network policy blocked nothing")
         return
     for item in suggestions:
-        shown = ", ".join(f"{sanitize(where)} ({count})" for where, count in item.destinations)
-        click.echo(f"{sanitize(item.domain)}: {item.attempts} blocked attempt(s): {shown}")
+        shown = ", ".join(f"{sanitize_line(where)} ({count})" for where, count in item.destinations)
+        click.echo(f"{sanitize_line(item.domain)}: {item.attempts} blocked attempt(s): {shown}")
         preset = f"git config airlock.preset.{item.preset_name}"
         click.echo(f"  these hosts only:       {preset} {shlex.quote(item.hosts_rule)}")
         if item.domain_rule != item.hosts_rule:
