@@ -32,6 +32,9 @@ class Step:
     env: Mapping[str, str] = field(default_factory=dict)
     interactive: bool = False
     """Inherit the terminal (agents, shells, tmux attach) instead of capturing output."""
+    own_terminal: bool = False
+    """A sandbox in the foreground: it gets a pseudo-terminal of its own, relayed by the host, never the
+    user's terminal device (see :mod:`git_airlock.ptyrelay`). For interactive steps only."""
     check: bool = True
     """Raise when the command fails; off for agents and shells, whose exit status is theirs."""
     tolerate: str | None = None
@@ -54,6 +57,7 @@ class StepOptions(TypedDict, total=False):
     cwd: str | None
     env: Mapping[str, str]
     interactive: bool
+    own_terminal: bool
     check: bool
     tolerate: str | None
     stdin: str | None
@@ -153,6 +157,11 @@ class Runner:
         if not step.interactive:
             proc = process.run(list(step.argv), cwd=step.cwd, env=step.env, input=step.stdin, check=False)
             return Result(proc.returncode, proc.stdout, proc.stderr)
+        if step.own_terminal:
+            from git_airlock import ptyrelay
+
+            status = ptyrelay.run(list(step.argv), step.cwd, process.scrubbed_env(step.env), started)
+            return Result(status, "", "")
         try:
             child = subprocess.Popen(list(step.argv), cwd=step.cwd, env=process.scrubbed_env(step.env))
         except FileNotFoundError as exc:

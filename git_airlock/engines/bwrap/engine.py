@@ -124,7 +124,7 @@ class BwrapEngine(Engine):
         check_installed(spec, paths)
         command = [agent.executable, *agent.leading_args(env), *agent_args]
         argv = agent_argv(spec.name, meta, env, command, spec)
-        return plan, Step(tuple(argv), interactive=True, check=False)
+        return plan, Step(tuple(argv), interactive=True, own_terminal=True, check=False)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -162,7 +162,7 @@ class BwrapEngine(Engine):
         gate.plan_config(plan, name, agent.hosts, meta.get("network") or "deny-all", {}, {})
         env = sandbox_environment(meta, None, agent)
         argv = agent_argv(name, meta, env, ["bash"])
-        return plan.extend(Plan([Step(tuple(argv), interactive=True, check=False)]))
+        return plan.extend(Plan([Step(tuple(argv), interactive=True, own_terminal=True, check=False)]))
 
     def stop_plan(self, name: str) -> Plan:
         tag = marker(name, self._meta(name))
