@@ -60,6 +60,15 @@ def bench_env(tmp: Path) -> dict[str, str]:
     }
 
 
+def trusting(env: dict[str, str], tmp: Path) -> dict[str, str]:
+    """``env`` in which plain git reads a sandbox's clone directly (the comparison, never what git-airlock
+    does): the clone belongs to the sandbox root's uid, which git refuses unless ``safe.directory``
+    (read from global configuration only) says otherwise."""
+    config = tmp / "trusting.gitconfig"
+    config.write_text("[safe]\n\tdirectory = *\n")
+    return {**env, "GIT_CONFIG_GLOBAL": str(config)}
+
+
 def bench_repo(tmp: Path, commits: int) -> tuple[dict[str, str], Path]:
     """The benchmark's environment (see :func:`bench_env`) and a repository of ``commits`` commits in ``tmp``."""
     env = bench_env(tmp)
@@ -111,7 +120,7 @@ def main() -> None:
                         ["git", "diff", "--stat", "main...FETCH_HEAD"],
                     ],
                     copy,
-                    env,
+                    trusting(env, tmp),
                 )
             )
             shutil.rmtree(copy)

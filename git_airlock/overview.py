@@ -34,6 +34,8 @@ class Row:
     """Committer time of the tip (the agent's clock)."""
     conflicts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Against ``current`` (your branch) and each other sandbox: the paths that would conflict."""
+    layer_bytes: int | None = None
+    """What its own system layer takes on disk (what the agent installed); None without one."""
 
     @property
     def leftover(self) -> bool:
@@ -80,6 +82,7 @@ def gather(app: App, forecast: bool = True) -> list[Row]:
                 branch=pick,
                 tip=tip,
                 last_commit=when,
+                layer_bytes=state.layer_bytes if state else None,
             )
         )
     _count(git, rows, head)

@@ -31,8 +31,17 @@ TOOLING_PRESETS: dict[str, tuple[str, ...]] = {
     "npm": ("registry.npmjs.org", "*.npmjs.org"),
     "pypi": ("pypi.org", "files.pythonhosted.org"),
     "github": ("github.com", "*.github.com", "*.githubusercontent.com"),
+    "debian": (
+        "deb.debian.org",
+        "security.debian.org",
+        "archive.ubuntu.com",
+        "security.ubuntu.com",
+        "ports.ubuntu.com",
+    ),
 }
-"""Package registries and GitHub: allowed in balanced mode next to the agent's own hosts."""
+"""Package registries and GitHub: allowed in balanced mode next to the agent's own hosts. ``debian`` is what
+apt needs inside a sandbox, of which the agent is root: Debian's and Ubuntu's archives (their mirrors over
+HTTP on port 80, as apt's default sources name them; apt checks what it fetches against its keys)."""
 
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"

@@ -117,3 +117,13 @@ def page(text: str) -> None:
         return
     with contextlib.suppress(BrokenPipeError):
         proc.communicate(text.encode("utf-8", "replace"))
+
+
+def human_bytes(count: int) -> str:
+    """``512 B``, ``12 KiB``, ``3.4 MiB``: a size as people read it."""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit in ("B", "KiB") or size >= 100 else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

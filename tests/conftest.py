@@ -8,6 +8,7 @@ entry point through git's subcommand mechanism.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from people import Person, another, make_user, remove_user, system_python_matches
 
 FAKES = Path(__file__).parent / "fakes"
 SETTING_VARS = (
@@ -145,6 +147,35 @@ def snapshot(repo: Path) -> dict[str, str]:
     }
 
 
+@pytest.fixture(scope="session")
+def ordinary_user() -> Iterator[Person]:
+    """A user the suite creates (``useradd``), with /dev/fuse usable as udev makes it (mode 0666)."""
+    if os.getuid() != 0:
+        pytest.skip("creating a user needs root (CI runs the suite as root)")
+    assert system_python_matches(), "the system's python3 must match the suite's Python to run this checkout"
+    fuse = Path("/dev/fuse")
+    mode = stat.S_IMODE(fuse.stat().st_mode) if fuse.exists() else None
+    if mode is not None:
+        fuse.chmod(0o666)
+    person = make_user()
+    try:
+        yield person
+    finally:
+        remove_user(person)
+        if mode is not None:
+            fuse.chmod(mode)
+
+
+@pytest.fixture(params=["suite", "user"])
+def person(request: pytest.FixtureRequest, hermetic: Env) -> Person:
+    """Whoever runs the suite (root, in CI), then an ordinary user: the two map a sandbox's uids differently."""
+    if request.param == "suite":
+        me = Person(os.environ.get("USER", "root"), os.getuid(), os.getgid(), hermetic.tmp)
+        me.prepare()
+        return me
+    return another(request.getfixturevalue("ordinary_user"), hermetic.tmp.name)
+
+
 @pytest.fixture
 def project(git_repo) -> Path:
     """A real repository (pytest-git's ``git_repo``) with one commit on main."""
@@ -206,6 +237,33 @@ def run_in_sandbox(project: Path, name: str, script: str, *flags: str, env: dict
     return airlock(
         "--engine", "bwrap", "--agent", "shell", "--name", name, *flags, "up", "--", "-c", script, cwd=project, env=env
     )
+
+
+def up_shell(name: str) -> list[str]:
+    """`git airlock up` of a bwrap sandbox whose shell agent runs the script that follows."""
+    return ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", name, "up", "--", "-c"]
+
+
+@contextlib.contextmanager
+def running_agent(
+    project: Path, name: str, script: str, env: dict | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """`up` of a bwrap sandbox whose agent runs ``script``: the block runs once it printed "ready"
+    (it then waits on its input), and the agent is let go when the block ends."""
+    agent = subprocess.Popen(
+        [*up_shell(name), script],
+        cwd=project,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert agent.stdout is not None and agent.stdout.readline() == "ready\n"  # the agent is running
+        yield agent
+    finally:
+        agent.communicate("go\n", timeout=60)
 
 
 def sandbox_names(project: Path) -> list[str]:

@@ -8,6 +8,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -211,14 +212,21 @@ def test_dry_run_prints_the_bwrap_command(project: Path, hermetic: Env) -> None:
     last = result.stdout.strip().splitlines()[-1]
     argv = shlex.split(last)
     assert argv[1:3] == ["-m", "git_airlock.egress.supervise"] and argv[4] == "--"  # the egress gate (balanced)
-    argv = argv[argv.index("unshare") :]
-    assert argv[:5] == ["unshare", "--user", "--map-root-user", "--mount", "--"]
-    assert argv[5:7] == ["sh", "-c"] and argv[7].startswith("mount -t overlay overlay")
-    argv = argv[argv.index("bwrap") :]
+    argv = argv[5:]  # then the sandbox's own user namespace, its layers mounted, before bwrap
+    assert os.path.realpath(argv[0]) == os.path.realpath(sys.executable) and argv[1:3] == ["-I", "-S"]
+    assert argv[3].endswith("engines/bwrap/enter.py") and argv[5] == "--"
+    spec = json.loads(argv[4])
+    assert 0 not in [outside for _, outside, _ in spec["uid_map"]]  # nothing of it is root on the host
+    mounted = [target for _, target, *_ in spec["overlays"]]
+    assert str(data_dir(hermetic, "dr") / "merged") in mounted  # its working tree
+    assert str(data_dir(hermetic, "dr") / "system" / "mnt" / "usr") in mounted  # its own /usr
+    argv = argv[6:]
     assert argv[:2] == ["bwrap", "--die-with-parent"]
-    assert "--unshare-net" in argv and "--clearenv" in argv
-    binds = [argv[i + 1 : i + 3] for i, arg in enumerate(argv) if arg == "--ro-bind"]
-    assert [str(project), str(project)] in binds and [str(project), "/run/sandbox/source"] in binds
+    assert "--unshare-net" in argv and "--clearenv" in argv and "--unshare-user" not in argv
+    binds = [argv[i + 1 : i + 3] for i, arg in enumerate(argv) if arg in ("--ro-bind", "--bind")]
+    source = str(data_dir(hermetic, "dr") / "source") if os.getuid() == 0 else str(project)  # root: an id-mapped view
+    assert [source, str(project)] in binds and [source, "/run/sandbox/source"] in binds
+    assert [str(data_dir(hermetic, "dr") / "system" / "mnt" / "usr"), "/usr"] in binds
     assert argv[-9:] == [
         "--",
         "python3",

@@ -6,6 +6,8 @@ These machines run the suite as root, which is the case where a mistake costs mo
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
 import pty
 import re
@@ -17,8 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from people import SYSTEM_PYTHON, Person
 
-from conftest import Env, airlock, data_dir, git, run_in_sandbox, sandbox_file, snapshot
+from conftest import Env, airlock, data_dir, git, run_in_sandbox, running_agent, sandbox_file
 
 
 def probe_lines(hermetic: Env, name: str) -> dict[str, str]:
@@ -128,17 +131,21 @@ def test_interactive_shell_keeps_job_control(project: Path, hermetic: Env) -> No
         terminal.close()
 
 
-# -- 2. root's capabilities --------------------------------------------------------------------------
+# -- 2. root inside, nobody on the host -------------------------------------------------------------
 
-CAPABILITIES = """\
+ROOT_INSIDE = """\
 repo={repo}
 {{
   echo "uid: $(id -u)"
-  echo "caps: $(awk '/^CapEff/ {{print $2}}' /proc/self/status)"
+  echo "uid-map: $(awk '{{print $2}}' /proc/self/uid_map | tr '\\n' ' ')"
   echo "umount-config: $(umount .git/config 2>/dev/null && echo done || echo refused)"
-  echo "remount-repo: $(mount -o remount,rw,bind "$repo" 2>/dev/null && echo done || echo refused)"
+  remount='mount -o remount,rw,bind "$0" && touch "$0/pwned"'
+  echo "remount-repo: $(sh -c "$remount" "$repo" 2>/dev/null && echo done || echo refused)"
+  echo "write-repo: $(touch "$repo/pwned" /run/sandbox/source/pwned 2>/dev/null && echo done || echo refused)"
   echo "nested-remount: $(unshare -Urm sh -c "mount -o remount,rw,bind $repo" 2>/dev/null && echo done || echo refused)"
-  echo "remount-usr: $(mount -o remount,rw,bind /usr 2>/dev/null && echo done || echo refused)"
+  echo "mount-tmpfs: $(mount -t tmpfs none /mnt 2>/dev/null && echo done || echo refused)"
+  echo "remount-usr-ro: $(mount -o remount,ro,bind /usr 2>/dev/null && echo done || echo refused)"
+  echo "usr: $(echo pwned > /usr/bin/airlock-escape-probe && echo written-to-its-layer || echo refused)"
   echo "hook: $(echo 'touch /tmp/pwned' > "$repo/.git/hooks/post-checkout" 2>/dev/null && echo planted || echo refused)"
   burst=/proc/sys/kernel/printk_ratelimit_burst  # written back unchanged: success alone is the break
   value=$(cat $burst)
@@ -146,9 +153,14 @@ repo={repo}
   echo "sysrq: $([ -w /proc/sysrq-trigger ] && echo writable || echo refused)"
   echo "userns: $(unshare -U true 2>/dev/null && echo made || echo refused)"
   echo "cgroupns: $(unshare -Ucmr --cgroup true 2>/dev/null && echo made || echo refused)"
+  echo "mountns: $(unshare -m true 2>/dev/null && echo made || echo refused)"
   echo "keyring: $(python3 -c {keyring} 2>/dev/null || echo refused)"
+  echo "module: $(python3 -c {module} 2>/dev/null || echo refused)"
+  echo "raw-socket: $(python3 -c {raw} 2>/dev/null || echo refused)"
   echo "proc-keys: $(cat /proc/keys > /dev/null 2>&1 && echo read || echo refused)"
   echo "proc-slabinfo: $(head -1 /proc/slabinfo > /dev/null 2>&1 && echo read || echo refused)"
+  echo "shadow: $(grep -c . /etc/shadow 2>/dev/null)"
+  cp /bin/sh suid-sh && chmod 4755 suid-sh && echo "setuid: $(stat -c %a suid-sh)"
   # last: once its /dev/null is mode 000, the sandbox's own redirections to it fail
   echo "touch-null: $(touch -d 2001-01-01 /dev/null 2>/dev/null && echo done || echo refused)"
   echo "chmod-null: $(chmod 000 /dev/null 2>/dev/null && echo done || echo refused)"
@@ -165,6 +177,28 @@ buffer = ctypes.create_string_buffer(64)
 libc.syscall(keyctl, 11, found, buffer, 64)  # KEYCTL_READ
 print("read", buffer.value.decode())
 """
+MODULE = """\
+import ctypes, errno, platform
+init_module = {"x86_64": 175, "aarch64": 105}[platform.machine()]
+libc = ctypes.CDLL(None, use_errno=True)
+image = ctypes.create_string_buffer(b"\\x7fELF" + bytes(60))  # not a module: only the permission is tried
+if libc.syscall(init_module, image, 64, b"") == -1 and ctypes.get_errno() in (errno.EPERM, errno.ENOSYS):
+    raise SystemExit(1)  # ENOSYS: a kernel without modules, which no sandbox could load either
+print("loaded or tried: errno", ctypes.get_errno())
+"""
+RAW = """\
+import socket
+kinds = ((socket.AF_PACKET, socket.SOCK_RAW, 0), (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP))
+for family, kind, proto in kinds:
+    try:
+        socket.socket(family, kind, proto).close()
+        print("opened", family)
+        break
+    except PermissionError:
+        continue
+else:
+    raise SystemExit(1)
+"""
 HOST_KEYRING = """\
 import ctypes, os, platform, sys
 numbers = {"x86_64": (248, 250), "aarch64": (217, 219)}[platform.machine()]
@@ -175,38 +209,137 @@ os.execvp(sys.argv[1], sys.argv[1:])
 """
 
 
-def test_no_capabilities_and_no_uid_0_even_for_root(project: Path, hermetic: Env) -> None:
-    """Also the powers the sandbox user would have through being host uid 0 when git-airlock runs as root."""
-    before = snapshot(project)
+def test_root_inside_holds_no_power_over_the_host(person: Person, hermetic: Env) -> None:
+    """The agent is root of its sandbox: every power that would reach the host, or escape the sandbox's
+    own namespaces, is tried for real, as root (where a mistake would cost most) and as an ordinary user."""
+    project = person.project()
+    before = person_snapshot(person, project)
     null_before = os.stat("/dev/null")
-    script = CAPABILITIES.format(repo=shlex.quote(str(project)), keyring=shlex.quote(KEYRING))
+    usr_before = Path("/usr/bin/airlock-escape-probe").exists()
+    script = ROOT_INSIDE.format(
+        repo=shlex.quote(str(project)), keyring=shlex.quote(KEYRING), module=shlex.quote(MODULE), raw=shlex.quote(RAW)
+    )
     argv = ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", "caps", "up", "--", "-c", script]
+    python = sys.executable if person.is_root else SYSTEM_PYTHON
     try:
         # the user's session keyring holds a key, as after a login through pam_keyinit
-        result = subprocess.run(
-            [sys.executable, "-c", HOST_KEYRING, *argv],
-            cwd=project,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-        )
+        result = person.run([python, "-c", HOST_KEYRING, *argv], project)
         assert result.returncode == 0, result.stderr
-        found = probe_lines(hermetic, "caps")
+        lines = (person.data_dir("caps") / "upper" / "probe.txt").read_text().splitlines()
+        found = dict(line.split(": ", 1) for line in lines)
     finally:
         null_after = os.stat("/dev/null")
         if stat.S_IMODE(null_after.st_mode) != stat.S_IMODE(null_before.st_mode):
             os.chmod("/dev/null", stat.S_IMODE(null_before.st_mode))  # undo the attack before failing
-    assert found["uid"] == "1000"
-    assert found["caps"] == "0000000000000000"
-    for attempt in ("umount-config", "remount-repo", "nested-remount", "remount-usr", "hook", "sysctl", "sysrq"):
-        assert found[attempt] == "refused", attempt
-    assert found["userns"] == found["cgroupns"] == "refused"  # a nested user namespace would hold every capability
-    assert found["keyring"] == "refused"
-    assert found["proc-keys"] == found["proc-slabinfo"] == "refused"  # root's alone: the machine's keys, its memory
+    assert found["uid"] == "0"  # root of its own system
+    host_uids = [int(uid) for uid in found["uid-map"].split()]
+    assert 0 not in host_uids
+    for attempt in (
+        "umount-config",
+        "remount-repo",
+        "write-repo",
+        "nested-remount",
+        "mount-tmpfs",
+        "remount-usr-ro",
+        "hook",
+        "sysctl",
+        "sysrq",
+        "userns",
+        "cgroupns",
+        "mountns",
+        "keyring",
+        "module",
+        "raw-socket",
+        "proc-keys",
+        "proc-slabinfo",
+        "touch-null",
+        "chmod-null",
+    ):
+        assert found[attempt] == "refused", (attempt, found[attempt])
+    assert found["usr"] == "written-to-its-layer"  # its own /usr: the host's stays as it was
+    assert Path("/usr/bin/airlock-escape-probe").exists() == usr_before
+    assert found["shadow"] != "" and "hunter" not in found["shadow"]  # its own users, not the host's
     assert stat.S_IMODE(null_after.st_mode) == stat.S_IMODE(null_before.st_mode)
     assert null_after.st_mtime == null_before.st_mtime
     assert not (project / ".git" / "hooks" / "post-checkout").exists()
-    assert snapshot(project) == before
+    assert not (project / "pwned").exists()
+    assert person_snapshot(person, project) == before
+    # what it made is its own uid's on the host: a setuid binary too, never root's
+    meta = json.loads((person.data_dir("caps") / "meta.json").read_text())
+    root = meta["ids"]["uid"][0][1]
+    assert root != 0
+    for made in ("probe.txt", "suid-sh"):
+        info = (person.data_dir("caps") / "upper" / made).stat()
+        assert (info.st_uid, info.st_gid) == (root, meta["ids"]["gid"][0][1]), made
+    assert found["setuid"] == "4755"
+    assert (person.data_dir("caps") / "upper" / "suid-sh").stat().st_mode & stat.S_ISUID  # set, harmless: not root's
+
+
+def person_snapshot(person: Person, repo: Path) -> dict[str, str]:
+    """What the attacks must leave alone in ``person``'s repository: refs, HEAD, index, files, hooks."""
+    files = {
+        str(path.relative_to(repo)): path.read_bytes().hex()
+        for path in sorted(repo.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(repo).parts
+    }
+    files["hooks"] = " ".join(sorted(path.name for path in (repo / ".git" / "hooks").glob("*")))
+    return {
+        "refs": person.git(repo, "for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/tags"),
+        "status": person.git(repo, "status", "--porcelain=v1", "--untracked-files=all"),
+        "files": json.dumps(files),
+    }
+
+
+def test_one_sandbox_cannot_reach_anothers_layer(project: Path, hermetic: Env) -> None:
+    """Sandbox b keeps a secret in its system layer and HOME while it runs; sandbox a, root inside, looks
+    for it everywhere it could be: the host's paths of b's layer and HOME, b's processes and their roots."""
+    b = data_dir(hermetic, "b")
+    keep = "mkdir -p /usr/local/share && echo b-secret > /usr/local/share/b-secret; echo b-secret > ~/b-secret; "
+    with running_agent(project, "b", keep + "echo ready; read line"):
+        paths = [
+            b / "system" / "upper" / "usr" / "local" / "share" / "b-secret",
+            b / "system" / "mnt" / "usr" / "local" / "share" / "b-secret",
+            b / "home" / "b-secret",
+        ]
+        look = " ".join(shlex.quote(str(path)) for path in paths)
+        script = (
+            f"{{ cat {look} /proc/[0-9]*/root/usr/local/share/b-secret /proc/[0-9]*/cwd/b-secret 2>/dev/null; "
+            "grep -rls b-secret /usr/local /home /root /tmp /run /etc /mnt 2>/dev/null; "
+            f"echo x > {shlex.quote(str(paths[0]))} 2>/dev/null && echo wrote; "
+            "ls /proc | grep -c '^[0-9]'; } > found.txt"
+        )
+        assert run_in_sandbox(project, "a", script).returncode == 0
+    lines = sandbox_file(hermetic, "a", "found.txt").read_text().split()
+    assert "b-secret" not in lines and "wrote" not in lines, lines
+    assert int(lines[-1]) < 20  # its own processes only: b's are not in its PID namespace
+    assert paths[0].read_text() == "b-secret\n"
+
+
+INOTIFY = """\
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+held = []
+while True:
+    fd = libc.inotify_init1(0)
+    if fd < 0:
+        break
+    held.append(fd)
+print("ready", flush=True)  # the helper reads one line: keep the count for the file
+open("held.txt", "w").write(str(len(held)))
+sys.stdin.readline()
+"""
+
+
+def test_the_agent_cannot_exhaust_roots_inotify_instances(project: Path, hermetic: Env) -> None:
+    """Kernel limits per user (fs.inotify.max_user_instances) are the sandbox's own, not the user's."""
+    script = f"python3 -c {shlex.quote(INOTIFY)}"
+    libc = ctypes.CDLL(None, use_errno=True)
+    with running_agent(project, "inotify", script):
+        fd = libc.inotify_init1(0)  # the host user's own watchers still get theirs while the agent holds all
+        assert fd >= 0, os.strerror(ctypes.get_errno())
+        os.close(fd)
+    held = int(sandbox_file(hermetic, "inotify", "held.txt").read_text())
+    assert held >= int(Path("/proc/sys/fs/inotify/max_user_instances").read_text()) - 8  # it did take them all
 
 
 # -- 3. another repository's history through fetch ---------------------------------------------------

@@ -69,7 +69,8 @@ def test_ls_text_shows_the_matrix_and_left_over_refs(project: Path, hermetic: En
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
     assert lines[0].split() == [
-        *("sandbox", "engine", "agent", "state", "tmux", "branch", "ahead", "unreviewed", "last", "commit", "policy")
+        *("sandbox", "engine", "agent", "state", "tmux", "branch", "ahead", "unreviewed", "last", "commit", "policy"),
+        "layer",
     ]
     assert lines[3].split()[:5] == ["c", "bwrap", "shell", "gone", "(refs"]
     matrix = lines[lines.index("") + 1 :]

@@ -3,22 +3,15 @@ other refs. Real bwrap sandboxes and the sbx emulator; every byte is checked on 
 
 from __future__ import annotations
 
-import contextlib
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import Env, airlock, data_dir, files_holding, git, run_in_sandbox, write_agent
+from conftest import Env, airlock, data_dir, files_holding, git, run_in_sandbox, running_agent, write_agent
 
 G = "git -c user.name=agent -c user.email=agent@example.com"
-
-
-def up_shell(name: str) -> list[str]:
-    """`git airlock up` of a bwrap sandbox whose shell agent runs the script that follows."""
-    return ["git", "airlock", "--engine", "bwrap", "--agent", "shell", "--name", name, "up", "--", "-c"]
 
 
 MESS = f"""\
@@ -177,25 +170,6 @@ def test_a_link_in_the_work_tree_is_never_followed(project: Path, hermetic: Env,
     worktree = kept_prefix(saved.stderr, "links") + "worktree"
     assert git(project, "cat-file", "-p", f"{worktree}:trap") == target
     assert outside.read_text() == "host secret\n"
-
-
-@contextlib.contextmanager
-def running_agent(project: Path, name: str, script: str) -> Iterator[subprocess.Popen[str]]:
-    """`up` of a bwrap sandbox whose agent runs ``script``: the block runs once it printed "ready"
-    (it then waits on its input), and the agent is let go when the block ends."""
-    agent = subprocess.Popen(
-        [*up_shell(name), script],
-        cwd=project,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert agent.stdout is not None and agent.stdout.readline() == "ready\n"  # the agent is running
-        yield agent
-    finally:
-        agent.communicate("go\n", timeout=60)
 
 
 def test_save_while_the_agent_runs(project: Path, hermetic: Env) -> None:

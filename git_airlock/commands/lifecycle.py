@@ -15,7 +15,7 @@ from git_airlock.app import App
 from git_airlock.commands import app_of, pass_app
 from git_airlock.commands._shared import confirm
 from git_airlock.commands.agentargs import AgentCommand, agent_args
-from git_airlock.engines.base import SandboxSpec
+from git_airlock.engines.base import DID_NOT_START, SandboxSpec
 from git_airlock.errors import AirlockError, UsageError
 from git_airlock.gitcmd import Git
 from git_airlock.locks import forget
@@ -130,6 +130,9 @@ def _launch(
         app.dry_run,
     )
     setup, agent_step = engine.launch(spec, agent_args, seeds, exists=state is not None)
+    if state is not None:
+        for note in engine.start_notes(sandbox):
+            app.info(f"note: {note}")
     new = state is None and location is not None
     try:
         if new:
@@ -181,7 +184,8 @@ def up_command(ctx: click.Context, yes: bool) -> None:
     """
     app = app_of(ctx)
     agent = get_agent(app.settings.agent)
-    _start(app, agent, agent_args(ctx), yes, "up")
+    if _start(app, agent, agent_args(ctx), yes, "up") == DID_NOT_START:
+        ctx.exit(DID_NOT_START)  # the sandbox said why; the agent's own exit status is not up's
 
 
 @click.command("run", cls=AgentCommand)

@@ -10,7 +10,7 @@ import click
 from git_airlock.app import App
 from git_airlock.commands import pass_app
 from git_airlock.overview import CURRENT, Row, gather
-from git_airlock.terminal import sanitize_line
+from git_airlock.terminal import human_bytes, sanitize_line
 
 
 @click.command("ls")
@@ -55,18 +55,21 @@ def _as_json(row: Row) -> dict[str, object]:
         "unreviewed": row.unreviewed,
         "last_commit": row.last_commit,
         "policy": row.policy or None,
+        "layer_bytes": row.layer_bytes,
         "conflicts": {other: list(paths) for other, paths in row.conflicts.items()},
     }
 
 
 def _table(rows: list[Row]) -> None:
-    header = ("sandbox", "engine", "agent", "state", "tmux", "branch", "ahead", "unreviewed", "last commit", "policy")
-    lines = [header]
+    header: tuple[str, ...] = ("sandbox", "engine", "agent", "state", "tmux", "branch", "ahead", "unreviewed")
+    header += ("last commit", "policy", "layer")
+    lines: list[tuple[str, ...]] = [header]
     for row in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(row.last_commit)) if row.last_commit else "-"
         state = "gone (refs left)" if row.leftover else row.state
         cells = (row.name, row.engine, row.agent or "?", state, row.tmux or "-", row.branch or "-")
-        lines.append((*cells, str(row.ahead), str(row.unreviewed), when, row.policy or "-"))
+        layer = human_bytes(row.layer_bytes) if row.layer_bytes is not None else "-"
+        lines.append((*cells, str(row.ahead), str(row.unreviewed), when, row.policy or "-", layer))
     widths = [max(len(sanitize_line(line[i])) for line in lines) for i in range(len(header))]
     for line in lines:
         click.echo(

@@ -42,6 +42,8 @@ class GateConfig(_GateBasics, total=False):
 
     resolve: dict[str, str]
     services: dict[str, Endpoint]
+    owner: list[int]
+    """The sandbox root's host uid and gid, when the socket must be given to it (it connects as them)."""
     deny: list[str]
     allow_all: bool
 
@@ -81,6 +83,8 @@ def serve(config: GateConfig, max_connections: int, started: threading.Event) ->
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(config["socket"])
         os.chmod(config["socket"], 0o600)
+        if config.get("owner"):
+            os.chown(config["socket"], *config["owner"])
         listener.listen(128)
         serving = asyncio.ensure_future(proxy.serve(listener, handoff=True))
         started.set()

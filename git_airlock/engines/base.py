@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from git_airlock.modes import NetworkPolicy
 
 
+DID_NOT_START = 125
+"""The exit status of an agent's step whose sandbox could not be started (it said why): the agent never ran.
+``docker run`` answers the same when its container cannot start."""
+
+
 @dataclass(frozen=True)
 class SandboxState:
     name: str
@@ -30,6 +35,8 @@ class SandboxState:
     agent: str = ""
     detail: str = ""
     """Engine-specific facts for `status` (processes, clone path)."""
+    layer_bytes: int | None = None
+    """Bytes the sandbox's own system layer takes on the host's disk (None: the engine keeps none there)."""
 
     @property
     def running(self) -> bool:
@@ -130,6 +137,10 @@ class Engine(ABC):
         """The sandbox ``name`` back to ``mode`` (the configured default); no other sandbox changes."""
 
     # -- optional, with what an engine without it does -------------------------
+
+    def start_notes(self, name: str) -> list[str]:
+        """What ``up`` says about the sandbox before it starts it (``status`` shows them too)."""
+        return []
 
     def fetch_note(self, running: bool) -> str | None:
         """What to tell the user before a fetch (e.g. that a stopped sandbox is started for it)."""

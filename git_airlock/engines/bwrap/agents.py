@@ -58,7 +58,7 @@ class Store:
         spec = f"{package}@latest" if update else package
         plan = Plan().call(f"create {self.prefix}", lambda: os.makedirs(self.prefix, mode=0o755, exist_ok=True))
         plan.add(["npm", "install", "--global", "--prefix", self.prefix, "--ignore-scripts", *NPM_FLAGS, spec])
-        plan.call("prepare the sandbox that runs the package's install scripts", lambda: confine.prepare(self))
+        plan.call("prepare the sandbox that runs the package's install scripts", lambda: confine.prepare_offline(self))
         rebuild = [
             *confine.offline(self, 512 * 1024 * 1024, ["--bind", self.prefix, self.prefix]),
             "npm",

@@ -1,11 +1,11 @@
 """The agent's sandbox: the whole command line that starts it.
 
-On top of what every sandbox gets (``confine``): the host repository
-read-only at its own path and at ``/run/sandbox/source``, the clone
-read-write at ``/workspace/<repo>`` (its ``.git/config`` read-only), the
-persistent HOME at ``/home/agent``, an empty environment plus a few
-variables, and, unless the policy is ``allow-all``, a network namespace of
-its own whose only way out is the egress gate.
+On top of what every sandbox gets (``confine``): its own system layer (``system``)
+in place of the host's system, the host repository read-only at its own path and
+at ``/run/sandbox/source``, the clone read-write at ``/workspace/<repo>`` (its
+``.git/config`` read-only), the persistent HOME at ``/home/agent``, an empty
+environment plus a few variables, and, unless the policy is ``allow-all``, a
+network namespace of its own whose only way out is the egress gate.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import tempfile
 
 from git_airlock.agents import Agent
 from git_airlock.engines.base import SandboxSpec
-from git_airlock.engines.bwrap import confine, overlay
+from git_airlock.engines.bwrap import confine, overlay, userns
 from git_airlock.engines.bwrap.agents import Store
-from git_airlock.engines.bwrap.clone import SOURCE, mounts, workspace
+from git_airlock.engines.bwrap.clone import SOURCE, mounts, repository_source, repository_view, workspace
 from git_airlock.engines.bwrap.gate import PROXY_PORT, Gate, handoff_file
 from git_airlock.engines.bwrap.layout import SANDBOX_HOME, SANDBOX_USER, Paths, SandboxMeta, marker
 from git_airlock.engines.bwrap.processes import MARKER
+from git_airlock.engines.bwrap.system import Layer
 
 DEFAULT_TMP_SIZE = 2 * 1024**3
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
@@ -64,21 +65,32 @@ def agent_argv(
     repo = spec.repo_root if spec else meta.get("repo", "")
     tmp_size = spec.tmp_size if spec else meta.get("tmp_size") or DEFAULT_TMP_SIZE
     gate = Gate(name, marker(name, meta)) if _gated(meta, spec) else None
-    prefix = overlay.sandbox_prefix(paths, meta)
+    ids = userns.of_sandbox(meta)
+    layer = Layer(paths.root)
+    layered = meta.get("system", "none") != "none"
+    mounts_spec = overlay.combine(
+        repository_view(paths, repo, ids),
+        overlay.mounts(paths, meta, ids),
+        layer.mounts(meta.get("system", "none"), ids) if layered else {},
+    )
+    prefix: list[str] = []
     if gate:
         # the sandbox has no network; its only way out is the gate, through a socket bound into it
-        prefix = [sys.executable, "-m", "git_airlock.egress.supervise", gate.config, "--", *prefix]
+        prefix = [sys.executable, "-m", "git_airlock.egress.supervise", gate.config, "--"]
         handoff = ["python3", "/run/airlock-handoff.py", str(PROXY_PORT), "/run/airlock/egress.sock", "--"]
         command = [*handoff, *command]
     argv = [
         *confine.namespaces(
-            network=_network(meta, spec) == "allow-all", terminal=True, hostname=f"airlock-{name}"[:63].rstrip("-.")
+            network=_network(meta, spec) == "allow-all",
+            terminal=True,
+            hostname=hostname(name),
+            capabilities=confine.AGENT_CAPABILITIES,
         ),
-        *confine.system(paths),
-        *confine.scratch(tmp_size, confine.own_devices(paths)),
+        *(layer.binds() + confine.links() if layered else confine.system(paths)),
+        *confine.scratch(tmp_size, None),
         *mounts(paths, meta, repo, writable=True),
         "--ro-bind",
-        repo,
+        repository_source(paths, repo, ids),
         SOURCE,
         *_source_config_mounts(paths, repo),
         *Store().mounts(),
@@ -94,7 +106,12 @@ def agent_argv(
     for key, value in env.items():
         argv += ["--setenv", key, value]
     argv += ["--setenv", MARKER, marker(name, meta), "--", *command]
-    return [*prefix, *confine.with_filter(argv)]
+    return [*prefix, *confine.entered(ids, mounts_spec, argv)]
+
+
+def hostname(name: str) -> str:
+    """The sandbox's host name: ``airlock-<name>``, cut to what a host name may hold."""
+    return f"airlock-{name}"[:63].rstrip("-.")
 
 
 SOURCE_CONFIG_KEYS = re.compile(

@@ -28,7 +28,7 @@ import os
 import shlex
 
 from git_airlock import process
-from git_airlock.engines.bwrap import confine, overlay
+from git_airlock.engines.bwrap import confine, overlay, userns
 from git_airlock.engines.bwrap.layout import Paths, SandboxMeta
 from git_airlock.errors import AirlockError
 from git_airlock.plan import Step
@@ -62,7 +62,7 @@ def mounts(
     tree = paths.merged if meta.get("layout") == "overlay" else paths.clone
     inside = workspace(repo)
     return [
-        *host_repository(repo),
+        *host_repository(repo, repository_source(paths, repo, userns.from_meta(meta))),
         "--bind" if writable else "--ro-bind",
         tree,
         inside,
@@ -75,11 +75,22 @@ def mounts(
     ]
 
 
-def host_repository(repo: str) -> list[str]:
-    """The host repository, read-only at its own path (the clone's alternates name its objects),
-    with its ``.git/config`` hidden: it may hold credentials (``http.*.extraheader``, a remote's
-    URL with a token), and code that runs here comes from the agent's clone."""
-    mounts = ["--ro-bind", repo, repo]
+def repository_source(paths: Paths, repo: str, ids: userns.IdMap | None) -> str:
+    """Where bwrap binds the host repository from: for root, a read-only view of it in which its files
+    belong to the sandbox's root (root's repository may be a folder only root may enter), else itself."""
+    return paths.repo_view if ids and ids.root else repo
+
+
+def repository_view(paths: Paths, repo: str, ids: userns.IdMap) -> dict[str, list[list[str]]]:
+    """``enter.py``'s mount of that view (nothing where the repository is the user's own)."""
+    return {"views": [[repo, paths.repo_view]]} if ids.root and repo else {}
+
+
+def host_repository(repo: str, source: str) -> list[str]:
+    """The host repository (bound from ``source``), read-only at its own path (the clone's alternates name
+    its objects), with its ``.git/config`` hidden: it may hold credentials (``http.*.extraheader``, a
+    remote's URL with a token), and code that runs here comes from the agent's clone."""
+    mounts = ["--ro-bind", source, repo]
     if os.path.isfile(os.path.join(repo, ".git", "config")):
         mounts += ["--ro-bind", "/dev/null", os.path.join(repo, ".git", "config")]
     return mounts
@@ -119,7 +130,7 @@ def _shell_argv(
     bwrap = [
         *confine.namespaces(network=False, terminal=False),
         *confine.system(paths),
-        *confine.scratch(TOOL_TMP_SIZE, confine.own_devices(paths)),
+        *confine.scratch(TOOL_TMP_SIZE, None),
         *mounts(paths, meta, repo, writable=writable, git_writable=git_writable),
         "--chdir",
         inside,
@@ -130,7 +141,9 @@ def _shell_argv(
         f"d=.git; {REFUSE_PLANTED}{script}",
         *args,
     ]
-    return [*overlay.sandbox_prefix(paths, meta, read_only=not writable), *confine.with_filter(bwrap)]
+    ids = userns.of_sandbox(meta)
+    tree = overlay.mounts(paths, meta, ids, read_only=not writable)
+    return confine.entered(ids, overlay.combine(repository_view(paths, repo, ids), tree), bwrap)
 
 
 def script_argv(paths: Paths, script: str, args: list[str]) -> list[str]:
@@ -141,8 +154,10 @@ def script_argv(paths: Paths, script: str, args: list[str]) -> list[str]:
 
 def uncommitted(paths: Paths) -> list[str]:
     """Changed paths in the clone's working tree (the agent's work not committed yet)."""
+    from git_airlock.engines.bwrap.start import prepare_host_side
+
     meta = paths.read_meta()
-    confine.prepare(paths)
+    prepare_host_side(paths)
     argv = _tool_argv(
         paths,
         meta,
@@ -175,7 +190,7 @@ SERVE = (
 under its ``.git/modules``)."""
 
 
-def upload_pack_command(paths: Paths, repo: str) -> str:
+def upload_pack_command(paths: Paths, repo: str, ids: userns.IdMap) -> str:
     """The shell command a host-side ``git fetch`` runs (``--upload-pack``) to read the clone.
 
     git appends the path it fetches from, quoted, and runs the line with ``sh``. The sandbox sees
@@ -186,15 +201,16 @@ def upload_pack_command(paths: Paths, repo: str) -> str:
     bwrap = [
         *confine.namespaces(network=False, terminal=False),
         *confine.system(paths),
-        *confine.scratch(TOOL_TMP_SIZE, confine.own_devices(paths)),
-        *host_repository(repo),
+        *confine.scratch(TOOL_TMP_SIZE, None),
+        *host_repository(repo, repository_source(paths, repo, ids)),
         "--ro-bind",
         paths.git_dir,
         paths.git_dir,
         *_environment(_GIT_ENV),
     ]
-    line = shlex.join(bwrap) + ' --setenv GIT_PROTOCOL "${GIT_PROTOCOL:-}" -- '
-    return line + shlex.join(["sh", "-c", SERVE, "upload-pack"]) + confine.filter_redirect()
+    start = confine.entered(ids, repository_view(paths, repo, ids), bwrap)
+    line = shlex.join(start) + ' --setenv GIT_PROTOCOL "${GIT_PROTOCOL:-}" -- '
+    return line + shlex.join(["sh", "-c", SERVE, "upload-pack"])
 
 
 def refusal(what: str) -> str:
@@ -203,14 +219,14 @@ def refusal(what: str) -> str:
     return shlex.join(["sh", "-c", f"echo {shlex.quote(message)} >&2; exit 1"])
 
 
-def remote_settings(remote: str, paths: Paths, repo: str) -> dict[str, str]:
+def remote_settings(remote: str, paths: Paths, repo: str, ids: userns.IdMap) -> dict[str, str]:
     """The host repository's settings for the sandbox's remote, so that no git command reads or writes
     the clone with the user's authority: a fetch (``git fetch``, ``pull``, ``ls-remote``) goes through
     the upload-pack sandbox; a push would run ``git receive-pack`` there, and with it the agent's hooks,
     so it is refused; ``git fetch --all`` leaves the remote alone. (``git archive --remote`` has no such
     setting: README says not to run git on a sandbox's clone by hand.)"""
     return {
-        f"remote.{remote}.uploadpack": upload_pack_command(paths, repo),
+        f"remote.{remote}.uploadpack": upload_pack_command(paths, repo, ids),
         f"remote.{remote}.receivepack": refusal("a sandbox's clone takes no push (its hooks are the agent's)"),
         f"remote.{remote}.skipFetchAll": "true",
     }

@@ -4,17 +4,19 @@ The host runs git over the agent's clone (to fetch, commit, look at uncommitted
 work) only inside a sandbox built from the same pieces as the agent's, so that
 whatever the agent planted in its clone meets the same walls:
 
-- a new user namespace in which the process is uid/gid 1000 and holds no
-  capability (``--cap-drop ALL`` on top: bwrap keeps them for a uid 0), so it
-  can neither undo a read-only mount nor mount anything;
+- the sandbox's own user namespace (``userns``: every uid in it is an unprivileged
+  uid on the host, never root), entered by ``enter.py`` before bwrap starts; in it
+  the agent is root with the capabilities a rootless container's root has, and the
+  host's own work runs as that root with none;
 - new PID, IPC, UTS and cgroup namespaces, and no network unless asked;
-- the seccomp filter of ``seccomp.py`` (no TIOCSTI/TIOCLINUX), read by bwrap
-  from descriptor 3, which a one-line ``sh`` opens just before bwrap starts;
-- system directories and a few harmless ``/etc`` files read-only, and device
-  nodes the sandbox cannot change on the host: the sandbox user maps to the
-  host user, and when that is root, the host's ``/dev/null`` is root's, so a
-  sandbox could ``chmod`` it. For root, the sandbox gets its own nodes, made
-  in its data folder at each start (Docker's approach for its containers).
+- the seccomp filter of ``seccomp.py`` (no TIOCSTI/TIOCLINUX, no nested user
+  namespace), read by bwrap from descriptor 3;
+- the system read-only (or, for the agent, its own layer over it: ``system``),
+  and a few harmless ``/etc`` files.
+
+The host's own sandboxes that run no agent file (rebuilding an agent's package,
+a merge's checks) are made by bwrap alone (``offline``): uid 1000 in a user namespace
+of bwrap's, with device nodes of their own when that uid is root on the host.
 """
 
 from __future__ import annotations
@@ -24,11 +26,28 @@ import os
 import platform
 import shlex
 
-from git_airlock.engines.bwrap import seccomp
-from git_airlock.engines.bwrap.layout import SANDBOX_UID, Place
+from git_airlock.engines.bwrap import seccomp, userns
+from git_airlock.engines.bwrap.layout import Place
 
 BWRAP = "bwrap"
-FILTER_FD = "3"
+FILTER_FD = str(userns.ENTER_FD_FILTER)
+OFFLINE_UID = "1000"
+AGENT_CAPABILITIES = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+)
+"""What root of a rootless podman container holds (its default list): enough for apt, dpkg and services,
+over the sandbox's own uids only. No CAP_SYS_ADMIN (no mount, umount or remount), no CAP_NET_RAW or
+CAP_NET_ADMIN (no raw socket, no route past the gate), no CAP_SYS_MODULE, CAP_SYS_PTRACE or CAP_MKNOD."""
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_ENTRIES = (
     "alternatives",
@@ -115,30 +134,30 @@ def filter_redirect() -> str:
     return f" {FILTER_FD}<{shlex.quote(filter_path())}" if seccomp.supported() else ""
 
 
-def namespaces(*, network: bool, terminal: bool, hostname: str | None = None) -> list[str]:
-    """bwrap and its options for the namespaces, the sandbox user and the filter.
+def namespaces(
+    *, network: bool, terminal: bool, hostname: str | None = None, capabilities: tuple[str, ...] = ()
+) -> list[str]:
+    """bwrap and its options for the namespaces, the capabilities and the filter, in a sandbox ``enter.py``
+    started (already in its own user namespace, as its root).
 
-    ``terminal``: the sandbox shares the user's terminal (an agent or a shell in the foreground),
-    so it keeps it as its controlling terminal for job control, and the filter alone stops
-    TIOCSTI. Other sandboxes start a new session and have no controlling terminal at all.
-    Where no filter can be built (an architecture ``seccomp`` does not know), every sandbox
-    starts a new session: TIOCSTI needs a controlling terminal.
+    ``terminal``: the sandbox runs in the foreground (an agent or a shell), on the pseudo-terminal
+    ``ptyrelay`` gave it, which it keeps as its controlling terminal for job control. Other sandboxes
+    start a new session and have no controlling terminal at all. Where no filter can be built (an
+    architecture ``seccomp`` does not know), every sandbox starts a new session: TIOCSTI needs a
+    controlling terminal.
     """
     argv = [
         BWRAP,
         "--die-with-parent",
-        "--unshare-user",
         "--unshare-pid",
         "--unshare-ipc",
         "--unshare-uts",
         "--unshare-cgroup-try",
-        "--uid",
-        str(SANDBOX_UID),
-        "--gid",
-        str(SANDBOX_UID),
         "--cap-drop",
         "ALL",
     ]
+    for capability in capabilities:
+        argv += ["--cap-add", capability]
     if hostname:
         argv += ["--hostname", hostname]
     if not network:
@@ -150,18 +169,31 @@ def namespaces(*, network: bool, terminal: bool, hostname: str | None = None) ->
     return argv
 
 
-def system(paths: Place) -> list[str]:
-    """Read-only system directories, harmless ``/etc`` files and the sandbox's own passwd/group."""
+def entered(ids: userns.IdMap, mounts: dict[str, list[list[str]]], bwrap_argv: list[str]) -> list[str]:
+    """The whole start of a sandbox over a sandbox's files: ``enter.py`` with its maps and mounts, then bwrap."""
+    spec = {key: value for key, value in mounts.items() if value}
+    return [*userns.prefix(ids, spec, filter_path() if seccomp.supported() else None), *bwrap_argv]
+
+
+def links() -> list[str]:
+    """The system's top folders that are links (a merged ``/usr``: ``/bin -> usr/bin``), as links."""
     argv: list[str] = []
     for top in SYSTEM_DIRS:
         if os.path.islink(top):
             argv += ["--symlink", os.readlink(top), top]
-        elif os.path.isdir(top):
+    return argv
+
+
+def system(paths: Place) -> list[str]:
+    """Read-only system directories, harmless ``/etc`` files and the sandbox's own passwd, group and git config."""
+    argv = links()
+    for top in SYSTEM_DIRS:
+        if os.path.isdir(top) and not os.path.islink(top):
             argv += ["--ro-bind", top, top]
     for entry in ETC_ENTRIES:
         if os.path.lexists(f"/etc/{entry}"):
             argv += ["--ro-bind", f"/etc/{entry}", f"/etc/{entry}"]
-    for file in ("passwd", "group"):
+    for file in ("passwd", "group", "gitconfig"):
         argv += ["--ro-bind", os.path.join(paths.etc, file), f"/etc/{file}"]
     return argv
 
@@ -188,20 +220,14 @@ def scratch(tmp_size: int, devices: str | None) -> list[str]:
 
 
 def own_devices(paths: Place) -> str | None:
-    """The folder of the sandbox's own device nodes, or None where the host's are safe to share.
+    """The folder of an offline sandbox's own device nodes, or None where the host's are safe to share.
 
     The host's nodes are root's; only when git-airlock runs as the real root (uid 0 in the
-    initial user namespace, which also holds CAP_MKNOD) would the sandbox user map onto their
+    initial user namespace, which also holds CAP_MKNOD) would bwrap's uid 1000 map onto their
     owner. In a rootless container, "root" is someone else on the host and cannot make nodes.
+    (A sandbox ``enter.py`` started maps no uid to root, so the host's nodes are out of its reach.)
     """
-    if os.getuid() != 0:
-        return None
-    try:
-        with open("/proc/self/uid_map", encoding="ascii") as handle:
-            initial = handle.read().split() == ["0", "0", "4294967295"]
-    except OSError:
-        initial = False
-    return paths.dev if initial else None
+    return paths.dev if userns.initial_root() else None
 
 
 def make_devices(paths: Place) -> None:
@@ -239,9 +265,14 @@ def make_devices(paths: Place) -> None:
 def offline(place: Place, tmp_size: int, mounts: list[str]) -> list[str]:
     """bwrap up to its ``--`` for the host's own work in a sandbox (rebuilding an agent's package, a
     merge's checks): no network, no terminal, the system, in-memory scratch, ``mounts``, started in
-    ``/tmp`` with nothing of the user's environment."""
-    return [
+    ``/tmp`` with nothing of the user's environment; uid 1000 in a user namespace of bwrap's own."""
+    argv = [
         *namespaces(network=False, terminal=False),
+        "--unshare-user",
+        *("--uid", OFFLINE_UID, "--gid", OFFLINE_UID),
+    ]
+    return [
+        *argv,
         *system(place),
         *scratch(tmp_size, own_devices(place)),
         *mounts,
@@ -256,10 +287,15 @@ def offline(place: Place, tmp_size: int, mounts: list[str]) -> list[str]:
 
 
 def prepare(paths: Place) -> None:
-    """What every sandbox of ``paths`` needs on the host before bwrap starts: filter, identity, devices."""
+    """What every sandbox of ``paths`` needs on the host before bwrap starts: filter and identity."""
     from git_airlock.engines.bwrap.layout import write_identity
 
     write_filter()
     write_identity(paths)
-    if own_devices(paths):
-        make_devices(paths)
+
+
+def prepare_offline(place: Place) -> None:
+    """:func:`prepare`, and the device nodes of an :func:`offline` sandbox where it needs its own."""
+    prepare(place)
+    if own_devices(place):
+        make_devices(place)

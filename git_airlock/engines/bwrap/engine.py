@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from git_airlock.agents import Agent, recorded_agent
 from git_airlock.engines.base import Engine, SandboxSpec, SandboxState, SeedFile
-from git_airlock.engines.bwrap import clone, confine, gate
+from git_airlock.engines.bwrap import clone, confine, gate, userns
 from git_airlock.engines.bwrap.agents import Store
 from git_airlock.engines.bwrap.argv import agent_argv, sandbox_environment, write_source_config
 from git_airlock.engines.bwrap.home import copy_into, merge_json
@@ -25,11 +25,20 @@ from git_airlock.engines.bwrap.layout import (
     same_repository,
 )
 from git_airlock.engines.bwrap.processes import kill, running_pids
-from git_airlock.engines.bwrap.start import check_installed, check_pass_env, plan_create
+from git_airlock.engines.bwrap.start import (
+    check_installed,
+    check_pass_env,
+    plan_create,
+    plan_restart,
+    prepare_host_side,
+    prepare_start,
+)
+from git_airlock.engines.bwrap.system import Layer
 from git_airlock.errors import AirlockError
 from git_airlock.gitcmd import Git
 from git_airlock.naming import remote_name
 from git_airlock.plan import Plan, Runner, Step
+from git_airlock.terminal import human_bytes
 
 if TYPE_CHECKING:
     from git_airlock.checks import Report
@@ -75,7 +84,29 @@ class BwrapEngine(Engine):
             f"clone {paths.clone} ({meta.get('layout', 'plain')} working tree; the agent's: look with "
             f"`git airlock shell`, never with git there); network: {network}"
         ) + (f"; bwrap pid {', '.join(map(str, pids))}" if pids else "")
-        return SandboxState(name, "running" if pids else "stopped", meta.get("agent", ""), detail)
+        layer, size = Layer(paths.root), None
+        if meta.get("system", "none") != "none" and layer.exists():
+            size = layer.size()
+            detail += f"; system layer {human_bytes(size)} ({meta.get('system')})"
+        notes = self.start_notes(name)
+        detail += "".join(f"; {note}" for note in notes)
+        return SandboxState(name, "running" if pids else "stopped", meta.get("agent", ""), detail, size)
+
+    def start_notes(self, name: str) -> list[str]:
+        """What ``up`` and ``status`` say about the sandbox before it starts: a layer over an older system."""
+        paths = Paths(name)
+        layer = Layer(paths.root)
+        if paths.read_meta().get("system", "none") == "none" or not layer.older_than_host():
+            return []
+        own = (
+            "; apt inside still sees the packages as they were then (its own package database)"
+            if layer.holds_packages()
+            else ""
+        )
+        return [
+            f"sandbox {name}'s system layer was made over an older system: the host's packages changed since"
+            f"{own}; `git airlock rm` and `up` give it a layer over today's"
+        ]
 
     # -- creating -----------------------------------------------------------
 
@@ -92,22 +123,24 @@ class BwrapEngine(Engine):
                     f"sandbox {spec.name!r} was made for {meta.get('repo')}, which no longer exists",
                     hint=f"remove it with `git airlock --name {spec.name} rm`, then start a new one",
                 )
+            meta = plan_restart(plan, spec, paths, meta)
         else:
             meta = plan_create(plan, spec, paths)
-        for key, value in clone.remote_settings(remote_name(spec.name), paths, spec.repo_root).items():
+        ids = userns.of_sandbox(meta)
+        for key, value in clone.remote_settings(remote_name(spec.name), paths, spec.repo_root, ids).items():
             plan.add(["git", "-C", spec.repo_root, "config", key, value])
 
         def prepare() -> None:
             paths.remember(tmp_size=spec.tmp_size)
-            confine.prepare(paths)
+            prepare_start(paths, paths.read_meta())
             write_source_config(paths, spec.repo_root)
 
-        plan.call("prepare the sandbox's user, seccomp filter, devices and view of your config", prepare)
+        plan.call("prepare the sandbox's seccomp filter, its system layer and its view of your config", prepare)
         for seed in seeds:
             relative = os.path.relpath(seed.target, SANDBOX_HOME)
             plan.call(
                 f"copy {seed.source} to {seed.target} (never through a link)",
-                functools.partial(copy_into, paths.home, relative, seed.source),
+                functools.partial(copy_into, paths.home, relative, seed.source, ids.chown),
             )
         agent = spec.agent
         gate.plan_config(
@@ -119,7 +152,7 @@ class BwrapEngine(Engine):
             for relative, values in answers.items():
                 plan.call(
                     f"answer {agent.name}'s first-start questions in ~/{relative} (never through a link)",
-                    functools.partial(merge_json, paths.home, relative, values),
+                    functools.partial(merge_json, paths.home, relative, values, ids.chown),
                 )
         check_installed(spec, paths)
         command = [agent.executable, *agent.leading_args(env), *agent_args]
@@ -131,16 +164,18 @@ class BwrapEngine(Engine):
     def fetch_plan(self, name: str, running: bool) -> Plan:
         paths = Paths(name)
         return Plan().call(
-            "prepare the sandbox in which git upload-pack reads the clone", lambda: confine.prepare(paths)
+            "prepare the sandbox in which git upload-pack reads the clone", lambda: prepare_host_side(paths)
         )
 
     def upload_pack(self, name: str) -> str | None:
         """What serves the clone to a host-side fetch: ``git upload-pack`` in a sandbox of its own."""
-        return clone.upload_pack_command(Paths(name), self._meta(name).get("repo", ""))
+        meta = self._meta(name)
+        return clone.upload_pack_command(Paths(name), meta.get("repo", ""), userns.of_sandbox(meta))
 
     def _refuse_second_mount(self, name: str, meta: SandboxMeta, what: str, hint: str) -> None:
-        """An overlay layer can be mounted writable once: not while the sandbox runs on it."""
-        if meta.get("layout") == "overlay" and running_pids(marker(name, meta)):
+        """An overlay layer (its working tree's, its system's) can be mounted writable once: not while it runs."""
+        layered = meta.get("layout") == "overlay" or meta.get("system", "none") != "none"
+        if layered and running_pids(marker(name, meta)):
             raise AirlockError(f"sandbox {name} is running; {what}", hint=hint)
 
     def shell_plan(self, name: str) -> Plan:
@@ -154,10 +189,10 @@ class BwrapEngine(Engine):
         )
 
         def prepare() -> None:
-            confine.prepare(paths)
+            prepare_start(paths, meta)
             write_source_config(paths, meta.get("repo", ""))
 
-        plan = Plan().call("prepare the sandbox's user, seccomp filter, devices and view of your config", prepare)
+        plan = Plan().call("prepare the sandbox's seccomp filter, system layer and view of your config", prepare)
         agent = recorded_agent(meta.get("agent", ""))
         gate.plan_config(plan, name, agent.hosts, meta.get("network") or "deny-all", {}, {})
         env = sandbox_environment(meta, None, agent)
@@ -172,8 +207,14 @@ class BwrapEngine(Engine):
         paths = Paths(name)
         remote = remote_name(name)
         plan = self.stop_plan(name)
-        plan.call(f"remove {paths.root}", lambda: remove_tree(paths.root))
-        egress = gate.Gate(name, marker(name, self._meta(name)))
+        meta = self._meta(name)
+
+        def remove() -> None:
+            userns.remove(paths.root, userns.from_meta(meta))
+            userns.release(meta)
+
+        plan.call(f"remove {paths.root} (its clone, HOME and layers) and give its uids back", remove)
+        egress = gate.Gate(name, marker(name, meta))
         plan.call(f"remove the gate's folder {egress.dir}", lambda: remove_tree(egress.dir))
         plan.call(f"remove the gate's log {egress.log}", lambda: _remove_files(egress.log, egress.log + ".1"))
         plan.add(["git", "-C", repo_root, "config", "--remove-section", f"remote.{remote}"], check=False)
@@ -265,7 +306,7 @@ class BwrapEngine(Engine):
     def clone_script_plan(self, name: str, script: str, args: list[str]) -> Plan:
         paths = Paths(name)
         self._meta(name)
-        plan = Plan().call("prepare the sandbox in which git reads the clone", lambda: confine.prepare(paths))
+        plan = Plan().call("prepare the sandbox in which git reads the clone", lambda: prepare_host_side(paths))
         return plan.extend(Plan([Step(tuple(clone.script_argv(paths, script, args)))]))
 
     def uncommitted(self, name: str) -> list[str]:
@@ -284,7 +325,7 @@ class BwrapEngine(Engine):
             "its working tree can only be changed from inside while it runs",
             "commit from the agent's terminal (`git airlock attach`), or `git airlock stop` first",
         )
-        plan = Plan().call("prepare the sandbox in which git commits", lambda: confine.prepare(paths))
+        plan = Plan().call("prepare the sandbox in which git commits", lambda: prepare_host_side(paths))
         return plan.extend(Plan(list(clone.commit_steps(paths, message))))
 
 

@@ -12,6 +12,7 @@ import os
 import tempfile
 from typing import TYPE_CHECKING
 
+from git_airlock.engines.bwrap import userns
 from git_airlock.engines.bwrap.layout import Paths, SandboxMeta, marker, private_dir
 from git_airlock.errors import AirlockError
 from git_airlock.jsonfile import write_json
@@ -59,15 +60,26 @@ class Gate:
 
         return os.path.join(user_state_dir("git-airlock"), "net")
 
-    def write(self, name: str, allow: list[str], resolve: dict[str, str], services: dict[str, Endpoint]) -> None:
-        """The gate's configuration: rules and service endpoints, never a credential (the gate reads those)."""
+    def write(
+        self,
+        name: str,
+        allow: list[str],
+        resolve: dict[str, str],
+        services: dict[str, Endpoint],
+        owner: tuple[int, int] | None = None,
+    ) -> None:
+        """The gate's configuration: rules and service endpoints, never a credential (the gate reads those).
+
+        ``owner``: the sandbox root's host uid and gid, when it is not the user: the socket's folder and
+        the socket are given to it (the folder above stays the user's alone)."""
         if len(os.fsencode(self.socket)) >= SOCKET_PATH_MAX:
             raise AirlockError(
                 f"the temporary directory's path is too long for the egress gate's socket ({self.socket})",
                 hint="set TMPDIR to a shorter path (a Unix socket's path holds at most 107 bytes), or /tmp",
             )
-        for path in (self.root, self.dir, self.socket_dir):
+        for path in (self.root, self.dir):
             private_dir(path)
+        private_dir(self.socket_dir, owner)
         os.makedirs(self.log_dir(), mode=0o700, exist_ok=True)
         os.chmod(self.log_dir(), 0o700)  # what the sandbox tried to reach is nobody else's business
         config: GateConfig = {
@@ -78,6 +90,8 @@ class Gate:
             "resolve": resolve,
             "services": services,
         }
+        if owner:
+            config["owner"] = list(owner)
         write_json(self.config, config, indent=2)
 
 
@@ -111,7 +125,11 @@ def plan_config(
             paths.remember(extra_hosts=list(extra))
         endpoints = services(urls)
         current = paths.read_meta()
-        Gate(name, marker(name, current)).write(name, allowlist(current, agent_hosts, endpoints), resolve, endpoints)
+        ids = userns.from_meta(current)
+        owner = ids.chown if ids else None
+        Gate(name, marker(name, current)).write(
+            name, allowlist(current, agent_hosts, endpoints), resolve, endpoints, owner
+        )
         paths.remember(resolve=resolve, service_urls=urls)
 
     plan.call(f"write the egress policy for {name} (beside its gate socket, out of the sandbox's reach)", write)

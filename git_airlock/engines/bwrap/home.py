@@ -6,7 +6,8 @@ an ordinary copy into the host writing the agent's choice of file. So every
 step is taken relative to a directory descriptor opened with ``O_NOFOLLOW``
 (a link where a folder should be is refused), and the file is written as a
 new file that is then renamed over the name: a rename replaces whatever the
-name was, a link included, and never writes through it.
+name was, a link included, and never writes through it. What the host writes there is given
+to the sandbox's root (``owner``), as if the agent had written it.
 """
 
 from __future__ import annotations
@@ -26,21 +27,25 @@ MAX_JSON = 16 * 1024 * 1024
 """Bytes of an agent's JSON file read before merging (it could be made huge)."""
 
 
-def copy_into(home: str, relative: str, source: str) -> None:
+Owner = tuple[int, int] | None
+"""The host uid and gid of the sandbox's root, when files the host makes must be given to it."""
+
+
+def copy_into(home: str, relative: str, source: str, owner: Owner = None) -> None:
     """Copy the host file ``source`` to ``home/relative``, creating folders as needed."""
     with open(source, "rb") as reader:
         content = reader.read()
-    write_into(home, relative, content, os.stat(source).st_mode & 0o755)
+    write_into(home, relative, content, os.stat(source).st_mode & 0o755, owner)
 
 
-def merge_json(home: str, relative: str, values: Mapping[str, object]) -> None:
+def merge_json(home: str, relative: str, values: Mapping[str, object], owner: Owner = None) -> None:
     """Merge ``values`` into the JSON file ``home/relative`` (the agent's own settings, kept otherwise).
 
     The file is the agent's and may hold anything: it is read without following a link, and
     whatever is not a JSON object there is replaced rather than trusted.
     """
     current = _read_json(home, relative)
-    write_into(home, relative, json.dumps(_merged(current, values), indent=2).encode(), 0o600)
+    write_into(home, relative, json.dumps(_merged(current, values), indent=2).encode(), 0o600, owner)
 
 
 def _merged(current: object, values: Mapping[str, object]) -> dict[str, object]:
@@ -76,12 +81,12 @@ def _read_json(home: str, relative: str) -> object:
             return None
 
 
-def write_into(home: str, relative: str, content: bytes, mode: int) -> None:
+def write_into(home: str, relative: str, content: bytes, mode: int, owner: Owner = None) -> None:
     """Write ``content`` to ``home/relative`` as a new file renamed into place, creating folders as needed."""
     parts = relative.split("/")
-    folder = _open_folder(home, parts[:-1], relative, create=True)
+    folder = _open_folder(home, parts[:-1], relative, create=True, owner=owner)
     try:
-        _write_new(folder, parts[-1], content, mode)
+        _write_new(folder, parts[-1], content, mode, owner)
     except OSError as exc:
         raise AirlockError(
             f"cannot write ~/{relative} in the sandbox's HOME: {exc.strerror}",
@@ -91,17 +96,21 @@ def write_into(home: str, relative: str, content: bytes, mode: int) -> None:
         os.close(folder)
 
 
-def _open_folder(home: str, folders: list[str], relative: str, create: bool) -> int:
+def _open_folder(home: str, folders: list[str], relative: str, create: bool, owner: Owner = None) -> int:
     """A descriptor of ``home/folders...``, each step taken without following a link."""
     if any(part in ("", ".", "..") for part in [*folders, relative.rsplit("/", 1)[-1]]):
         raise AirlockError(f"cannot write {relative!r}: not a plain path", hint="names come from the agent table")
     folder = os.open(home, _DIRECTORY)
     for index, part in enumerate(folders):
+        made = False
         if create:
             with contextlib.suppress(FileExistsError):
                 os.mkdir(part, 0o700, dir_fd=folder)
+                made = True
         try:
             inner = os.open(part, _DIRECTORY, dir_fd=folder)
+            if made and owner:
+                os.fchown(inner, *owner)
         except OSError as exc:
             os.close(folder)
             if not create and exc.errno == errno.ENOENT:
@@ -116,10 +125,12 @@ def _open_folder(home: str, folders: list[str], relative: str, create: bool) -> 
     return folder
 
 
-def _write_new(folder: int, name: str, content: bytes, mode: int) -> None:
+def _write_new(folder: int, name: str, content: bytes, mode: int, owner: Owner) -> None:
     temporary = f".{name}.seed-{secrets.token_hex(4)}"
     out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=folder)
     try:
+        if owner:
+            os.fchown(out, *owner)
         with os.fdopen(out, "wb") as writer:
             writer.write(content)
         os.rename(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)

@@ -5,13 +5,16 @@ Under the user data directory (never in the repository)::
     sandboxes/<name>/clone/      private clone (alternates to the host's objects)
     sandboxes/<name>/home/       persistent HOME (agent logins and settings survive stop/up)
     sandboxes/<name>/upper/ work/ merged/   the overlay layer of the working tree
-    sandboxes/<name>/etc/        passwd/group naming the sandbox user, the host repository's config as shown
-    sandboxes/<name>/dev/        the sandbox's own device nodes (when git-airlock runs as root)
-    sandboxes/<name>/meta.json   what the sandbox was made from, which repository owns it, its id
+    sandboxes/<name>/lower/      root only: where the shared checkout is seen as the sandbox root's (id-mapped)
+    sandboxes/<name>/source/     root only: where the host repository is seen as the sandbox root's, read-only
+    sandboxes/<name>/system/     the layer of its own system (``system.py``)
+    sandboxes/<name>/etc/        passwd/group for the host's sandboxes over it, the host repository's config as shown
+    sandboxes/<name>/meta.json   what the sandbox was made from, which repository owns it, its id, its uid map
 
-``clone/``, ``home/`` and ``upper/`` are the agent's and therefore hostile: the
-host never opens or runs git there itself (see ``clone.py`` and ``home.py``).
-The rest is written only by the host and never visible read-write inside.
+``clone/``, ``home/``, ``upper/`` and ``system/upper/`` are the agent's and therefore
+hostile: the host never opens or runs git there itself (see ``clone.py`` and
+``home.py``). The rest is written only by the host and never visible read-write inside.
+Whatever the agent writes is owned by the sandbox's uids (``userns``), never by root.
 """
 
 from __future__ import annotations
@@ -31,10 +34,9 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack  # typing.Unpack is 3.11+; only the type checker reads this
 
 SANDBOX_HOME = "/home/agent"
-SANDBOX_USER = "agent"
-SANDBOX_UID = 1000
-"""The agent's uid and gid inside, whatever the host's: never 0, so it holds no capability and
-tools that refuse to run as root (Claude Code's --dangerously-skip-permissions) do not refuse."""
+SANDBOX_USER = "root"
+"""The agent is root of its own system inside (uid 0 of the sandbox's user namespace: an unprivileged
+uid on the host). Its HOME stays /home/agent, the folder that persists across stop and up."""
 
 
 def data_root() -> str:
@@ -56,6 +58,10 @@ class SandboxMeta(TypedDict, total=False):
     layout: Literal["plain", "overlay"]
     lower: str
     """The overlay's lower layer (the shared checkout), for the overlay layout."""
+    ids: dict[str, list[list[int]]]
+    """The uid and gid maps (``userns.IdMap.to_meta``); older sandboxes get theirs at their next start."""
+    system: Literal["overlay", "fuse", "none"]
+    """How its own system layer is mounted (``system.py``); older sandboxes get one at their next start."""
     tmp_size: int
     extra_hosts: list[str]
     resolve: dict[str, str]
@@ -87,6 +93,8 @@ class Paths:
         self.upper = os.path.join(self.root, "upper")
         self.work = os.path.join(self.root, "work")
         self.merged = os.path.join(self.root, "merged")
+        self.lower_view = os.path.join(self.root, "lower")
+        self.repo_view = os.path.join(self.root, "source")
 
     def exists(self) -> bool:
         return os.path.isfile(self.meta) and os.path.isdir(self.git_dir)
@@ -145,17 +153,19 @@ def checkout_cache(tree: str) -> str:
     return os.path.join(os.path.dirname(data_root()), "checkouts", tree)
 
 
-def private_dir(path: str) -> None:
-    """Make ``path`` a directory only this user can enter, refusing one somebody else prepared
-    (the temporary directory is shared: another user could create the name first)."""
+def private_dir(path: str, owner: tuple[int, int] | None = None) -> None:
+    """Make ``path`` a directory only this user (or ``owner``, a sandbox's root) can enter, refusing one
+    somebody else prepared (the temporary directory is shared: another user could create the name first)."""
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, 0o700)
     info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid not in (os.getuid(), owner[0] if owner else os.getuid()):
         raise AirlockError(
             f"{path} is not a directory of yours",
             hint="remove it (another user or program created it), then start the sandbox again",
         )
+    if owner:
+        os.lchown(path, *owner)
     os.chmod(path, 0o700)
 
 
@@ -167,16 +177,19 @@ def make_dirs(paths: Paths) -> None:
 
 
 def write_identity(paths: Place) -> None:
-    """passwd and group for the sandbox user (rewritten at every start, so older sandboxes follow)."""
+    """passwd, group and git's trust for the sandboxes that see the system read-only (rewritten at every
+    start, so older sandboxes follow): root (the sandbox's), uid 1000 (an offline sandbox's), nobody.
+
+    The host repository is owned by a uid the sandbox does not know; its git would refuse it."""
     os.makedirs(paths.etc, mode=0o700, exist_ok=True)
-    user, uid = SANDBOX_USER, SANDBOX_UID
     passwd = (
-        f"{user}:x:{uid}:{uid}:sandbox agent:{SANDBOX_HOME}:/bin/bash\n"
-        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"root:x:0:0:root:{SANDBOX_HOME}:/bin/bash\n"
+        f"agent:x:1000:1000:sandbox agent:{SANDBOX_HOME}:/bin/bash\n"
         "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
     )
-    group = f"{user}:x:{uid}:\nroot:x:0:\nnogroup:x:65534:\n"
-    for file, text in (("passwd", passwd), ("group", group)):
+    group = "root:x:0:\nagent:x:1000:\nnogroup:x:65534:\n"
+    trust = "[safe]\n\tdirectory = *\n"
+    for file, text in (("passwd", passwd), ("group", group), ("gitconfig", trust)):
         path = os.path.join(paths.etc, file)
         with contextlib.suppress(FileNotFoundError), open(path, encoding="utf-8") as handle:
             if handle.read() == text:
@@ -191,7 +204,8 @@ def make_removable(root: str) -> None:
         for name in dirs:
             path = os.path.join(folder, name)
             if not os.path.islink(path):
-                os.chmod(path, 0o700)
+                with contextlib.suppress(OSError):  # another uid's (see userns.remove)
+                    os.chmod(path, 0o700)
 
 
 def remove_tree(root: str) -> None:

@@ -2,9 +2,10 @@
 
 Each sandbox's bwrap carries ``--setenv GIT_AIRLOCK_SANDBOX <name>/<id>`` in its
 command line, and so do the processes that start it. Stopping them is enough: bwrap's
-PID namespace takes every process of the sandbox along. Processes are found by that tag and this user's uid,
-so two sandboxes (or two repositories that picked the same name) never see
-or stop each other's.
+PID namespace takes every process of the sandbox along. Processes are found by that tag (its id is
+random) and, for an ordinary user, by the user's uid, so two sandboxes (or two repositories that
+picked the same name) never see or stop each other's. Root looks at every uid: its sandboxes run
+as uids of their own.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def running_pids(tag: str) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            if os.stat(f"/proc/{entry}").st_uid != uid:
+            if uid != 0 and os.stat(f"/proc/{entry}").st_uid != uid:
                 continue
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
                 argv = handle.read().split(b"\0")

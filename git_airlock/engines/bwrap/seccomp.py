@@ -4,17 +4,19 @@ It refuses a few system calls that let a sandboxed process reach beyond its
 namespaces; everything else is left alone, so interactive programs (job
 control, raw mode, window size) and build tools keep working:
 
-- ``ioctl`` with TIOCSTI, TIOCLINUX or TIOCSETD (EPERM): a sandbox started in
-  the foreground shares the user's terminal, and on kernels before 6.2 (later
-  ones with ``dev.tty.legacy_tiocsti=1``) TIOCSTI pushes characters into its
-  input queue, which the user's shell reads once the sandbox exits; TIOCLINUX
-  can paste the console selection the same way; TIOCSETD changes the line
-  discipline, which outlives the sandbox (N_NULL leaves the terminal dead);
+- ``ioctl`` with TIOCSTI, TIOCLINUX or TIOCSETD (EPERM): a sandbox in the
+  foreground has a terminal of its own (``ptyrelay``), but a second wall costs
+  nothing: on kernels before 6.2 (later ones with ``dev.tty.legacy_tiocsti=1``)
+  TIOCSTI pushes characters into a terminal's input queue, which whatever reads
+  it next takes as typed; TIOCLINUX can paste the console selection the same
+  way; TIOCSETD changes the line discipline, which outlives the sandbox (N_NULL
+  leaves the terminal dead);
 - ``unshare``/``clone`` with CLONE_NEWUSER (EPERM), and ``clone3`` (ENOSYS, so
   that C libraries fall back to ``clone``, whose flags a filter can read): no
   nested user namespace, in which the agent would hold every capability over
-  new namespaces of its own (mount a cgroup file system, set file
-  capabilities) and reach much more of the kernel;
+  new namespaces of its own (CAP_SYS_ADMIN: mount a cgroup file system, set
+  file capabilities) and reach much more of the kernel than the rootless
+  container's capabilities it has in its own;
 - ``keyctl``, ``add_key`` and ``request_key`` (EPERM): kernel keyrings are not
   namespaced, so the sandbox would share the user's session keyring, and a
   key request can start a helper on the host.

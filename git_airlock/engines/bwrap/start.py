@@ -15,8 +15,8 @@ import shlex
 from typing import Literal
 
 from git_airlock.engines.base import SandboxSpec
-from git_airlock.engines.bwrap import clone, overlay
-from git_airlock.engines.bwrap.argv import sandbox_path
+from git_airlock.engines.bwrap import clone, overlay, userns
+from git_airlock.engines.bwrap.argv import hostname, sandbox_path
 from git_airlock.engines.bwrap.layout import (
     SANDBOX_HOME,
     Paths,
@@ -26,6 +26,7 @@ from git_airlock.engines.bwrap.layout import (
     make_dirs,
     new_identity,
 )
+from git_airlock.engines.bwrap.system import Layer, Mode
 from git_airlock.errors import AirlockError
 from git_airlock.gitcmd import Git
 from git_airlock.naming import fetch_refspecs, remote_name
@@ -61,9 +62,10 @@ def plan_create(plan: Plan, spec: SandboxSpec, paths: Paths) -> SandboxMeta:
         plan.add(["git", "-C", paths.clone, "config", key, value], env=_ISOLATED_GIT)
     layout: Literal["plain", "overlay"] = "plain"
     lower = ""
+    ids = userns.for_new_sandbox(spec.name, spec.dry_run)
+    can = mountable(spec.dry_run)
     commit = _git_out(spec.repo_root, "rev-parse", "-q", "--verify", "HEAD^{commit}")
-    probe_root = os.path.join(os.path.dirname(data_root()), "probe")
-    if commit and (overlay.tools() if spec.dry_run else overlay.usable(probe_root)):
+    if commit and can["overlay"]:
         cache = checkout_cache(_git_out(spec.repo_root, "rev-parse", f"{commit}^{{tree}}"))
         layout, lower = "overlay", os.path.join(cache, "tree")
         if not os.path.isfile(os.path.join(cache, "index")):
@@ -83,6 +85,17 @@ def plan_create(plan: Plan, spec: SandboxSpec, paths: Paths) -> SandboxMeta:
     else:  # a repository with no commits yet: the agent starts on the same unborn branch
         branch = _git_out(spec.repo_root, "symbolic-ref", "-q", "HEAD") or "refs/heads/main"
         plan.add(["git", "-C", paths.clone, "symbolic-ref", "HEAD", branch], env=_ISOLATED_GIT)
+    system: Mode = ("overlay" if ids.root else "fuse") if can["system"] else "none"
+    plan.call(
+        f"give the sandbox's files to its own root ({ids.describe()})",
+        lambda: userns.give_to(ids, paths.clone, paths.home, paths.upper, paths.work),
+    )
+    if system != "none":
+        layer = Layer(paths.root)
+        plan.call(
+            f"make its system layer {layer.upper} (the sandbox is root there; {system})",
+            lambda: layer.create(ids, hostname(spec.name)),
+        )
     plan.add(["git", "-C", spec.repo_root, "config", f"remote.{remote}.url", paths.clone])
     tracking, recovery = fetch_refspecs(spec.name)
     plan.add(["git", "-C", spec.repo_root, "config", "--replace-all", f"remote.{remote}.fetch", tracking])
@@ -96,12 +109,75 @@ def plan_create(plan: Plan, spec: SandboxSpec, paths: Paths) -> SandboxMeta:
         "network": None,
         "layout": layout,
         "lower": lower,
+        "ids": ids.to_meta(),
+        "system": system,
     }
     plan.call(
         f"record {paths.meta} (the sandbox's id, and that it belongs to this repository)",
         lambda: paths.write_meta(meta),
     )
     return meta
+
+
+def plan_restart(plan: Plan, spec: SandboxSpec, paths: Paths, meta: SandboxMeta) -> SandboxMeta:
+    """What a sandbox made before sandboxes had uids and a system of their own gets at its next start."""
+    ids = userns.from_meta(meta)
+    if ids is None:
+        ids = userns.for_new_sandbox(spec.name, spec.dry_run)
+        meta = {**meta, "ids": ids.to_meta()}
+        given = ids
+
+        def give() -> None:
+            userns.give_to(given, paths.clone, paths.home, paths.upper, paths.work)
+            paths.remember(ids=given.to_meta())
+
+        plan.call(f"give the sandbox's files to its own root ({ids.describe()})", give)
+    if "system" not in meta:
+        system: Mode = ("overlay" if ids.root else "fuse") if mountable(spec.dry_run)["system"] else "none"
+        meta = {**meta, "system": system}
+        layer, owner = Layer(paths.root), ids
+
+        def make() -> None:
+            if system != "none" and not layer.exists():
+                layer.create(owner, hostname(spec.name))
+            paths.remember(system=system)
+
+        plan.call(f"make its system layer {layer.upper} ({system})", make)
+    return meta
+
+
+def prepare_host_side(paths: Paths) -> None:
+    """Before any sandbox over a sandbox's files: the seccomp program, passwd and group of the host's
+    own sandboxes, and the folders ``enter.py`` mounts its views on (made by the host, never the agent's)."""
+    from git_airlock.engines.bwrap import confine
+
+    confine.prepare(paths)
+    for folder in (paths.lower_view, paths.repo_view):
+        os.makedirs(folder, exist_ok=True)
+
+
+def prepare_start(paths: Paths, meta: SandboxMeta) -> None:
+    """Before every start of the agent's sandbox: :func:`prepare_host_side`, and the system layer brought up
+    to date with the host (the entries the host added to the curated folders hidden)."""
+    prepare_host_side(paths)
+    if meta.get("system", "none") == "none":
+        return
+    layer = Layer(paths.root)
+    if not layer.exists():
+        raise AirlockError(
+            f"sandbox {paths.name}'s system layer is missing ({layer.upper})",
+            hint=f"`git airlock --name {paths.name} rm` removes the sandbox (offering to fetch first); "
+            "`up` then makes a new one",
+        )
+    layer.refresh(userns.of_sandbox(meta), meta.get("system", "none"))
+
+
+def mountable(dry_run: bool) -> dict[str, bool]:
+    """What can be mounted for a sandbox here (``overlay.probe``); a dry run mounts nothing and assumes all."""
+    probe_root = os.path.join(os.path.dirname(data_root()), "probe")
+    if dry_run:
+        return {"overlay": True, "system": True}
+    return overlay.probe(probe_root)
 
 
 def check_pass_env(names: tuple[str, ...]) -> None:

@@ -42,7 +42,7 @@ def check_merge(repo_root: str, commit: str, command: str, tmp_size: int, show: 
     root = tempfile.mkdtemp(prefix="git-airlock-verify-")
     try:
         place = _Scratch(root)
-        confine.prepare(place)
+        confine.prepare_offline(place)
         argv = [
             *confine.offline(place, tmp_size, []),
             "sh",

@@ -1,0 +1,330 @@
+"""The sandbox's own system: a copy-on-write layer over the host's, of which the agent is root.
+
+Each sandbox keeps, under its data folder, one layer over the system view it sees
+(``/usr``, ``/opt``, a curated ``/etc`` and ``/var``)::
+
+    system/upper/<dir>/   what the agent changed there (apt, pip, npm -g, /etc): the agent's
+    system/work/<dir>/    overlayfs's own scratch
+    system/lower/<dir>/   root only: an id-mapped, read-only view of the host's <dir> (see enter.py)
+    system/mnt/<dir>/     where the layered <dir> is mounted, for bwrap to bind
+    system/made-over      the host's package database as it was when the layer was made
+
+``/etc`` and ``/var`` show only what the sandbox needs and no secret of the host's:
+every other entry of the curated folders is hidden by a whiteout in the layer (a
+0/0 character device, overlayfs's own mark), refreshed before each start, so an entry
+the host adds later is hidden too. Through the id-mapped view the sandbox's root could
+read root's own files there, which is why the lists are short and name what is shown.
+
+The layer survives ``stop``/``up`` and goes with ``rm``; nothing else sees it. Where no
+layer can be mounted (an ordinary user without ``fuse-overlayfs``, a file system without
+id-mapped mounts), the system is read-only as it was, and ``doctor`` says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable
+from typing import Literal
+
+from git_airlock.engines.bwrap.userns import IdMap
+
+Mode = Literal["overlay", "fuse", "none"]
+LAYERED = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt", "etc", "var")
+"""Top folders of the system view; each that is a real folder on the host gets a layer (links stay links)."""
+ETC_SHOWN = (
+    "alternatives", "ssl", "ca-certificates", "ca-certificates.conf", "resolv.conf", "hosts", "nsswitch.conf",
+    "localtime", "timezone", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "bash.bashrc", "profile", "profile.d",
+    "inputrc", "terminfo", "mime.types", "protocols", "services", "apt", "dpkg", "debconf.conf", "debian_version",
+    "os-release", "lsb-release", "issue", "issue.net", "shells", "login.defs", "adduser.conf", "deluser.conf",
+    "python3", "perl", "gai.conf", "host.conf", "ethertypes", "networks", "rpc", "mailcap", "magic", "magic.mime",
+    "skel", "xattr.conf", "ucf.conf", "update-motd.d", "logrotate.d", "cron.daily", "init.d", "rc0.d", "rc1.d",
+    "rc2.d", "rc3.d", "rc4.d", "rc5.d", "rc6.d", "rcS.d",
+)  # fmt: skip
+"""What the sandbox sees of the host's /etc (the rest, its users, keys and configuration, stays out)."""
+CURATED: dict[str, tuple[str, ...]] = {
+    "etc": ETC_SHOWN,
+    "var": ("lib", "cache", "run", "lock", "tmp", "log"),
+    "var/lib": ("dpkg", "apt"),
+    "var/cache": ("apt",),
+}
+"""Folders of which only the named entries show: the package manager's state, nothing of the host's services."""
+HIDDEN = ("etc/ssl/private", "etc/apt/auth.conf", "etc/apt/auth.conf.d")
+"""Entries hidden inside shown folders: private keys, and the credentials of package sources."""
+OWN_EMPTY = ("var/log",)
+"""Folders the sandbox has empty, of its own (the host's logs are its own business)."""
+OPAQUE = "user.overlay.opaque"
+"""overlayfs's mark (in its unprivileged form, which fuse-overlayfs reads too) of a folder that hides the one below."""
+PACKAGE_DATABASE = "/var/lib/dpkg/status"
+PACKAGE_STATE = ("var/lib/dpkg", "var/lib/apt", "var/cache/apt")
+"""Where apt and dpkg keep their state and locks: what they must be able to copy up and change."""
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def layered_dirs() -> list[str]:
+    """The top folders that get a layer: those that are real folders on this host."""
+    return [top for top in LAYERED if os.path.isdir(f"/{top}") and not os.path.islink(f"/{top}")]
+
+
+class Layer:
+    """Where one sandbox's system layer lives, and how it is mounted."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.join(root, "system")
+        self.upper = os.path.join(self.root, "upper")
+        self.work = os.path.join(self.root, "work")
+        self.lower = os.path.join(self.root, "lower")
+        self.mnt = os.path.join(self.root, "mnt")
+        self.made_over = os.path.join(self.root, "made-over")
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.upper)
+
+    # -- making it ------------------------------------------------------------------------------------
+
+    def create(self, ids: IdMap, hostname: str) -> None:
+        """The empty layer, before the agent ever ran: its folders, its own users, and what it was made over."""
+        for top in layered_dirs():
+            for folder in (self.upper, self.work, self.mnt, self.lower):
+                os.makedirs(os.path.join(folder, top), mode=0o755, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        _write_identity(os.path.join(self.upper, "etc"), ids, hostname)
+        for relative in OWN_EMPTY:
+            path = os.path.join(self.upper, relative)
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            os.setxattr(path, OPAQUE, b"y")
+        for folder in (self.upper, self.work):
+            _give(ids, folder)
+        with open(self.made_over, "w", encoding="utf-8") as handle:
+            handle.write(host_packages())
+
+    def refresh(self, ids: IdMap, mode: Mode) -> None:
+        """Hide, before each start, whatever the host has in the curated folders that the sandbox must not see.
+
+        The layer is the agent's: every step goes through a descriptor opened without following a
+        link, and an entry it made itself (a file, a folder, a link) is left as it is. Through
+        fuse-overlayfs, which copies up as the user, the package manager's files only root may read
+        (its lock files) are hidden too: the sandbox makes its own."""
+        for top in layered_dirs():  # a folder the host gained since the layer was made
+            for folder in (self.upper, self.work, self.mnt, self.lower):
+                if not os.path.lexists(os.path.join(folder, top)):
+                    os.mkdir(os.path.join(folder, top), 0o755)
+                    if folder in (self.upper, self.work) and ids.chown:
+                        os.lchown(os.path.join(folder, top), *ids.chown)
+        upper = os.open(self.upper, _DIRECTORY)
+        try:
+            for relative, shown in CURATED.items():
+                _hide_in(upper, relative, shown.__contains__, ids.chown, keep=True)
+            hidden = list(HIDDEN) + (_unreadable(PACKAGE_STATE) if mode == "fuse" else [])
+            for relative in hidden:
+                parent, name = os.path.split(relative)
+                _hide_in(upper, parent, {name}.__contains__, ids.chown, keep=False)
+        finally:
+            os.close(upper)
+
+    # -- mounting it ----------------------------------------------------------------------------------
+
+    def mounts(self, mode: Mode, ids: IdMap) -> dict[str, list[list[str]]]:
+        """``enter.py``'s mounts for the layer: id-mapped views and overlays (root), or fuse-overlayfs."""
+        hint = (
+            f"the layer is {self.upper} (the sandbox's own system: what it installed); free space or fix that "
+            "folder, or `git airlock rm` the sandbox and start a new one"
+        )
+        spec: dict[str, list[list[str]]] = {"idmapped": [], "overlays": [], "fuse": []}
+        for top in layered_dirs():
+            lower = os.path.join(self.lower, top) if ids.root else f"/{top}"
+            what = f"cannot mount the sandbox's system layer at {os.path.join(self.upper, top)}"
+            options = f"lowerdir={lower},upperdir={self.upper}/{top},workdir={self.work}/{top}"
+            target = os.path.join(self.mnt, top)
+            if mode == "overlay":
+                if ids.root:
+                    spec["idmapped"].append([f"/{top}", lower])
+                spec["overlays"].append([options + ",userxattr", target, what, hint])
+            elif mode == "fuse":
+                spec["fuse"].append([options + ",squash_to_root", target, what, hint])
+        return spec
+
+    def binds(self) -> list[str]:
+        """bwrap's binds of the mounted layer, read-write, in place of the host's system folders."""
+        argv: list[str] = []
+        for top in layered_dirs():
+            argv += ["--bind", os.path.join(self.mnt, top), f"/{top}"]
+        return argv
+
+    # -- looking at it --------------------------------------------------------------------------------
+
+    def older_than_host(self) -> bool:
+        """Whether the host's packages changed since the layer was made (the host upgraded under it)."""
+        try:
+            with open(self.made_over, encoding="utf-8") as handle:
+                return handle.read() != host_packages()
+        except OSError:
+            return False
+
+    def holds_packages(self) -> bool:
+        """Whether the agent changed the package database (installed or removed packages)."""
+        return os.path.lexists(os.path.join(self.upper, PACKAGE_DATABASE.lstrip("/")))
+
+    def size(self, limit: int = 200_000) -> int:
+        """Bytes the layer takes on disk (its upper folder), counted without following a link."""
+        return disk_usage(self.upper, limit)
+
+
+def host_packages() -> str:
+    """What identifies the host's installed packages: its package database's size and time of change."""
+    try:
+        info = os.stat(PACKAGE_DATABASE)
+    except OSError:
+        return ""
+    return f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def disk_usage(top: str, limit: int) -> int:
+    """Bytes of the blocks under ``top`` (at most ``limit`` entries are looked at: the folder is the agent's)."""
+    total, seen, pending = 0, 0, [top]
+    while pending and seen < limit:
+        folder = pending.pop()
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                seen += 1
+                with contextlib.suppress(OSError):
+                    info = entry.stat(follow_symlinks=False)
+                    total += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        pending.append(entry.path)
+    return total
+
+
+def _unreadable(tops: tuple[str, ...]) -> list[str]:
+    """The entries under the host's ``tops`` this user may not read (nor, for a folder, enter)."""
+    found = []
+    for top in tops:
+        for folder, dirs, files in os.walk(f"/{top}"):
+            for name in [*dirs, *files]:
+                path = os.path.join(folder, name)
+                wanted = os.R_OK | (os.X_OK if os.path.isdir(path) and not os.path.islink(path) else 0)
+                if not os.path.islink(path) and not os.access(path, wanted):
+                    found.append(path.lstrip("/"))
+            dirs[:] = [name for name in dirs if os.access(os.path.join(folder, name), os.R_OK | os.X_OK)]
+    return found
+
+
+def _hide_in(
+    upper: int, relative: str, named: Callable[[str], bool], owner: tuple[int, int] | None, *, keep: bool
+) -> None:
+    """Whiteouts in the layer's ``relative`` folder for the host's entries that are not ``named`` (``keep``),
+    or that are (not ``keep``).
+
+    Where the layer has a folder of that name (the agent's own), it is marked opaque, so that
+    nothing of the host's folder shows through it."""
+    host = f"/{relative}"
+    try:
+        names = [name for name in os.listdir(host) if named(name) != keep]
+    except OSError:
+        return
+    folder = _open_path(upper, relative, owner)
+    if folder is None:
+        return
+    try:
+        for name in names:
+            with contextlib.suppress(PermissionError):  # a folder of the agent's other uids: its own, kept
+                _hide(folder, name)
+    finally:
+        os.close(folder)
+
+
+def _hide(folder: int, name: str) -> None:
+    """A whiteout for ``name`` where the layer has nothing of that name; the agent's own folder made opaque."""
+    try:
+        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=folder)
+        return
+    if stat.S_ISDIR(info.st_mode):
+        inner = os.open(name, _DIRECTORY, dir_fd=folder)
+        try:
+            if OPAQUE not in os.listxattr(inner):
+                os.setxattr(inner, OPAQUE, b"y")
+        finally:
+            os.close(inner)
+
+
+def _open_path(upper: int, relative: str, owner: tuple[int, int] | None) -> int | None:
+    """A descriptor of the layer's folder ``relative``, made where missing (owned by ``owner``); None where
+    the agent's own entry stands in the way (a file, a link, an opaque folder: nothing of the host's shows)."""
+    folder = os.dup(upper)
+    for part in filter(None, relative.split("/")):
+        try:
+            made = False
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o755, dir_fd=folder)
+                made = True
+            inner = os.open(part, _DIRECTORY, dir_fd=folder)
+        except OSError:  # the agent's own entry, or a folder of its other uids
+            os.close(folder)
+            return None
+        os.close(folder)
+        folder = inner
+        try:
+            if made and owner:
+                os.fchown(folder, *owner)
+            opaque = OPAQUE in os.listxattr(folder)
+        except OSError:
+            opaque = True
+        if opaque:
+            os.close(folder)
+            return None
+    return folder
+
+
+def _give(ids: IdMap, top: str) -> None:
+    from git_airlock.engines.bwrap.userns import give_to
+
+    give_to(ids, top)
+
+
+def _write_identity(etc: str, ids: IdMap, hostname: str) -> None:
+    """The sandbox's own users (root, and the host's system accounts apt and packages expect), its name,
+    and git's trust in the host repository it reads (owned by a uid it does not know)."""
+    users, groups = _system_accounts("/etc/passwd", 2), _system_accounts("/etc/group", 2)
+    passwd = ["root:x:0:0:root:/home/agent:/bin/bash"]
+    passwd += [":".join([f[0], "x", *f[2:]]) for f in users if f[0] != "root" and ids.maps(int(f[2]))]
+    names = {f[0] for f in users}
+    group = ["root:x:0:"]
+    for fields in groups:
+        if fields[0] != "root" and ids.maps(int(fields[2])):
+            members = ",".join(m for m in fields[3].split(",") if m in names) if len(fields) > 3 else ""
+            group.append(f"{fields[0]}:x:{fields[2]}:{members}")
+    shadow = [f"{line.split(':')[0]}:*:19000:0:99999:7:::" for line in passwd]
+    gshadow = [f"{line.split(':')[0]}:*::" for line in group]
+    safe = "[safe]\n\tdirectory = *\n"
+    files = {
+        "passwd": ("\n".join(passwd) + "\n", 0o644),
+        "group": ("\n".join(group) + "\n", 0o644),
+        "shadow": ("\n".join(shadow) + "\n", 0o640),
+        "gshadow": ("\n".join(gshadow) + "\n", 0o640),
+        "hostname": (hostname + "\n", 0o644),
+        "gitconfig": (safe, 0o644),
+    }
+    if not ids.maps(42):  # apt drops to _apt for downloads; with root alone mapped, it stays root
+        os.makedirs(os.path.join(etc, "apt", "apt.conf.d"), mode=0o755, exist_ok=True)
+        files["apt/apt.conf.d/00git-airlock-sandbox"] = ('APT::Sandbox::User "root";\n', 0o644)
+    for relative, (text, mode) in files.items():
+        path = os.path.join(etc, relative)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(path, mode)
+
+
+def _system_accounts(path: str, id_field: int) -> list[list[str]]:
+    """The host's system accounts (ids below 1000, and nobody): never a person's."""
+    found = []
+    with contextlib.suppress(OSError), open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            fields = line.rstrip("\n").split(":")
+            if len(fields) > id_field and fields[id_field].isdigit():
+                number = int(fields[id_field])
+                if number < 1000 or number == 65534:
+                    found.append(fields)
+    return found
