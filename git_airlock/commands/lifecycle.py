@@ -262,7 +262,9 @@ def attach_command(app: App) -> None:
 def shell_command(app: App) -> None:
     """Open an interactive shell inside the sandbox (starting it if stopped)."""
     app.require_sandbox()
-    app.runner.execute(app.engine.shell_plan(app.sandbox))
+    ended = app.runner.execute(app.engine.shell_plan(app.sandbox))
+    if ended is not None and ended.returncode == DID_NOT_START:
+        click.get_current_context().exit(DID_NOT_START)  # the sandbox said why
 
 
 @click.command("stop")

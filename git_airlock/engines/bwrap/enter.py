@@ -1,8 +1,9 @@
 """Enter a sandbox's own user namespace, mount its layers, then become COMMAND (bwrap).
 
-``python -I -S enter.py SPEC -- COMMAND...``: SPEC is one JSON object, written by
-``engines.bwrap.userns`` (the keys are explained there). Standard library only,
-and started without ``site``, so that it costs an interpreter's start and no more.
+``python -I -S enter.py [OPTION...] -- COMMAND...``, the options written by
+``engines.bwrap.userns`` (see :data:`OPTIONS`). Standard library only, started
+without ``site``, and reading plain arguments rather than JSON (whose import alone
+takes longer than the rest), so that it costs about an interpreter's start.
 
 Every uid a sandbox can be maps to an unprivileged host uid: never to host uid 0.
 Both ways below end the same: this process is uid 0 of the sandbox's user
@@ -30,7 +31,6 @@ start) before COMMAND ever runs.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import stat
 import sys
@@ -81,6 +81,23 @@ BWRAP_ARITY = {
     ),
 }  # fmt: skip
 """How many values each bwrap option takes, to find the bind sources in its command line."""
+OPTIONS = {
+    "--root": ("root", 0),
+    "--uid-map": ("uid_map", 3),
+    "--gid-map": ("gid_map", 3),
+    "--fd": ("fds", 2),
+    "--idmap": ("idmapped", 2),
+    "--view": ("views", 2),
+    "--overlay": ("overlays", 4),
+    "--fuse": ("fuse", 4),
+}
+"""This script's options: the spec key each fills and how many values it takes (each may repeat).
+
+``--root``: made by root (see above). ``--uid-map``/``--gid-map INSIDE OUTSIDE COUNT``: the maps.
+``--fd N PATH``: PATH opened on descriptor N for COMMAND. ``--idmap SOURCE TARGET``: a read-only,
+id-mapped view of SOURCE at TARGET (root); ``--view``: the same, or a plain read-only one where the
+file system cannot be id-mapped. ``--overlay OPTIONS TARGET WHAT HINT``: an overlay mount (WHAT and
+HINT say what failed and how to recover); ``--fuse``: the same through fuse-overlayfs."""
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -235,21 +252,39 @@ def overlay(options: str, target: str, what: str, hint: str) -> None:
     _check(_libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, os.fsencode(options)), what, hint)
 
 
-def fuse_overlay(options: str, target: str, what: str, hint: str) -> None:
-    """``fuse-overlayfs`` in the foreground, ended by the kernel once the process that becomes bwrap exits."""
-    before = os.stat(target).st_dev
-    pid = os.fork()
-    if pid == 0:
-        _libc.prctl(PR_SET_PDEATHSIG, SIGTERM)
-        try:
-            os.execvp("fuse-overlayfs", ["fuse-overlayfs", "-f", "-o", options, target])
-        except OSError:
-            os._exit(127)
+def fuse_overlays(mounts: list[list[str]]) -> None:
+    """``fuse-overlayfs`` in the foreground for each mount, all started at once, each ended by the kernel once
+    the process that becomes bwrap exits (its parent-death signal). What they say goes to a log beside
+    each mount point (``<target>.log``), shown when a mount fails: the sandbox's terminal is not theirs."""
+    started = []
+    for options, target, what, hint in mounts:
+        before = os.stat(target).st_dev
+        log = os.open(target + ".log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        pid = os.fork()
+        if pid == 0:
+            _libc.prctl(PR_SET_PDEATHSIG, SIGTERM)
+            os.dup2(log, 2)
+            try:
+                os.execvp("fuse-overlayfs", ["fuse-overlayfs", "-f", "-o", options, target])
+            except OSError:
+                os._exit(127)
+        os.close(log)
+        started.append((pid, target, before, what, hint))
     deadline = time.monotonic() + MOUNT_DEADLINE
-    while os.stat(target).st_dev == before:
-        if os.waitpid(pid, os.WNOHANG)[0] or time.monotonic() > deadline:
-            raise Failure(f"{what}: fuse-overlayfs did not mount it", hint)
-        time.sleep(0.001)
+    for pid, target, before, what, hint in started:
+        while os.stat(target).st_dev == before:
+            if os.waitpid(pid, os.WNOHANG)[0] or time.monotonic() > deadline:
+                raise Failure(f"{what}: fuse-overlayfs did not mount it ({_last_words(target + '.log')})", hint)
+            time.sleep(0.001)
+
+
+def _last_words(log: str) -> str:
+    try:
+        with open(log, encoding="utf-8", errors="replace") as handle:
+            lines = [line.strip() for line in handle if line.strip() and "lazytime" not in line]
+    except OSError:
+        return "it said nothing"
+    return lines[-1] if lines else "it said nothing"
 
 
 # -- what bwrap must reach ---------------------------------------------------------------------------
@@ -324,7 +359,8 @@ def _place(folder: str, path: str, directory: bool) -> None:
 
 def open_files(spec: Spec) -> None:
     """Files COMMAND reads from a descriptor (bwrap's seccomp program), opened while they are in reach."""
-    for number, path in spec.get("fds", []):
+    for descriptor, path in spec.get("fds", []):
+        number = int(descriptor)
         fd = os.open(path, os.O_RDONLY)
         if fd != number:
             os.dup2(fd, number)
@@ -352,15 +388,35 @@ def enter(spec: Spec, command: list[str]) -> None:
     private()
     for options, target, what, hint in spec.get("overlays", []):
         overlay(options, target, what, hint)
-    for options, target, what, hint in spec.get("fuse", []):
-        fuse_overlay(options, target, what, hint)
+    fuse_overlays(spec.get("fuse", []))
+
+
+def parse(argv: list[str]) -> tuple[Spec, list[str]]:
+    """The spec the options describe, and COMMAND (what follows ``--``)."""
+    spec: Spec = {}
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        key, count = OPTIONS[argv[i]]
+        values = argv[i + 1 : i + 1 + count]
+        if len(values) != count:
+            raise KeyError(argv[i])
+        if count == 0:
+            spec[key] = True
+        else:
+            numeric = key in ("uid_map", "gid_map")
+            spec.setdefault(key, []).append([int(v) for v in values] if numeric else values)
+        i += 1 + count
+    return spec, argv[i + 1 :]
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[1] != "--":
-        print("usage: enter.py SPEC -- COMMAND...", file=sys.stderr)
+    try:
+        spec, command = parse(argv)
+    except (KeyError, ValueError):
+        command = []
+    if not command:
+        print("usage: enter.py [OPTION...] -- COMMAND...", file=sys.stderr)
         return 2
-    spec, command = json.loads(argv[0]), argv[2:]
     program = _which(command[0])  # now: the covering folders may hide where it lies, and what finds it
     try:
         enter(spec, command)

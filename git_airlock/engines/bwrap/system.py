@@ -23,6 +23,7 @@ id-mapped mounts), the system is read-only as it was, and ``doctor`` says so.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -78,6 +79,7 @@ class Layer:
         self.mnt = os.path.join(self.root, "mnt")
         self.made_over = os.path.join(self.root, "made-over")
 
+
     def exists(self) -> bool:
         return os.path.isdir(self.upper)
 
@@ -116,12 +118,31 @@ class Layer:
         try:
             for relative, shown in CURATED.items():
                 _hide_in(upper, relative, shown.__contains__, ids.chown, keep=True)
-            hidden = list(HIDDEN) + (_unreadable(PACKAGE_STATE) if mode == "fuse" else [])
+            hidden = list(HIDDEN) + (self._unreadable() if mode == "fuse" else [])
             for relative in hidden:
                 parent, name = os.path.split(relative)
                 _hide_in(upper, parent, {name}.__contains__, ids.chown, keep=False)
         finally:
             os.close(upper)
+
+    @staticmethod
+    def _unreadable() -> list[str]:
+        """:func:`_unreadable` of the package manager's folders, looked for again only when they changed.
+
+        The answer is the host's, kept for every sandbox of this user (the walk takes tens of ms)."""
+        from git_airlock.engines.bwrap.layout import data_root
+        from git_airlock.jsonfile import write_json
+
+        state = " ".join(_changed(f"/{top}") for top in PACKAGE_STATE)
+        kept = os.path.join(os.path.dirname(data_root()), "probe", f"unreadable-{os.getuid()}.json")
+        with contextlib.suppress(OSError, ValueError), open(kept, encoding="utf-8") as handle:
+            answer = json.load(handle)
+            if answer["state"] == state:
+                return [str(path) for path in answer["paths"]]
+        found = _unreadable(PACKAGE_STATE)
+        os.makedirs(os.path.dirname(kept), exist_ok=True)
+        write_json(kept, {"state": state, "paths": found})
+        return found
 
     # -- mounting it ----------------------------------------------------------------------------------
 
@@ -194,6 +215,16 @@ def disk_usage(top: str, limit: int) -> int:
                     if stat.S_ISDIR(info.st_mode):
                         pending.append(entry.path)
     return total
+
+
+def _changed(top: str) -> str:
+    """When ``top`` and the folders in it last changed (a lock file made, a package installed)."""
+    stamps = []
+    with contextlib.suppress(OSError), os.scandir(top) as entries:
+        stamps = [str(entry.stat(follow_symlinks=False).st_mtime_ns) for entry in entries if entry.is_dir()]
+    with contextlib.suppress(OSError):
+        stamps.append(str(os.stat(top).st_mtime_ns))
+    return ",".join(stamps)
 
 
 def _unreadable(tops: tuple[str, ...]) -> list[str]:

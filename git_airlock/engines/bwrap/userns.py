@@ -260,17 +260,21 @@ def enter_script() -> str:
     return enter.__file__
 
 
-def prefix(ids: IdMap, spec: Mapping[str, object], filter_path: str | None) -> list[str]:
-    """``python -I -S enter.py SPEC --``: what goes before bwrap's command line.
+def prefix(ids: IdMap, spec: Mapping[str, list[list[str]]], filter_path: str | None) -> list[str]:
+    """``python -I -S enter.py OPTION... --``: what goes before bwrap's command line.
 
-    ``spec`` adds the mounts (``overlays``: [options, target, what failed, hint]; ``idmapped``:
-    [source, target] for root; ``fuse``: like ``overlays``, through fuse-overlayfs). The seccomp
-    program is opened on descriptor 3 before anything is entered, where bwrap reads it."""
-    import json
-
-    whole: dict[str, object] = {"uid_map": ids.to_meta()["uid"], "gid_map": ids.to_meta()["gid"], **spec}
+    ``spec`` adds the mounts (``overlays``: [options, target, what failed, hint]; ``idmapped`` and
+    ``views``: [source, target], for root; ``fuse``: like ``overlays``, through fuse-overlayfs). The
+    seccomp program is opened on descriptor 3 before anything is entered, where bwrap reads it."""
+    argv = [sys.executable, "-I", "-S", enter_script()]
     if ids.root:
-        whole["root"] = True
+        argv.append("--root")
+    for option, ranges in (("--uid-map", ids.uid), ("--gid-map", ids.gid)):
+        for entry in ranges:
+            argv += [option, *(str(number) for number in entry)]
     if filter_path:
-        whole["fds"] = [[ENTER_FD_FILTER, filter_path]]
-    return [sys.executable, "-I", "-S", enter_script(), json.dumps(whole, separators=(",", ":")), "--"]
+        argv += ["--fd", str(ENTER_FD_FILTER), filter_path]
+    for key, option in (("idmapped", "--idmap"), ("views", "--view"), ("overlays", "--overlay"), ("fuse", "--fuse")):
+        for mount in spec.get(key, []):
+            argv += [option, *mount]
+    return [*argv, "--"]
