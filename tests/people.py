@@ -33,6 +33,8 @@ class Person:
     """A folder of its own: its HOME (``home``), its projects, its temporary files."""
     bin: Path | None = None
     """Where its ``git-airlock`` lies, when it is not the suite's own."""
+    code: tuple[str, ...] = ()
+    """Its PYTHONPATH: this checkout and the suite's packages, where it can read them."""
 
     @property
     def home(self) -> Path:
@@ -62,8 +64,8 @@ class Person:
             "LANG": "C.UTF-8",
             "PATH": os.pathsep.join([*path, "/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]),
         }
-        if self.bin:
-            env["PYTHONPATH"] = os.pathsep.join([str(CHECKOUT), sysconfig.get_paths()["purelib"]])
+        if self.code:
+            env["PYTHONPATH"] = os.pathsep.join(self.code)
         return {**env, **(extra or {})}
 
     def run(
@@ -127,6 +129,31 @@ class Person:
             (self.base / "tmux").chmod(0o700)
 
 
+SHOWN = Path("/run/git-airlock-tests")
+"""Where this checkout and the suite's packages are bound for the user, when their own folders are in
+folders it may not enter (a checkout under /root)."""
+
+
+def readable_for(uid: int, gid: int, path: str) -> bool:
+    probe = subprocess.run(["test", "-r", path], user=uid, group=gid, extra_groups=[], capture_output=True)
+    return probe.returncode == 0
+
+
+def code_for(uid: int, gid: int) -> tuple[str, ...]:
+    """This checkout and the suite's packages as the user can read them: in place, or bound under SHOWN."""
+    paths = (str(CHECKOUT), sysconfig.get_paths()["purelib"])
+    if all(readable_for(uid, gid, os.path.join(path, ".")) for path in paths):
+        return paths
+    shown = []
+    for index, path in enumerate(paths):
+        target = SHOWN / str(index)
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "--bind", "-o", "ro", path, str(target)], check=True)
+        shown.append(str(target))
+    SHOWN.chmod(0o755)
+    return tuple(shown)
+
+
 def make_user() -> Person:
     """A new ordinary user (``useradd``, with a subordinate range) running this checkout's git-airlock."""
     name = f"airlock-{secrets.token_hex(3)}"
@@ -140,18 +167,20 @@ def make_user() -> Person:
     wrapper = tools / "git-airlock"
     wrapper.write_text(f'#!/bin/sh\nexec {SYSTEM_PYTHON} -c "from git_airlock.entry import main; main()" "$@"\n')
     wrapper.chmod(0o755)
-    person = Person(name, entry.pw_uid, entry.pw_gid, base, bin=tools)
-    return person
+    return Person(name, entry.pw_uid, entry.pw_gid, base, bin=tools, code=code_for(entry.pw_uid, entry.pw_gid))
 
 
 def remove_user(person: Person) -> None:
     subprocess.run(["pkill", "-KILL", "-u", person.name], capture_output=True)
     subprocess.run(["userdel", "--remove", person.name], capture_output=True)
+    for path in person.code:
+        if path.startswith(str(SHOWN)):
+            subprocess.run(["umount", path], capture_output=True)
 
 
 def another(person: Person, name: str) -> Person:
     """The same user in a fresh hermetic HOME of its own under ``name`` (one per test)."""
-    fresh = Person(person.name, person.uid, person.gid, person.base / name, bin=person.bin)
+    fresh = Person(person.name, person.uid, person.gid, person.base / name, bin=person.bin, code=person.code)
     fresh.base.mkdir()
     fresh.prepare()
     return fresh

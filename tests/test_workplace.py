@@ -323,7 +323,7 @@ def small_disk(person: Person, hermetic: Env) -> Iterator[Person]:
     try:
         if not person.is_root:
             os.chown(mount, person.uid, person.gid)
-        moved = Person(person.name, person.uid, person.gid, mount, bin=person.bin)
+        moved = Person(person.name, person.uid, person.gid, mount, bin=person.bin, code=person.code)
         moved.prepare()
         yield moved
     finally:
