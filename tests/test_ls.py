@@ -4,6 +4,7 @@ disjoint files; the forecast must say exactly what a real merge does."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -173,3 +174,15 @@ def test_the_verification_sandbox_has_no_network_and_cannot_write_the_repository
         listener.close()
     assert merged.returncode == 0, merged.stderr  # none of the escapes worked: the checks ran and passed
     assert not reached and not (project / ".git" / "pwned").exists()
+
+
+def test_the_verification_runs_as_no_uid_of_the_host(project: Path, hermetic: Env) -> None:
+    """The checks are the agent's code: like its sandbox, they run as uids of their own, never root's."""
+    three_sandboxes(project)
+    approve(project, "c")
+    probe = "awk '{print \"HOST-UIDS\", $2}' /proc/self/uid_map; test \"$(id -u)\" = 0"
+    merged = airlock("--engine", "bwrap", "--name", "c", "merge", "--verify", probe, cwd=project)
+    assert merged.returncode == 0, merged.stderr
+    shown = (merged.stdout + merged.stderr).splitlines()
+    uids = [int(line.split()[-1]) for line in shown if line.strip().startswith("HOST-UIDS ")]
+    assert uids and 0 not in uids and (os.getuid() == 0) == (os.getuid() not in uids)

@@ -262,19 +262,21 @@ def make_devices(paths: Place) -> None:
         ) from exc
 
 
-def offline(place: Place, tmp_size: int, mounts: list[str]) -> list[str]:
+def offline(place: Place, tmp_size: int, mounts: list[str], own_user: bool = True) -> list[str]:
     """bwrap up to its ``--`` for the host's own work in a sandbox (rebuilding an agent's package, a
     merge's checks): no network, no terminal, the system, in-memory scratch, ``mounts``, started in
-    ``/tmp`` with nothing of the user's environment; uid 1000 in a user namespace of bwrap's own."""
-    argv = [
-        *namespaces(network=False, terminal=False),
-        "--unshare-user",
-        *("--uid", OFFLINE_UID, "--gid", OFFLINE_UID),
-    ]
+    ``/tmp`` with nothing of the user's environment.
+
+    ``own_user``: uid 1000 in a user namespace of bwrap's own, which is the user's uid outside (what
+    must write the user's own files: the agents' folder); else bwrap runs as ``entered`` starts it,
+    in a sandbox's user namespace, as its root (what runs code of the agent's: a merge's checks)."""
+    argv = namespaces(network=False, terminal=False)
+    if own_user:
+        argv += ["--unshare-user", "--uid", OFFLINE_UID, "--gid", OFFLINE_UID]
     return [
         *argv,
         *system(place),
-        *scratch(tmp_size, own_devices(place)),
+        *scratch(tmp_size, own_devices(place) if own_user else None),
         *mounts,
         "--chdir",
         "/tmp",

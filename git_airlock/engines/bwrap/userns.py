@@ -200,10 +200,15 @@ def _stale(path: str, root: str) -> bool:
 def release(meta: SandboxMeta) -> None:
     """Give a removed sandbox's block of uids back."""
     ids = from_meta(meta)
-    if ids is None or not ids.root:
-        return
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(reservations(), str(ids.uid[0][1])))
+    if ids is not None:
+        give_back(ids)
+
+
+def give_back(ids: IdMap) -> None:
+    """Give a block of root's uids back (nothing to do for an ordinary user's own range)."""
+    if ids.root:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(reservations(), str(ids.uid[0][1])))
 
 
 def _host_ids() -> list[tuple[int, int]]:

@@ -3,8 +3,9 @@
 The merged tree comes in as a tar stream of its raw objects (:mod:`git_airlock.treetar`: no
 attribute or filter of the tree applies on the host) and is unpacked inside the sandbox, in its
 own size-limited ``/tmp``: the sandbox sees no repository of the host (nor your HOME), cannot write
-anything that outlives it, and reaches no network. It is built from the same pieces as every
-other sandbox of git-airlock (user, seccomp filter, devices), kept in a throwaway folder.
+anything that outlives it, and reaches no network. The checks are the agent's code, so they run
+as a sandbox's root does: in a user namespace of their own whose uids are unprivileged on the host
+(for root, a block of uids taken for the run and given back), under the same seccomp filter.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 from collections.abc import Callable
 
 from git_airlock import process, treetar
-from git_airlock.engines.bwrap import confine
+from git_airlock.engines.bwrap import confine, userns
 from git_airlock.errors import AirlockError
 
 WORK = "/tmp/work"
@@ -40,17 +41,13 @@ def check_merge(repo_root: str, commit: str, command: str, tmp_size: int, show: 
             hint="`apt-get install bubblewrap` (Linux); `git airlock doctor` checks",
         )
     root = tempfile.mkdtemp(prefix="git-airlock-verify-")
+    ids = userns.for_new_sandbox(f"verify-{os.path.basename(root)}", dry_run=False)
     try:
         place = _Scratch(root)
-        confine.prepare_offline(place)
-        argv = [
-            *confine.offline(place, tmp_size, []),
-            "sh",
-            "-c",
-            UNPACK_AND_RUN,
-            "verify",
-            command,
-        ]
-        return process.feed(functools.partial(treetar.write, repo_root, commit), confine.with_filter(argv), show)
+        confine.prepare(place)
+        bwrap = [*confine.offline(place, tmp_size, [], own_user=False), "sh", "-c", UNPACK_AND_RUN, "verify", command]
+        argv = confine.entered(ids, {}, bwrap)
+        return process.feed(functools.partial(treetar.write, repo_root, commit), argv, show)
     finally:
+        userns.give_back(ids)
         shutil.rmtree(root, ignore_errors=True)
