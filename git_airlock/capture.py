@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from git_airlock.app import App
 from git_airlock.errors import AirlockError
-from git_airlock.gitcmd import Git
+from git_airlock.gitcmd import NO_SUBMODULES, Git
 from git_airlock.process import CommandFailed
 from git_airlock.review.ledger import WIP
 
@@ -51,7 +51,9 @@ SCRIPT = (
     # files over the limit never reach git: each becomes an exclude pathspec (literal, NUL-separated)
     + 'find . -path ./.git -prune -o -type f -size +"$limit"c -printf \':(exclude,literal)%P\\0\' > "$big"; '
     + 'force=; [ "$ignored" = 1 ] && force=--force; '
-    + "{ printf '.\\0'; cat \"$big\"; } "
+    + "{ printf '.\\0'; cat \"$big\"; "
+    + NO_SUBMODULES
+    + "; } "
     + "| g add --all --ignore-errors $force --pathspec-from-file=- --pathspec-file-nul >/dev/null 2>&1 || true; "
     + "tree=$(g write-tree); "
     + 'if [ -n "$head" ]; then was=$(g rev-parse "$head^{tree}"); else was=$(g mktree </dev/null); fi; '

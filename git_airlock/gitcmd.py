@@ -100,3 +100,9 @@ class Git:
 
     def update_ref(self, ref: str, oid: str, message: str) -> None:
         self.run("update-ref", "-m", message, ref, oid)
+
+
+NO_SUBMODULES = "g ls-files -z --stage | sed -zn 's/^160000 [0-9a-f]* [0-9]*\t/:(exclude,literal)/p'"
+"""A shell line (``g`` being git) that prints an exclude pathspec for every submodule of the index, NUL
+after each: ``git add`` over a clone whose submodules are the agent's must not look into them, where
+their own configuration (a clean filter) would run."""

@@ -585,3 +585,34 @@ done > probe.txt
     bad = run_in_sandbox(project, "tmp", "true", env={"AIRLOCK_TMP_SIZE": "lots"})
     assert bad.returncode == 1
     assert "error: bad AIRLOCK_TMP_SIZE 'lots'" in bad.stderr
+
+
+SUBMODULE_FILTER = """\
+set -e
+here=$(pwd)
+mkdir /tmp/src && cd /tmp/src && git init -q && echo x > file && git add file
+git -c user.name=a -c user.email=a@b commit -qm s
+cd "$here"
+git -c protocol.file.allow=always submodule -q add /tmp/src sub
+git commit -qm "a submodule"
+printf '#!/bin/sh\nid > %s/.git/PWNED-$1\ncat\n' "$here" > .git/evil.sh
+chmod +x .git/evil.sh
+filter='[filter "evil"]\\n\\tclean = %s/.git/evil.sh clean\\n\\tsmudge = %s/.git/evil.sh smudge\\n'
+printf "$filter" "$here" "$here" >> .git/modules/sub/config
+echo '* filter=evil' > sub/.gitattributes
+echo changed >> sub/file
+touch -d 2001-01-01 sub/file
+echo draft > draft.txt
+"""
+
+
+@pytest.mark.parametrize("command", [("commit", "-m", "from the host"), ("save",)])
+def test_host_side_git_never_runs_a_filter_planted_in_a_submodule(
+    project: Path, hermetic: Env, command: tuple[str, ...]
+) -> None:
+    """The submodule's own config names a clean filter; git looking inside the submodule would run it."""
+    assert run_in_sandbox(project, "subfilter", SUBMODULE_FILTER).returncode == 0
+    done = airlock("--engine", "bwrap", "--name", "subfilter", *command, cwd=project)
+    assert done.returncode in (0, 1), done.stderr
+    planted = [path.name for path in data_dir(hermetic, "subfilter").rglob("PWNED-*")]
+    assert planted == [], planted

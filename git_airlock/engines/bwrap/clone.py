@@ -31,6 +31,7 @@ from git_airlock import process
 from git_airlock.engines.bwrap import confine, overlay, userns
 from git_airlock.engines.bwrap.layout import Paths, SandboxMeta
 from git_airlock.errors import AirlockError
+from git_airlock.gitcmd import NO_SUBMODULES
 from git_airlock.plan import Step
 
 SOURCE = "/run/sandbox/source"
@@ -173,11 +174,18 @@ def uncommitted(paths: Paths) -> list[str]:
     return [entry[3:] for entry in proc.stdout.split("\0") if len(entry) > 3]
 
 
+ADD_ALL = (
+    'g() { git -c core.fsmonitor=false -c core.hooksPath=/dev/null -c diff.ignoreSubmodules=all "$@"; }; '
+    f"{{ printf '.\\0'; {NO_SUBMODULES}; }} | g add --all --pathspec-from-file=- --pathspec-file-nul"
+)
+"""``git add --all``, submodules left out (see ``gitcmd.NO_SUBMODULES``)."""
+
+
 def commit_steps(paths: Paths, message: str) -> list[Step]:
     """``git add --all`` and ``git commit`` in the clone, as the sandbox user, without hooks."""
     meta = paths.read_meta()
     return [
-        Step(tuple(_tool_argv(paths, meta, ["add", "--all"], writable=True))),
+        Step(tuple(_shell_argv(paths, meta, ADD_ALL, ["sh"], writable=True))),
         Step(tuple(_tool_argv(paths, meta, ["commit", "--quiet", "--no-verify", "-m", message], writable=True))),
     ]
 
