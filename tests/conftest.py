@@ -245,9 +245,7 @@ def up_shell(name: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_agent(
-    project: Path, name: str, script: str, env: dict | None = None
-) -> Iterator[subprocess.Popen[str]]:
+def running_agent(project: Path, name: str, script: str, env: dict | None = None) -> Iterator[subprocess.Popen[str]]:
     """`up` of a bwrap sandbox whose agent runs ``script``: the block runs once it printed "ready"
     (it then waits on its input), and the agent is let go when the block ends."""
     agent = subprocess.Popen(

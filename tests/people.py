@@ -69,7 +69,12 @@ class Person:
         return {**env, **(extra or {})}
 
     def run(
-        self, argv: list[str], cwd: Path, env: dict[str, str] | None = None, input: str | None = None
+        self,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str] | None = None,
+        input: str | None = None,
+        timeout: float = 300,
     ) -> subprocess.CompletedProcess[str]:
         as_other = {} if self.is_root else {"user": self.uid, "group": self.gid, "extra_groups": []}
         return subprocess.run(
@@ -80,12 +85,14 @@ class Person:
             stdin=None if input is not None else subprocess.DEVNULL,
             capture_output=True,
             text=True,
-            timeout=300,
+            timeout=timeout,
             **as_other,  # type: ignore[arg-type]
         )
 
-    def airlock(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        done = self.run(["git", "airlock", *args], cwd, env)
+    def airlock(
+        self, *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        done = self.run(["git", "airlock", *args], cwd, env, timeout=timeout)
         assert "Traceback" not in done.stderr, done.stderr
         return done
 

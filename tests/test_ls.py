@@ -180,7 +180,7 @@ def test_the_verification_runs_as_no_uid_of_the_host(project: Path, hermetic: En
     """The checks are the agent's code: like its sandbox, they run as uids of their own, never root's."""
     three_sandboxes(project)
     approve(project, "c")
-    probe = "awk '{print \"HOST-UIDS\", $2}' /proc/self/uid_map; test \"$(id -u)\" = 0"
+    probe = 'awk \'{print "HOST-UIDS", $2}\' /proc/self/uid_map; test "$(id -u)" = 0'
     merged = airlock("--engine", "bwrap", "--name", "c", "merge", "--verify", probe, cwd=project)
     assert merged.returncode == 0, merged.stderr
     shown = (merged.stdout + merged.stderr).splitlines()

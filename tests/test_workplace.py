@@ -12,7 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,10 +85,8 @@ def test_the_agent_installs_a_package_and_its_work_comes_home(
     merged = person.airlock("--engine", "bwrap", "--name", "apt", "merge", cwd=project)
     assert merged.returncode == 0, merged.stderr
     assert (project / "greeting.txt").read_text() == debrepo.GREETING + "\n"
-    # the package's own system user owns its folder; through fuse-overlayfs (an ordinary user's layer) every
-    # file shows as root's (squash_to_root: root's files of the host could not be copied up otherwise)
-    owner = debrepo.PACKAGE if person.is_root else "root"
-    assert (project / "owner.txt").read_text() == owner + "\n"
+    # the package's own system user owns its folder under /var, which is the sandbox's own (no overlay)
+    assert (project / "owner.txt").read_text() == debrepo.PACKAGE + "\n"
     assert host_system() == before
 
     # the package is in this sandbox's layer only: another sandbox does not have it
@@ -316,8 +316,6 @@ def test_a_layer_that_cannot_be_mounted_names_its_folder_and_the_way_back(person
 @pytest.fixture
 def small_disk(person: Person, hermetic: Env) -> Iterator[Person]:
     """``person`` with its HOME (and with it every sandbox's data) on a small file system of its own."""
-    import subprocess
-
     mount = person.folder("small-disk")
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m,mode=0755", "tmpfs", str(mount)], check=True)
     try:
@@ -400,3 +398,92 @@ def test_host_side_git_works_on_what_the_sandbox_root_owns(person: Person, herme
     kept = person.git(project, "for-each-ref", "--format=%(refname)", "refs/airlock/wip/loop/")
     assert kept.strip(), removed.stderr  # the uncommitted later.txt was kept before the sandbox went
     assert not person.data_dir("loop").exists()
+
+
+def test_a_key_in_the_users_environment_never_reaches_the_sandbox(hermetic: Env, project: Path) -> None:
+    """bwrap's own process inside (the sandbox's PID 1) keeps the environment bwrap starts with: it must
+    hold nothing of the user's, where a key the gate is to use may well be."""
+    from conftest import key_seen_in_sandbox
+
+    key, token = "sk-ant-api03-" + "k" * 40, "ghp_" + "t" * 36
+    env = {"ANTHROPIC_API_KEY": key, "GITHUB_TOKEN": token}
+    for network in ("balanced", "deny-all"):
+        policy = {**env, "GLOBAL_NETWORK_POLICY": network}
+        found, seen = key_seen_in_sandbox(project, hermetic, f"env-{network}", key, policy)
+        assert found == [], found
+        assert not any(token in line for line in seen)  # the scan read every /proc/*/environ, PID 1's too
+
+
+def test_roots_sandboxes_get_blocks_of_their_own_whatever_its_home(hermetic: Env) -> None:
+    """Root's blocks are machine-wide: a second root HOME (another container user, a CI job) never gets a
+    block that root's other sandboxes hold. (An ordinary user's sandboxes map its own subordinate range.)"""
+    if os.getuid() != 0:
+        pytest.skip("the blocks are root's: only root's sandboxes take them")
+    person = Person("root", 0, 0, hermetic.tmp)
+    person.prepare()
+    other = Person("root", 0, 0, hermetic.tmp / "another-home")
+    other.base.mkdir()
+    other.prepare()
+    bases = []
+    for who in (person, other):
+        project = who.project()
+        made = who.airlock("--engine", "bwrap", "--agent", "shell", "--name", "same", "up", "--", "-c", "true",
+                           cwd=project)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        bases.append(meta(who, "same")["ids"]["uid"][0][1])
+    assert bases[0] != bases[1]
+
+
+def test_the_layer_never_spends_the_blocks_a_file_system_keeps_for_root(hermetic: Env) -> None:
+    """overlayfs writes with its mounter's credentials, which for root's sandboxes are root's: the agent
+    filling its /usr must stop where an ordinary user stops, leaving root's reserved blocks alone. (An
+    ordinary user's layer is written by fuse-overlayfs as that user: it never had root's reserve.)"""
+    if os.getuid() != 0:
+        pytest.skip("the reserve is root's: only root's sandboxes mount their layer as root")
+    person = Person("root", 0, 0, hermetic.tmp)
+    image = hermetic.tmp / "disk.img"
+    with open(image, "wb") as handle:
+        handle.truncate(96 * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-m", "20", str(image)], check=True)
+    mount = person.folder("ext4-disk")
+    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
+    try:
+        if not person.is_root:
+            os.chown(mount, person.uid, person.gid)
+        moved = Person(person.name, person.uid, person.gid, mount, bin=person.bin, code=person.code)
+        moved.prepare()
+        project = moved.project()
+        fill = "dd if=/dev/zero of=/usr/fill bs=1M 2>/dev/null; dd if=/dev/zero of=fill bs=1M 2>/dev/null; true"
+        made = moved.airlock("--engine", "bwrap", "--agent", "shell", "--name", "fill", "up", "--", "-c", fill,
+                             cwd=project)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert meta(moved, "fill")["system"] == "overlay" and meta(moved, "fill")["layout"] == "overlay"
+        disk = os.statvfs(mount)
+        reserved = (disk.f_bfree - disk.f_bavail) * disk.f_frsize
+        assert disk.f_bavail * disk.f_frsize < 4 * 1024 * 1024  # the agent did fill what it may use
+        assert disk.f_bfree * disk.f_frsize >= 0.9 * reserved > 10 * 1024 * 1024  # root's reserve is still there
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], check=True)
+
+
+def test_what_the_host_adds_to_etc_or_var_while_a_sandbox_runs_stays_out_of_it(project: Path, hermetic: Env) -> None:
+    """The sandbox's /etc is a layer over a copy, and its /var is its own: a file the host writes there
+    later (a new shadow is written as /etc/nshadow first, a service drops its state in /var/lib) never
+    shows inside, not even to the sandbox's root."""
+    from conftest import running_agent, sandbox_file
+
+    late_etc, late_var = Path("/etc/profile.d/zz-airlock-late.sh"), Path("/var/lib/airlock-late")
+    look = ("echo ready; read line; cat /etc/profile.d/zz-airlock-late.sh > etc.txt 2>&1; "
+            "ls /var/lib > var.txt; cat /var/lib/airlock-late/secret > secret.txt 2>&1")  # fmt: skip
+    try:
+        with running_agent(project, "late", look):
+            late_etc.write_text("export LATE=host-only\n")
+            late_var.mkdir()
+            (late_var / "secret").write_text("host-only\n")
+    finally:
+        late_etc.unlink(missing_ok=True)
+        shutil.rmtree(late_var, ignore_errors=True)
+    assert "host-only" not in sandbox_file(hermetic, "late", "etc.txt").read_text()
+    assert "airlock-late" not in sandbox_file(hermetic, "late", "var.txt").read_text().split()
+    assert "host-only" not in sandbox_file(hermetic, "late", "secret.txt").read_text()
+    assert "No such file" in sandbox_file(hermetic, "late", "secret.txt").read_text()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
-import shlex
 
 from git_airlock.engines.bwrap import seccomp, userns
 from git_airlock.engines.bwrap.layout import Place
@@ -123,15 +122,13 @@ def write_filter() -> str:
 
 
 def with_filter(bwrap_argv: list[str]) -> list[str]:
-    """Prefix that opens the filter on descriptor 3 and execs bwrap, which reads it (``--seccomp 3``)."""
+    """Prefix that opens the filter on descriptor 3 and execs bwrap, which reads it (``--seccomp 3``), with
+    nothing of the user's environment: bwrap's own process inside (the sandbox's PID 1) keeps what bwrap
+    was given, and every process of the sandbox can read it there."""
+    clean = ["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin"]
     if not seccomp.supported():
-        return bwrap_argv
-    return ["sh", "-c", f'exec "$@" {FILTER_FD}<"$0"', filter_path(), *bwrap_argv]
-
-
-def filter_redirect() -> str:
-    """The same as :func:`with_filter` for a shell line: a redirection of descriptor 3 to append to it."""
-    return f" {FILTER_FD}<{shlex.quote(filter_path())}" if seccomp.supported() else ""
+        return [*clean, *bwrap_argv]
+    return ["sh", "-c", f'exec "$@" {FILTER_FD}<"$0"', filter_path(), *clean, *bwrap_argv]
 
 
 def namespaces(

@@ -61,6 +61,8 @@ SYS_OPEN_TREE = 428  # the same numbers on every architecture: new system calls 
 SYS_MOVE_MOUNT = 429
 SYS_MOUNT_SETATTR = 442
 PR_SET_PDEATHSIG = 1
+CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
+CAP_SYS_RESOURCE = 24
 SIGTERM = 15
 FAILED = 125
 """``engines.base.DID_NOT_START``: the sandbox could not start."""
@@ -138,8 +140,12 @@ def _write(path: str, text: str) -> None:
 # -- the user namespace ----------------------------------------------------------------------------
 
 
-def made_for_root(spec: Spec) -> int:
-    """root: a new user namespace with the sandbox's maps, held by a descriptor (its first process is gone).
+VIEW_IDS = 1000
+"""The ids an id-mapped view maps: the host's system accounts (root, _apt, ...), no person's."""
+
+
+def made_for_root(uid_map: list[list[int]], gid_map: list[list[int]]) -> int:
+    """root: a new user namespace with these maps, held by a descriptor (its first process is gone).
 
     It is made by a child that first became the sandbox root's host uid: the kernel charges what a user
     namespace's processes hold (inotify instances, processes) to its maker too, so it must not be root."""
@@ -150,8 +156,8 @@ def made_for_root(spec: Spec) -> int:
         os.close(ready_r)
         os.close(hold_w)
         os.setgroups([])
-        os.setresgid(spec["gid_map"][0][1], spec["gid_map"][0][1], spec["gid_map"][0][1])
-        os.setresuid(spec["uid_map"][0][1], spec["uid_map"][0][1], spec["uid_map"][0][1])
+        os.setresgid(gid_map[0][1], gid_map[0][1], gid_map[0][1])
+        os.setresuid(uid_map[0][1], uid_map[0][1], uid_map[0][1])
         code = 0 if _libc.unshare(CLONE_NEWUSER) == 0 else 1
         os.write(ready_w, b"x")
         os.read(hold_r, 1)
@@ -160,8 +166,8 @@ def made_for_root(spec: Spec) -> int:
     os.close(hold_r)
     try:
         os.read(ready_r, 1)
-        _write(f"/proc/{child}/uid_map", _map_lines(spec["uid_map"]))
-        _write(f"/proc/{child}/gid_map", _map_lines(spec["gid_map"]))
+        _write(f"/proc/{child}/uid_map", _map_lines(uid_map))
+        _write(f"/proc/{child}/gid_map", _map_lines(gid_map))
         return os.open(f"/proc/{child}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise Failure(f"cannot make the sandbox's user namespace: {exc.strerror}") from exc
@@ -248,8 +254,66 @@ def idmapped_view(source: str, target: str, userns: int, or_plain: bool = False)
         os.close(tree)
 
 
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def without_reserve() -> None:
+    """Drop CAP_SYS_RESOURCE, and take up again the capabilities a change of the file system uid drops
+    (CAP_DAC_OVERRIDE and the like): see :func:`overlays_as`."""
+    header = CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+    data = (CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), data), "cannot read this process's capabilities")
+    word, bit = divmod(CAP_SYS_RESOURCE, 32)
+    data[word].permitted &= ~(1 << bit)
+    for part in data:
+        part.effective = part.permitted
+    _check(_libc.capset(ctypes.byref(header), data), "cannot drop CAP_SYS_RESOURCE")
+
+
 def overlay(options: str, target: str, what: str, hint: str) -> None:
     _check(_libc.mount(b"overlay", os.fsencode(target), b"overlay", 0, os.fsencode(options)), what, hint)
+
+
+def overlays_as(owner: tuple[int, int], mounts: list[list[str]]) -> None:
+    """root: the overlays mounted with the sandbox root's file system uid and gid, and without
+    CAP_SYS_RESOURCE. overlayfs writes into the layer with its mounter's credentials; as root's, the
+    agent's writes could take the blocks a file system keeps for root (for its uid, or its capability).
+
+    As that uid, the folders only root may enter above the layers are out of reach: every path of the
+    mount is given as a descriptor opened before (``/proc/self/fd/N``), which leads past them."""
+    opened: list[int] = []
+
+    def held(path: str) -> str:
+        opened.append(os.open(path, os.O_PATH | os.O_CLOEXEC))
+        return f"/proc/self/fd/{opened[-1]}"
+
+    try:
+        prepared = []
+        for options, target, what, hint in mounts:
+            parts = []
+            for part in options.split(","):
+                key, equals, value = part.partition("=")
+                if key in ("lowerdir", "upperdir", "workdir"):
+                    value = ":".join(held(path) for path in value.split(":"))
+                parts.append(key + equals + value)
+            prepared.append([",".join(parts), held(target), what, hint])
+        _libc.setfsgid(owner[1])
+        _libc.setfsuid(owner[0])
+        without_reserve()
+        try:
+            for options, target, what, hint in prepared:
+                overlay(options, target, what, hint)
+        finally:
+            _libc.setfsuid(0)
+            _libc.setfsgid(0)
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 def fuse_overlays(mounts: list[list[str]]) -> None:
@@ -371,16 +435,19 @@ def open_files(spec: Spec) -> None:
 def enter(spec: Spec, command: list[str]) -> None:
     open_files(spec)
     if spec.get("root"):
-        userns = made_for_root(spec)
+        userns = made_for_root(spec["uid_map"], spec["gid_map"])
+        # the views map only the host's system accounts: a person's files there stay that person's
+        base, gbase = spec["uid_map"][0][1], spec["gid_map"][0][1]
+        views = made_for_root([[0, base, VIEW_IDS]], [[0, gbase, VIEW_IDS]])
         _check(_libc.unshare(CLONE_NEWNS), "cannot make the sandbox's mount namespace")
         private()
         for source, target in spec.get("idmapped", []):
-            idmapped_view(source, target, userns)
+            idmapped_view(source, target, views)
         for source, target in spec.get("views", []):
-            idmapped_view(source, target, userns, or_plain=True)
-        for options, target, what, hint in spec.get("overlays", []):
-            overlay(options, target, what, hint)
+            idmapped_view(source, target, views, or_plain=True)
+        os.close(views)
         owner = spec["uid_map"][0][1], spec["gid_map"][0][1]
+        overlays_as(owner, spec.get("overlays", []))
         make_reachable(bind_sources(command) if os.path.basename(command[0]) == "bwrap" else [], *owner)
         join(userns)
         return
@@ -427,7 +494,9 @@ def main(argv: list[str]) -> int:
         print(f"error: cannot start the sandbox: {exc}", file=sys.stderr)
         return FAILED
     try:
-        os.execv(program, command)
+        # nothing of the user's environment goes on: bwrap's own process inside (the sandbox's PID 1) keeps
+        # what bwrap was started with, readable there; the sandbox's variables come from bwrap's --setenv
+        os.execve(program, command, {"PATH": CLEAN_PATH})
     except OSError as exc:
         print(f"error: cannot run {command[0]}: {exc.strerror}", file=sys.stderr)
     return FAILED

@@ -62,7 +62,7 @@ def plan_create(plan: Plan, spec: SandboxSpec, paths: Paths) -> SandboxMeta:
         plan.add(["git", "-C", paths.clone, "config", key, value], env=_ISOLATED_GIT)
     layout: Literal["plain", "overlay"] = "plain"
     lower = ""
-    ids = userns.for_new_sandbox(spec.name, spec.dry_run)
+    ids = userns.for_new_sandbox(paths.root, spec.dry_run)
     can = mountable(spec.dry_run)
     commit = _git_out(spec.repo_root, "rev-parse", "-q", "--verify", "HEAD^{commit}")
     if commit and can["overlay"]:
@@ -123,7 +123,7 @@ def plan_restart(plan: Plan, spec: SandboxSpec, paths: Paths, meta: SandboxMeta)
     """What a sandbox made before sandboxes had uids and a system of their own gets at its next start."""
     ids = userns.from_meta(meta)
     if ids is None:
-        ids = userns.for_new_sandbox(spec.name, spec.dry_run)
+        ids = userns.for_new_sandbox(paths.root, spec.dry_run)
         meta = {**meta, "ids": ids.to_meta()}
         given = ids
 

@@ -1,19 +1,20 @@
 """The sandbox's own system: a copy-on-write layer over the host's, of which the agent is root.
 
-Each sandbox keeps, under its data folder, one layer over the system view it sees
-(``/usr``, ``/opt``, a curated ``/etc`` and ``/var``)::
+Each sandbox keeps, under its data folder, the layers of the system it sees::
 
-    system/upper/<dir>/   what the agent changed there (apt, pip, npm -g, /etc): the agent's
-    system/work/<dir>/    overlayfs's own scratch
-    system/lower/<dir>/   root only: an id-mapped, read-only view of the host's <dir> (see enter.py)
-    system/mnt/<dir>/     where the layered <dir> is mounted, for bwrap to bind
+    system/upper/<top>/   what the agent changed in /usr (and /bin, /lib... where those are folders)
+                          and /etc; its own /opt and /var: the agent's, like the rest of upper/
+    system/state/var/...  what it changed of the package manager's state (/var/lib/dpkg, /var/lib/apt,
+                          /var/cache/apt), the only parts of the host's /var it sees
+    system/work/<name>/   overlayfs's own scratch, one per layer
+    system/lower/<name>/  root only: an id-mapped, read-only view of what the layer lies over
+    system/mnt/<name>/    where each layered folder is mounted, for bwrap to bind
     system/made-over      the host's package database as it was when the layer was made
 
-``/etc`` and ``/var`` show only what the sandbox needs and no secret of the host's:
-every other entry of the curated folders is hidden by a whiteout in the layer (a
-0/0 character device, overlayfs's own mark), refreshed before each start, so an entry
-the host adds later is hidden too. Through the id-mapped view the sandbox's root could
-read root's own files there, which is why the lists are short and name what is shown.
+``/etc`` lies over a copy of what the sandbox may see of the host's (``etcview``), never over
+the live folder; ``/opt`` and the rest of ``/var`` are the sandbox's own. The id-mapped views
+map the host's system accounts (uids below 1000) to the sandbox's, and no person's uid: a
+person's files there stay theirs, readable only as anybody's are.
 
 The layer survives ``stop``/``up`` and goes with ``rm``; nothing else sees it. Where no
 layer can be mounted (an ordinary user without ``fuse-overlayfs``, a file system without
@@ -26,46 +27,32 @@ import contextlib
 import json
 import os
 import stat
-from collections.abc import Callable
 from typing import Literal
 
+from git_airlock.engines.bwrap import etcview
 from git_airlock.engines.bwrap.userns import IdMap
 
 Mode = Literal["overlay", "fuse", "none"]
-LAYERED = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt", "etc", "var")
-"""Top folders of the system view; each that is a real folder on the host gets a layer (links stay links)."""
-ETC_SHOWN = (
-    "alternatives", "ssl", "ca-certificates", "ca-certificates.conf", "resolv.conf", "hosts", "nsswitch.conf",
-    "localtime", "timezone", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "bash.bashrc", "profile", "profile.d",
-    "inputrc", "terminfo", "mime.types", "protocols", "services", "apt", "dpkg", "debconf.conf", "debian_version",
-    "os-release", "lsb-release", "issue", "issue.net", "shells", "login.defs", "adduser.conf", "deluser.conf",
-    "python3", "perl", "gai.conf", "host.conf", "ethertypes", "networks", "rpc", "mailcap", "magic", "magic.mime",
-    "skel", "xattr.conf", "ucf.conf", "update-motd.d", "logrotate.d", "cron.daily", "init.d", "rc0.d", "rc1.d",
-    "rc2.d", "rc3.d", "rc4.d", "rc5.d", "rc6.d", "rcS.d",
-)  # fmt: skip
-"""What the sandbox sees of the host's /etc (the rest, its users, keys and configuration, stays out)."""
-CURATED: dict[str, tuple[str, ...]] = {
-    "etc": ETC_SHOWN,
-    "var": ("lib", "cache", "run", "lock", "tmp", "log"),
-    "var/lib": ("dpkg", "apt"),
-    "var/cache": ("apt",),
-}
-"""Folders of which only the named entries show: the package manager's state, nothing of the host's services."""
-HIDDEN = ("etc/ssl/private", "etc/apt/auth.conf", "etc/apt/auth.conf.d")
-"""Entries hidden inside shown folders: private keys, and the credentials of package sources."""
-OWN_EMPTY = ("var/log",)
-"""Folders the sandbox has empty, of its own (the host's logs are its own business)."""
-OPAQUE = "user.overlay.opaque"
-"""overlayfs's mark (in its unprivileged form, which fuse-overlayfs reads too) of a folder that hides the one below."""
-PACKAGE_DATABASE = "/var/lib/dpkg/status"
+LAYERED = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+"""Top folders over the host's; each that is a real folder on the host gets a layer (links stay links)."""
+OWN = ("opt", "var")
+"""Top folders of the sandbox's own: nothing of the host's shows there but the package manager's state."""
 PACKAGE_STATE = ("var/lib/dpkg", "var/lib/apt", "var/cache/apt")
-"""Where apt and dpkg keep their state and locks: what they must be able to copy up and change."""
+"""Where apt and dpkg keep their state: layers over the host's, so that apt inside knows what is installed."""
+OWN_FOLDERS = ("var/log", "var/tmp", "var/spool", "var/mail", "var/backups", "var/local")
+OWN_LINKS = {"var/run": "/run", "var/lock": "/run/lock"}
+PACKAGE_DATABASE = "/var/lib/dpkg/status"
+OPAQUE = "user.overlay.opaque"
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def layered_dirs() -> list[str]:
-    """The top folders that get a layer: those that are real folders on this host."""
+    """The top folders that lie over the host's: those that are real folders on this host."""
     return [top for top in LAYERED if os.path.isdir(f"/{top}") and not os.path.islink(f"/{top}")]
+
+
+def _flat(relative: str) -> str:
+    return relative.replace("/", "-")
 
 
 class Layer:
@@ -74,56 +61,74 @@ class Layer:
     def __init__(self, root: str) -> None:
         self.root = os.path.join(root, "system")
         self.upper = os.path.join(self.root, "upper")
+        self.state = os.path.join(self.root, "state")
         self.work = os.path.join(self.root, "work")
         self.lower = os.path.join(self.root, "lower")
         self.mnt = os.path.join(self.root, "mnt")
         self.made_over = os.path.join(self.root, "made-over")
 
-
     def exists(self) -> bool:
         return os.path.isdir(self.upper)
+
+    def layers(self) -> list[tuple[str, str, str]]:
+        """Each layered folder: (its path inside, its upper folder, the name of its work/lower/mnt folders)."""
+        found = [(f"/{top}", os.path.join(self.upper, top), top) for top in [*layered_dirs(), "etc"]]
+        found += [
+            (f"/{part}", os.path.join(self.state, part), _flat(part))
+            for part in PACKAGE_STATE
+            if os.path.isdir(f"/{part}")
+        ]
+        return found
 
     # -- making it ------------------------------------------------------------------------------------
 
     def create(self, ids: IdMap, hostname: str) -> None:
         """The empty layer, before the agent ever ran: its folders, its own users, and what it was made over."""
-        for top in layered_dirs():
-            for folder in (self.upper, self.work, self.mnt, self.lower):
-                os.makedirs(os.path.join(folder, top), mode=0o755, exist_ok=True)
+        self._folders(ids)
+        for top in OWN:
+            os.makedirs(os.path.join(self.upper, top), mode=0o755, exist_ok=True)
+        for relative in (*OWN_FOLDERS, *PACKAGE_STATE):
+            os.makedirs(os.path.join(self.upper, relative), mode=0o755, exist_ok=True)
+        for relative, target in OWN_LINKS.items():
+            os.symlink(target, os.path.join(self.upper, relative))
         os.chmod(self.root, 0o700)
         _write_identity(os.path.join(self.upper, "etc"), ids, hostname)
-        for relative in OWN_EMPTY:
-            path = os.path.join(self.upper, relative)
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            os.setxattr(path, OPAQUE, b"y")
-        for folder in (self.upper, self.work):
+        for folder in (self.upper, self.state, self.work):
             _give(ids, folder)
         with open(self.made_over, "w", encoding="utf-8") as handle:
             handle.write(host_packages())
 
-    def refresh(self, ids: IdMap, mode: Mode) -> None:
-        """Hide, before each start, whatever the host has in the curated folders that the sandbox must not see.
+    def _folders(self, ids: IdMap) -> None:
+        """Each layer's upper, work, lower and mount folders (those the host gained since are made too)."""
+        for _, upper, name in self.layers():
+            for folder in (upper, *(os.path.join(base, name) for base in (self.work, self.mnt, self.lower))):
+                if not os.path.lexists(folder):
+                    os.makedirs(folder, mode=0o755)
+                    if ids.chown and not folder.startswith((self.mnt, self.lower)):
+                        os.lchown(folder, *ids.chown)
 
-        The layer is the agent's: every step goes through a descriptor opened without following a
-        link, and an entry it made itself (a file, a folder, a link) is left as it is. Through
-        fuse-overlayfs, which copies up as the user, the package manager's files only root may read
-        (its lock files) are hidden too: the sandbox makes its own."""
-        for top in layered_dirs():  # a folder the host gained since the layer was made
-            for folder in (self.upper, self.work, self.mnt, self.lower):
-                if not os.path.lexists(os.path.join(folder, top)):
-                    os.mkdir(os.path.join(folder, top), 0o755)
-                    if folder in (self.upper, self.work) and ids.chown:
-                        os.lchown(os.path.join(folder, top), *ids.chown)
-        upper = os.open(self.upper, _DIRECTORY)
+    def refresh(self, ids: IdMap, mode: Mode) -> None:
+        """Before each start: the copy of /etc it lies over made, the folders of a layer the host gained since,
+        and, through fuse-overlayfs (which copies up as the user), the package manager's files only root may
+        read (its lock files) hidden: the sandbox makes its own.
+
+        The layer is the agent's: every step in it goes through a descriptor opened without following a
+        link, and an entry it made itself is left as it is."""
+        etcview.ensure(etcview.current())
+        self._folders(ids)
+        if mode != "fuse":
+            return
+        state = os.open(self.state, _DIRECTORY)
         try:
-            for relative, shown in CURATED.items():
-                _hide_in(upper, relative, shown.__contains__, ids.chown, keep=True)
-            hidden = list(HIDDEN) + (self._unreadable() if mode == "fuse" else [])
-            for relative in hidden:
+            for relative in self._unreadable():
                 parent, name = os.path.split(relative)
-                _hide_in(upper, parent, {name}.__contains__, ids.chown, keep=False)
+                folder = _open_path(state, parent, ids.chown)
+                if folder is not None:
+                    with contextlib.suppress(PermissionError):  # a folder of the agent's other uids: its own
+                        _hide(folder, name)
+                    os.close(folder)
         finally:
-            os.close(upper)
+            os.close(state)
 
     @staticmethod
     def _unreadable() -> list[str]:
@@ -149,28 +154,31 @@ class Layer:
     def mounts(self, mode: Mode, ids: IdMap) -> dict[str, list[list[str]]]:
         """``enter.py``'s mounts for the layer: id-mapped views and overlays (root), or fuse-overlayfs."""
         hint = (
-            f"the layer is {self.upper} (the sandbox's own system: what it installed); free space or fix that "
+            f"the layer is {self.root} (the sandbox's own system: what it installed); free space or fix that "
             "folder, or `git airlock rm` the sandbox and start a new one"
         )
         spec: dict[str, list[list[str]]] = {"idmapped": [], "overlays": [], "fuse": []}
-        for top in layered_dirs():
-            lower = os.path.join(self.lower, top) if ids.root else f"/{top}"
-            what = f"cannot mount the sandbox's system layer at {os.path.join(self.upper, top)}"
-            options = f"lowerdir={lower},upperdir={self.upper}/{top},workdir={self.work}/{top}"
-            target = os.path.join(self.mnt, top)
+        for inside, upper, name in self.layers():
+            source = etcview.current() if inside == "/etc" else inside
+            lower = os.path.join(self.lower, name) if ids.root else source
+            what = f"cannot mount the sandbox's system layer at {upper}"
+            options = f"lowerdir={lower},upperdir={upper},workdir={os.path.join(self.work, name)}"
+            target = os.path.join(self.mnt, name)
             if mode == "overlay":
                 if ids.root:
-                    spec["idmapped"].append([f"/{top}", lower])
+                    spec["idmapped"].append([source, lower])
                 spec["overlays"].append([options + ",userxattr", target, what, hint])
             elif mode == "fuse":
                 spec["fuse"].append([options + ",squash_to_root", target, what, hint])
         return spec
 
     def binds(self) -> list[str]:
-        """bwrap's binds of the mounted layer, read-write, in place of the host's system folders."""
+        """bwrap's binds of the mounted layers and of its own folders, read-write, in place of the host's."""
         argv: list[str] = []
-        for top in layered_dirs():
-            argv += ["--bind", os.path.join(self.mnt, top), f"/{top}"]
+        for top in OWN:
+            argv += ["--bind", os.path.join(self.upper, top), f"/{top}"]
+        for inside, _, name in self.layers():
+            argv += ["--bind", os.path.join(self.mnt, name), inside]
         return argv
 
     # -- looking at it --------------------------------------------------------------------------------
@@ -185,11 +193,11 @@ class Layer:
 
     def holds_packages(self) -> bool:
         """Whether the agent changed the package database (installed or removed packages)."""
-        return os.path.lexists(os.path.join(self.upper, PACKAGE_DATABASE.lstrip("/")))
+        return os.path.lexists(os.path.join(self.state, PACKAGE_DATABASE.lstrip("/")))
 
     def size(self, limit: int = 200_000) -> int:
-        """Bytes the layer takes on disk (its upper folder), counted without following a link."""
-        return disk_usage(self.upper, limit)
+        """Bytes the layer takes on disk (its upper and state folders), counted without following a link."""
+        return disk_usage(self.upper, limit) + disk_usage(self.state, limit)
 
 
 def host_packages() -> str:
@@ -241,50 +249,18 @@ def _unreadable(tops: tuple[str, ...]) -> list[str]:
     return found
 
 
-def _hide_in(
-    upper: int, relative: str, named: Callable[[str], bool], owner: tuple[int, int] | None, *, keep: bool
-) -> None:
-    """Whiteouts in the layer's ``relative`` folder for the host's entries that are not ``named`` (``keep``),
-    or that are (not ``keep``).
-
-    Where the layer has a folder of that name (the agent's own), it is marked opaque, so that
-    nothing of the host's folder shows through it."""
-    host = f"/{relative}"
-    try:
-        names = [name for name in os.listdir(host) if named(name) != keep]
-    except OSError:
-        return
-    folder = _open_path(upper, relative, owner)
-    if folder is None:
-        return
-    try:
-        for name in names:
-            with contextlib.suppress(PermissionError):  # a folder of the agent's other uids: its own, kept
-                _hide(folder, name)
-    finally:
-        os.close(folder)
-
-
 def _hide(folder: int, name: str) -> None:
-    """A whiteout for ``name`` where the layer has nothing of that name; the agent's own folder made opaque."""
+    """A whiteout for ``name`` where the layer has nothing of that name (overlayfs's mark: a 0/0 device)."""
     try:
-        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+        os.stat(name, dir_fd=folder, follow_symlinks=False)
     except FileNotFoundError:
         os.mknod(name, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=folder)
-        return
-    if stat.S_ISDIR(info.st_mode):
-        inner = os.open(name, _DIRECTORY, dir_fd=folder)
-        try:
-            if OPAQUE not in os.listxattr(inner):
-                os.setxattr(inner, OPAQUE, b"y")
-        finally:
-            os.close(inner)
 
 
-def _open_path(upper: int, relative: str, owner: tuple[int, int] | None) -> int | None:
+def _open_path(top: int, relative: str, owner: tuple[int, int] | None) -> int | None:
     """A descriptor of the layer's folder ``relative``, made where missing (owned by ``owner``); None where
     the agent's own entry stands in the way (a file, a link, an opaque folder: nothing of the host's shows)."""
-    folder = os.dup(upper)
+    folder = os.dup(top)
     for part in filter(None, relative.split("/")):
         try:
             made = False

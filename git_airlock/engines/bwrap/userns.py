@@ -130,11 +130,12 @@ def _subordinate(path: str, uid: int) -> tuple[int, int] | None:
     return None
 
 
-def for_new_sandbox(name: str, dry_run: bool) -> IdMap:
-    """The map a new sandbox gets: root's is a free block, reserved at once (unless this is a dry run)."""
+def for_new_sandbox(holder: str, dry_run: bool) -> IdMap:
+    """The map a new sandbox gets: root's is a free block, reserved at once (unless this is a dry run) for
+    ``holder``, the folder of what holds it (the sandbox's data folder)."""
     if not initial_root():
         return for_user()
-    base = _free_block(name, dry_run)
+    base = _free_block(holder, dry_run)
     return IdMap(((0, base, BLOCK),), ((0, base, BLOCK),), root=True)
 
 
@@ -145,56 +146,65 @@ def scratch_map() -> IdMap:
     return IdMap(((0, FIRST_BLOCK, BLOCK),), ((0, FIRST_BLOCK, BLOCK),), root=True)
 
 
-def reservations() -> str:
-    from git_airlock.engines.bwrap.layout import data_root
-
-    return os.path.join(os.path.dirname(data_root()), "uids")
+RESERVATIONS = "/var/lib/git-airlock/uids"
+"""Root's blocks of uids, one file each: one place for the whole machine, whatever HOME root runs with."""
 
 
-def _free_block(name: str, dry_run: bool) -> int:
-    """The lowest block of uids nobody uses: no user or group of the host, no subordinate range, no sandbox.
+def _free_block(holder: str, dry_run: bool) -> int:
+    """The lowest block of uids nobody uses: no user or group of the host, no subordinate range, no
+    process running as one of them, no other sandbox's.
 
-    A block is taken by creating its reservation file exclusively (naming the sandbox), so two
-    ``up`` runs at once never get the same one; ``rm`` gives it back."""
-    from git_airlock.engines.bwrap.layout import data_root
+    A block is taken by creating its reservation file exclusively (naming its holder and the process that
+    took it), so two ``up`` runs at once never get the same one; ``rm`` gives it back."""
     from git_airlock.errors import AirlockError
 
-    folder = reservations()
     if not dry_run:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    taken = _host_ids()
+        os.makedirs(RESERVATIONS, mode=0o700, exist_ok=True)
+    taken = _host_ids() + [(uid, uid + 1) for uid in _running_uids()]
     for base in range(FIRST_BLOCK, LAST_BLOCK, BLOCK):
         if any(start < base + BLOCK and base < end for start, end in taken):
             continue
-        path = os.path.join(folder, str(base))
-        if os.path.exists(path) and not _stale(path, data_root()):
+        path = os.path.join(RESERVATIONS, str(base))
+        if os.path.exists(path) and not _stale(path):
             continue
         if dry_run:
             return base
         with contextlib.suppress(FileNotFoundError):
-            if _stale(path, data_root()):
+            if _stale(path):
                 os.unlink(path)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
             continue
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(name)
+            handle.write(f"{holder}\n{os.getpid()}\n")
         return base
     raise AirlockError(
         "no free block of uids is left for a new sandbox", hint="remove sandboxes you no longer need (`git airlock rm`)"
     )
 
 
-def _stale(path: str, root: str) -> bool:
-    """A reservation whose sandbox was never made (an ``up`` that failed early), after a while."""
+def _stale(path: str) -> bool:
+    """A reservation whose holder is gone (an ``up`` that failed early, a folder removed by hand), after a
+    while: its folder does not exist and the process that took it has ended."""
     try:
         with open(path, encoding="utf-8") as handle:
-            name = handle.read().strip()
+            holder, pid = [*handle.read().splitlines(), "", ""][:2]
         age = time.time() - os.stat(path).st_mtime
     except OSError:
         return True
-    return age > STALE_RESERVATION and not os.path.isdir(os.path.join(root, name))
+    alive = pid.isdigit() and os.path.exists(f"/proc/{pid}")
+    return age > STALE_RESERVATION and not alive and not os.path.isdir(holder)
+
+
+def _running_uids() -> set[int]:
+    """The uids processes of this machine run as (a block some other program uses is not free)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                found.add(os.stat(f"/proc/{entry}").st_uid)
+    return found
 
 
 def release(meta: SandboxMeta) -> None:
@@ -208,7 +218,7 @@ def give_back(ids: IdMap) -> None:
     """Give a block of root's uids back (nothing to do for an ordinary user's own range)."""
     if ids.root:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(reservations(), str(ids.uid[0][1])))
+            os.unlink(os.path.join(RESERVATIONS, str(ids.uid[0][1])))
 
 
 def _host_ids() -> list[tuple[int, int]]:

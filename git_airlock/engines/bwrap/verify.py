@@ -41,7 +41,7 @@ def check_merge(repo_root: str, commit: str, command: str, tmp_size: int, show: 
             hint="`apt-get install bubblewrap` (Linux); `git airlock doctor` checks",
         )
     root = tempfile.mkdtemp(prefix="git-airlock-verify-")
-    ids = userns.for_new_sandbox(f"verify-{os.path.basename(root)}", dry_run=False)
+    ids = userns.for_new_sandbox(root, dry_run=False)
     try:
         place = _Scratch(root)
         confine.prepare(place)
