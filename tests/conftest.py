@@ -16,7 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +58,64 @@ class Env:
 
     def sbx_state_json(self) -> dict:
         return json.loads((self.sbx_state / "state.json").read_text())
+
+
+class AgentStore:
+    """Agent CLIs installed once per test session with `git airlock agents install`, each test getting
+    its own copy (hard links: nothing is downloaded or unpacked again) under its own data directory.
+
+    The session's installs run in a HOME of their own, with one npm cache the session shares, so the
+    suite installs each agent from the registry once however many tests start it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.installed: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def env(self) -> dict[str, str]:
+        home = self.root / "home"
+        return {
+            "HOME": str(home),
+            "XDG_DATA_HOME": str(home / ".local" / "share"),
+            "XDG_STATE_HOME": str(home / ".local" / "state"),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "npm_config_cache": str(self.root / "npm-cache"),
+        }
+
+    def install(self, name: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        """``agents install NAME`` in the session's HOME, the first time only."""
+        if name not in self.installed:
+            (self.root / "home").mkdir(parents=True, exist_ok=True)
+            self.installed[name] = airlock("--engine", "bwrap", "agents", "install", name, cwd=cwd,
+                                           env=self.env(), timeout=900)  # fmt: skip
+        return self.installed[name]
+
+    def give(self, data_home: Path) -> None:
+        """The session's agents into a test's data directory, as `agents install` leaves them."""
+        store = Path(self.env()["XDG_DATA_HOME"]) / "git-airlock" / "agents"
+        target = data_home / "git-airlock" / "agents"
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-al", str(store), str(target)], check=True)
+
+
+@pytest.fixture(scope="session")
+def agent_store(tmp_path_factory: pytest.TempPathFactory) -> AgentStore:
+    return AgentStore(tmp_path_factory.mktemp("agents"))
+
+
+@pytest.fixture
+def install_agent(agent_store: AgentStore, hermetic: Env) -> Callable[[str, Path], None]:
+    """``install_agent(NAME, project)``: the agent installed for this test's sandboxes, as after
+    `git airlock agents install NAME` (installed from npm once per session)."""
+
+    def install(name: str, cwd: Path) -> None:
+        done = agent_store.install(name, cwd)
+        assert done.returncode == 0, done.stdout + done.stderr
+        agent_store.give(hermetic.home / ".local" / "share")
+
+    return install
 
 
 @pytest.fixture(autouse=True)

@@ -19,7 +19,7 @@ import json
 import secrets
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,7 +89,9 @@ def service() -> str:
 
 
 @pytest.fixture
-def claude_ready(project: Path, hermetic: Env, api: MessagesApi, service: str) -> tuple[str, dict[str, str]]:
+def claude_ready(
+    project: Path, hermetic: Env, api: MessagesApi, service: str, install_agent: Callable[[str, Path], None]
+) -> tuple[str, dict[str, str]]:
     """Claude Code installed once for the user's sandboxes, and an Anthropic credential held on the host.
 
     Returns the key (random: a leak is found by value) and what points the egress gate at the stand-in:
@@ -97,8 +99,7 @@ def claude_ready(project: Path, hermetic: Env, api: MessagesApi, service: str) -
     verifies there. Every host of Claude's preset resolves to loopback, so nothing a sandbox tries
     reaches the real Anthropic, and the gate's log still names each attempt. Only the commands that
     start a sandbox get it: npm, in `agents install`, keeps the public authorities."""
-    installed = airlock("--engine", "bwrap", "agents", "install", "claude", cwd=project, timeout=900)
-    assert installed.returncode == 0, installed.stderr
+    install_agent("claude", project)
     key = CREDENTIALS[service][2] + secrets.token_hex(20)
     stored = airlock("--engine", "bwrap", "secret", "set", service, cwd=project, input=key + "\n")
     assert stored.returncode == 0, stored.stderr

@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,7 +58,9 @@ def api(tmp_path: Path) -> Iterator[ResponsesApi]:
 
 
 @pytest.fixture
-def codex_ready(project: Path, hermetic: Env, api: ResponsesApi) -> tuple[str, dict[str, str]]:
+def codex_ready(
+    project: Path, hermetic: Env, api: ResponsesApi, install_agent: Callable[[str, Path], None]
+) -> tuple[str, dict[str, str]]:
     """Codex installed once for the user's sandboxes, and an OpenAI key held on the host.
 
     Returns the key (random: a leak is found by value) and what points the egress gate at the stand-in:
@@ -66,8 +68,7 @@ def codex_ready(project: Path, hermetic: Env, api: ResponsesApi) -> tuple[str, d
     there. Codex's hosts (and the ones it would call home to) resolve to loopback, so nothing a sandbox
     tries reaches the real OpenAI, and the gate's log still names each attempt. Only the commands that
     start a sandbox get it: npm, in `agents install`, keeps the public authorities."""
-    installed = airlock("--engine", "bwrap", "agents", "install", "codex", cwd=project, timeout=900)
-    assert installed.returncode == 0, installed.stderr
+    install_agent("codex", project)
     key = "sk-proj-test-" + secrets.token_hex(20)
     stored = airlock("--engine", "bwrap", "secret", "set", "openai", cwd=project, input=key + "\n")
     assert stored.returncode == 0, stored.stderr
