@@ -10,7 +10,11 @@ data directory, in two steps:
   no code from the package runs as the user;
 - the packages' install scripts (Claude Code's copies its native binary into
   place) run with ``npm rebuild`` in a sandbox without network, as the
-  sandbox user, that can write nothing but this folder.
+  sandbox user, that can write nothing but this folder. As ``npm install``
+  does, an optional dependency whose script fails (Gemini CLI's ``node-pty``
+  and ``keytar`` build from source, which needs the network) is no failure:
+  the agent does without it (Gemini CLI uses its prebuilt pty instead); a
+  plain ``npm rebuild`` would fail on it, so those rebuild one by one.
 
 Every sandbox sees the folder read-only, at its own path, with its ``bin`` on
 PATH after the sandbox's own HOME (what an agent installed for itself wins)
@@ -23,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 
+from git_airlock import process
 from git_airlock.engines.bwrap import confine
 from git_airlock.engines.bwrap.layout import data_root
 from git_airlock.plan import Plan
@@ -59,18 +64,36 @@ class Store:
         plan = Plan().call(f"create {self.prefix}", lambda: os.makedirs(self.prefix, mode=0o755, exist_ok=True))
         plan.add(["npm", "install", "--global", "--prefix", self.prefix, "--ignore-scripts", *NPM_FLAGS, spec])
         plan.call("prepare the sandbox that runs the package's install scripts", lambda: confine.prepare_offline(self))
-        rebuild = [
-            *confine.offline(self, 512 * 1024 * 1024, ["--bind", self.prefix, self.prefix]),
-            "npm",
-            "rebuild",
-            "--global",
-            "--prefix",
-            self.prefix,
-            *NPM_FLAGS,
-        ]
-        plan.add(
-            confine.with_filter(rebuild),
-            hint="the package's install scripts failed in a sandbox without network; "
-            "`git airlock agents ls` shows what is installed",
+        return plan.call(
+            "run the packages' install scripts with `npm rebuild` in a sandbox without network "
+            "(an optional dependency's where it can)",
+            self.run_scripts,
         )
-        return plan
+
+    def _npm(self, *args: str) -> list[str]:
+        """npm ``args`` on the store, in the sandbox without network that can write the store only."""
+        offline = confine.offline(self, 512 * 1024 * 1024, ["--bind", self.prefix, self.prefix])
+        return confine.with_filter([*offline, "npm", *args, "--global", "--prefix", self.prefix, *NPM_FLAGS])
+
+    def _scripted(self, selector: str) -> list[str]:
+        """The folders of the store's packages matching an ``npm query`` selector that have install scripts."""
+        found = json.loads(process.run(self._npm("query", selector)).stdout or "[]")
+        return [
+            str(node["path"])
+            for node in found
+            if {"preinstall", "install", "postinstall"} & set(node.get("scripts") or {})
+            or os.path.isfile(os.path.join(str(node["path"]), "binding.gyp"))  # npm runs node-gyp for these
+        ]
+
+    def run_scripts(self) -> None:
+        """``npm rebuild`` of every package with install scripts: what the agents need must build; an
+        optional dependency that cannot (it downloads, or compiles with what is missing) is left unbuilt."""
+        hint = (
+            "the package's install scripts failed in a sandbox without network; "
+            "`git airlock agents ls` shows what is installed"
+        )
+        needed = self._scripted(":not(.optional)")
+        if needed:
+            process.run(self._npm("rebuild", *needed), hint=hint)
+        for folder in self._scripted(".optional"):
+            process.run(self._npm("rebuild", folder), check=False)
