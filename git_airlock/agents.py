@@ -41,6 +41,11 @@ class Agent:
     """Variables set in every sandbox: the agent's own switches against updates and telemetry."""
     key_aliases: tuple[tuple[str, str], ...] = ()
     """(variable the agent reads, variable git-airlock sets): where the agent wants a credential elsewhere."""
+    service_environment: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    """(credential variable, variables): for an agent that takes a model API's endpoint and key in variables
+    of its own, and runs another way without them. Where the sandbox has the credential variable (the host
+    holds that service's key: it is the placeholder), the variables of the first such entry are set;
+    ``{NAME}`` in a value is the sandbox's variable ``NAME`` (the gate's URL, the placeholder)."""
     base_url_config: tuple[tuple[str, str], ...] = ()
     """(variable, ``-c`` setting): an API base URL the agent takes from its config rather than the environment."""
     config: tuple[tuple[str, str], ...] = ()
@@ -65,6 +70,10 @@ class Agent:
         for wanted, given in self.key_aliases:
             if given in env:
                 extra[wanted] = env[given]
+        for credential, variables in self.service_environment:
+            if credential in env:
+                extra.update({name: value.format_map(env) for name, value in variables})
+                break
         return extra
 
     def leading_args(self, env: Mapping[str, str]) -> list[str]:
@@ -94,6 +103,61 @@ def _claude_home(env: Mapping[str, str], workspace: str) -> dict[str, dict[str, 
     if key:
         state["customApiKeyResponses"] = {"approved": [key[-20:]], "rejected": []}
     return {".claude.json": state}
+
+
+def _gemini_home(env: Mapping[str, str], workspace: str) -> dict[str, dict[str, object]]:
+    """Gemini CLI's settings for a sandbox, and its first start answered where the host holds the key.
+
+    Its switches against calling home exist only in ``~/.gemini/settings.json`` (docs/reference/
+    configuration.md): ``privacy.usageStatisticsEnabled`` (usage statistics to play.googleapis.com),
+    ``general.enableAutoUpdateNotification`` (the update check against the npm registry) and
+    ``general.enableAutoUpdate`` (its ``npm install -g`` into the read-only /usr), ``ide.enabled`` (the
+    IDE companion); they are written at every start. The workspace is trusted in
+    ``~/.gemini/trustedFolders.json`` (docs/cli/trusted-folders.md), as ``--skip-trust`` does headless. With
+    a key held on the host the auth type is the API key's (``security.auth.selectedType``): with
+    ``GOOGLE_GEMINI_BASE_URL`` set and none selected it would pick its "gateway" type and refuse to start
+    (``Invalid auth method selected``), and an interactive start would ask how to log in.
+    """
+    settings: dict[str, object] = {
+        "general": {"enableAutoUpdate": False, "enableAutoUpdateNotification": False},
+        "privacy": {"usageStatisticsEnabled": False},
+        "telemetry": {"enabled": False},
+        "ide": {"enabled": False, "hasSeenNudge": True},
+    }
+    if env.get("GEMINI_API_KEY"):
+        settings["security"] = {"auth": {"selectedType": "gemini-api-key"}}
+    return {".gemini/settings.json": settings, ".gemini/trustedFolders.json": {workspace: "TRUST_FOLDER"}}
+
+
+DROID_MODELS = (
+    ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "anthropic", "claude-sonnet-4-6", "Claude Sonnet 4.6"),
+    ("OPENAI_API_KEY", "OPENAI_BASE_URL", "openai", "gpt-5.4", "GPT-5.4"),
+)
+"""(credential variable, base URL variable, Droid's provider, model, name): the custom model Droid gets where
+the host holds that key. The model IDs are in Droid's own catalog (`droid exec --help`), which names them as
+the providers' APIs do; ``anthropic`` speaks the Messages API, ``openai`` the Responses API."""
+
+
+def _droid_home(env: Mapping[str, str], workspace: str) -> dict[str, dict[str, object]]:
+    """Droid's custom model on the gate's credential endpoint, where the host holds a model key.
+
+    A custom model lives in ``~/.factory/settings.json`` under ``customModels`` (docs.factory.ai/cli/byok):
+    its ``baseUrl`` is the gate's URL, and its ``apiKey`` names the variable that holds the placeholder
+    (``${ANTHROPIC_API_KEY}``, expanded by Droid), so no key is written. The first custom model is what
+    ``droid exec`` runs on; others the user adds stay, and ``"model": "custom:ID"`` picks one. Without a
+    host-held key nothing is written: the user logs in to Factory inside.
+    """
+    for credential, base_url, provider, model, name in DROID_MODELS:
+        if credential in env and base_url in env:
+            entry = {
+                "model": model,
+                "displayName": f"{name} (key on the host)",
+                "baseUrl": env[base_url],
+                "apiKey": "${" + credential + "}",
+                "provider": provider,
+            }
+            return {".factory/settings.json": {"customModels": [entry]}}
+    return {}
 
 
 AGENTS: dict[str, Agent] = {
@@ -142,24 +206,63 @@ AGENTS: dict[str, Agent] = {
             npm_package="opencode-ai",
             environment=(("OPENCODE_DISABLE_AUTOUPDATE", "1"),),
         ),
-        Agent(  # https://github.com/google-gemini/gemini-cli (docs/cli/cli-reference.md, trusted-folders.md)
+        Agent(  # https://github.com/google-gemini/gemini-cli (docs/cli/cli-reference.md, trusted-folders.md,
+            # docs/reference/configuration.md), `gemini --help` (@google/gemini-cli 0.61)
             "gemini",
             "sign in with Google inside Gemini CLI, or keep a key on the host: `sbx secret set -g google`",
             headless=("--approval-mode", "yolo", "--skip-trust", "-p"),
-            hosts=("generativelanguage.googleapis.com", "oauth2.googleapis.com", "accounts.google.com"),
+            hosts=(
+                "generativelanguage.googleapis.com",  # the Gemini API, with a key
+                "cloudcode-pa.googleapis.com",  # the model API of a Google login (code_assist/server.ts)
+                "oauth2.googleapis.com",  # a Google login's tokens, and its user info (code_assist/oauth2.ts)
+                "www.googleapis.com",
+                "accounts.google.com",
+            ),
             credentials=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
             seed_files=(".gemini/GEMINI.md", ".gemini/commands"),
             npm_package="@google/gemini-cli",
+            environment=(("GEMINI_TELEMETRY_ENABLED", "false"),),  # overrides any settings file's telemetry
+            home_files=_gemini_home,
         ),
-        Agent(  # `copilot --help`, `copilot help environment` (@github/copilot 1.0)
+        Agent(  # `copilot --help`, `copilot help environment`, `copilot help providers` (@github/copilot 1.0.102)
             "copilot",
-            "run /login inside Copilot CLI, or keep a token on the host: `sbx secret set -g github`",
-            headless=("--allow-all-tools", "--no-ask-user", "-p"),
-            hosts=("api.githubcopilot.com", "github.com", "api.github.com"),
-            credentials=("GH_TOKEN", "GITHUB_TOKEN"),
+            "run /login inside Copilot CLI (sbx: or keep a token on the host, `sbx secret set -g github`); "
+            "bwrap: or keep an Anthropic or OpenAI key on the host for its own-key mode, "
+            "`git airlock secret set anthropic` and the model in COPILOT_MODEL (airlock.passEnv)",
+            # --allow-all: tools, paths and URLs without asking (the sandbox is the boundary; -p cannot ask);
+            # --disable-client-telemetry: its telemetry to api.github.com (no variable but COPILOT_OFFLINE stops it)
+            headless=("--allow-all", "--no-ask-user", "--disable-client-telemetry", "-p"),
+            # docs.github.com/copilot/reference/copilot-allowlist-reference: login, api.github.com/copilot_internal,
+            # the model API at *.githubcopilot.com (individual., business., enterprise.)
+            hosts=("api.githubcopilot.com", "*.githubcopilot.com", "github.com", "api.github.com"),
+            credentials=("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
             seed_files=(".copilot/copilot-instructions.md",),
             npm_package="@github/copilot",
-            environment=(("COPILOT_AUTO_UPDATE", "false"),),
+            environment=(("COPILOT_AUTO_UPDATE", "false"),),  # its downloads of newer versions
+            # its own-key mode (`copilot help providers`): COPILOT_PROVIDER_BASE_URL set, it sends the model's
+            # requests there rather than to GitHub, with no GitHub login; COPILOT_OFFLINE then leaves out
+            # every other call (telemetry, GitHub's MCP server, web tools, updates). Its GitHub login cannot go
+            # through the gate: the API's host comes from GH_HOST, a host name it reaches over HTTPS itself.
+            service_environment=(
+                (
+                    "ANTHROPIC_API_KEY",
+                    (
+                        ("COPILOT_PROVIDER_TYPE", "anthropic"),  # the key in x-api-key, /v1/messages
+                        ("COPILOT_PROVIDER_BASE_URL", "{ANTHROPIC_BASE_URL}"),
+                        ("COPILOT_PROVIDER_API_KEY", "{ANTHROPIC_API_KEY}"),
+                        ("COPILOT_OFFLINE", "true"),
+                    ),
+                ),
+                (
+                    "OPENAI_API_KEY",
+                    (
+                        ("COPILOT_PROVIDER_TYPE", "openai"),  # a bearer key, /v1/chat/completions
+                        ("COPILOT_PROVIDER_BASE_URL", "{OPENAI_BASE_URL}"),
+                        ("COPILOT_PROVIDER_API_KEY", "{OPENAI_API_KEY}"),
+                        ("COPILOT_OFFLINE", "true"),
+                    ),
+                ),
+            ),
         ),
         Agent(  # https://cursor.com/docs/cli (installed with its own script, not npm)
             "cursor",
@@ -170,13 +273,27 @@ AGENTS: dict[str, Agent] = {
             credentials=("CURSOR_API_KEY",),
             seed_files=(".cursor/rules",),
         ),
-        Agent(  # https://docs.factory.ai/cli/droid-exec/overview
+        Agent(  # https://docs.factory.ai/cli/droid-exec/overview, `droid exec --help` (@factory/cli 0.225)
             "droid",
-            "run /login inside Droid, or set FACTORY_API_KEY with `sbx secret set`",
-            headless=("exec", "--auto", "high"),
-            hosts=("api.factory.ai", "app.factory.ai"),
-            credentials=("FACTORY_API_KEY",),
+            "run /login inside Droid (or set FACTORY_API_KEY with `sbx secret set`); bwrap: or keep an Anthropic "
+            "or OpenAI key on the host for its own-key mode: `git airlock secret set anthropic`",
+            headless=("exec", "--auto", "high"),  # high: edits, commands, git commit, without asking
+            # its API and login; its sign-in tokens refresh at api.workos.com/user_management
+            hosts=("api.factory.ai", "app.factory.ai", "api.workos.com"),
+            credentials=("FACTORY_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
             seed_files=(".factory/AGENTS.md", ".factory/droids", ".factory/commands"),
+            npm_package="@factory/cli",
+            environment=(("FACTORY_DROID_AUTO_UPDATE_ENABLED", "false"),),  # its updater (read in its bundle)
+            # With a model key held on the host, Droid runs on that key (_droid_home) in its Airgap Mode
+            # (docs.factory.ai/enterprise/airgapped-deployment): no sign-in, the custom models only, and none of
+            # its calls to Factory (feature flags, billing limits, sessions, telemetry.factory.ai, update
+            # checks), which it otherwise makes even for a custom model. The public build turns the mode on
+            # from FACTORY_AIRGAP_ENABLED (its bundle: `airgapEnabled` from the build, or that variable).
+            service_environment=(
+                ("ANTHROPIC_API_KEY", (("FACTORY_AIRGAP_ENABLED", "true"),)),
+                ("OPENAI_API_KEY", (("FACTORY_AIRGAP_ENABLED", "true"),)),
+            ),
+            home_files=_droid_home,
         ),
         Agent(  # https://kiro.dev/docs/cli/headless/
             "kiro",

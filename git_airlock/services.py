@@ -47,6 +47,15 @@ SERVICES: dict[str, Service] = {
         Service(
             "openai", "https://api.openai.com", "OPENAI_BASE_URL", "/v1", "OPENAI_API_KEY", "authorization", "Bearer "
         ),
+        Service(  # the Gemini API; Gemini CLI takes its base URL from GOOGLE_GEMINI_BASE_URL (docs/reference/
+            # configuration.md), its @google/genai SDK sends the key in x-goog-api-key
+            "google",
+            "https://generativelanguage.googleapis.com",
+            "GOOGLE_GEMINI_BASE_URL",
+            "",
+            "GEMINI_API_KEY",
+            "x-goog-api-key",
+        ),
     )
 }
 

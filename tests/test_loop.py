@@ -113,7 +113,7 @@ def test_run_passes_the_headless_form(project: Path, hermetic: Env) -> None:
         ("codex", ["exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]),
         ("gemini", ["--approval-mode", "yolo", "--skip-trust", "-p"]),
         ("opencode", ["run"]),
-        ("copilot", ["--allow-all-tools", "--no-ask-user", "-p"]),
+        ("copilot", ["--allow-all", "--no-ask-user", "--disable-client-telemetry", "-p"]),
         ("cursor", ["-p", "--force"]),
         ("droid", ["exec", "--auto", "high"]),
         ("kiro", ["chat", "--no-interactive", "--trust-all-tools"]),
