@@ -13,6 +13,7 @@ import pty
 import re
 import select
 import shlex
+import signal
 import stat
 import subprocess
 import sys
@@ -65,7 +66,10 @@ class Terminal:
 
     def __init__(self, cwd: Path) -> None:
         self.pid, self.fd = pty.fork()
-        if self.pid == 0:  # the child: the user's shell
+        if self.pid == 0:  # the child: the user's shell, with signals as a new terminal window gives them
+            for number in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+                signal.signal(number, signal.SIG_DFL)  # not as this test run has them (nohup ignores SIGHUP)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
             os.chdir(cwd)
             os.environ["PS1"] = "$ "
             os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])

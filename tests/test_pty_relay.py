@@ -221,11 +221,18 @@ def test_a_new_window_size_reaches_the_agent(project: Path, hermetic: Env) -> No
     assert sandbox_file(hermetic, "winch", "size.txt").read_text() == "30 100\n"
 
 
-def test_ctrl_c_interrupts_the_agent_not_the_relay(project: Path, hermetic: Env) -> None:
-    script = "trap 'echo CAUGHT-$((1+1)); exit 3' INT; echo READY-$((1+1)); sleep 30"
+# an agent that takes its time to clean up after Ctrl-C (it saves its work first): the sandbox must live on
+# until it is done, so only the agent may get the SIGINT, not bwrap's process on the host
+CLEANS_UP = "trap 'sleep 1; echo SAVED > saved.txt; echo CAUGHT-$((1+1)); exit 3' INT; echo READY-$((1+1)); sleep 30"
+
+
+@pytest.mark.parametrize("network", ["gated", "deny-all"])
+def test_ctrl_c_interrupts_the_agent_not_the_relay(project: Path, hermetic: Env, network: str) -> None:
+    if network == "deny-all":
+        hermetic.mp.setenv("GLOBAL_NETWORK_POLICY", "deny-all")
     terminal = Emulator(project, hermetic)
     try:
-        terminal.type(up("intr", script) + "; echo STATUS-$?")
+        terminal.type(up("intr", CLEANS_UP) + "; echo STATUS-$?")
         terminal.wait_for("READY-2")
         os.write(terminal.fd, b"\x03")
         shown = terminal.wait_for(r"STATUS-\d+", timeout=20)  # well before the agent's sleep ends
@@ -235,14 +242,55 @@ def test_ctrl_c_interrupts_the_agent_not_the_relay(project: Path, hermetic: Env)
         terminal.wait_for("AFTER-42")
     finally:
         terminal.close()
+    assert sandbox_file(hermetic, "intr", "saved.txt").read_text() == "SAVED\n"
 
 
-def relay_process(name: str) -> int:
-    """The git-airlock process running sandbox ``name`` in the foreground."""
+JOB = """\
+read -r stat < /proc/$$/stat; set -- ${stat##*) }
+echo "JOB=$3 FOREGROUND=$6 OWN=$$"
+"""
+
+
+def test_the_agent_is_its_terminals_foreground_job(project: Path, hermetic: Env) -> None:
+    """Keys that signal a job (Ctrl-C, Ctrl-Z, Ctrl-\\) reach the agent's job alone: it leads it, in the foreground."""
+    terminal = Emulator(project, hermetic)
+    try:
+        terminal.type(up("job", JOB) + "; echo DONE-$((40+2))")
+        shown = terminal.wait_for("DONE-42")
+    finally:
+        terminal.close()
+    job, foreground, own = re.findall(r"JOB=(\d+) FOREGROUND=(\d+) OWN=(\d+)", shown)[-1]
+    assert job == foreground == own
+
+
+SIGNALS = (
+    "grep -E '^Sig(Ign|Blk)' /proc/self/status > signals.txt; (yes | head -c 2; echo \"${PIPESTATUS[*]}\") > pipe.txt"
+)
+
+
+@pytest.mark.parametrize("network", ["gated", "deny-all"])
+def test_the_agent_starts_with_every_signal_at_its_default(project: Path, hermetic: Env, network: str) -> None:
+    """No signal ignored or blocked: the interpreters that start a sandbox ignore SIGPIPE, and an ignored
+    signal outlives exec; a pipeline in the sandbox would then end with "Broken pipe" errors."""
+    if network == "deny-all":
+        hermetic.mp.setenv("GLOBAL_NETWORK_POLICY", "deny-all")
+    assert run_in_sandbox(project, "signals", SIGNALS).returncode == 0
+    assert sandbox_file(hermetic, "signals", "signals.txt").read_text().split() == [
+        "SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000",
+    ]  # fmt: skip
+    assert sandbox_file(hermetic, "signals", "pipe.txt").read_text() == "y\n141 0\n"  # yes dies of SIGPIPE
+
+
+def relay_process(terminal: Terminal, name: str) -> int:
+    """The git-airlock process running sandbox ``name`` in the foreground of ``terminal`` (its session:
+    one that another test left running elsewhere is not it)."""
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
+            session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, IndexError, ValueError):
+            continue
+        if session != terminal.pid:
             continue
         if any(arg.endswith("git-airlock") for arg in argv[:2]) and name in argv and "up" in argv:
             return int(entry.name)
@@ -261,7 +309,7 @@ def test_a_signalled_relay_ends_the_agent_and_gives_the_terminal_back(
         at_prompt = attributes(device)
         terminal.type(up("term", "echo READY-$((1+1)); sleep 300") + "; echo STATUS-$?")
         terminal.wait_for("READY-2")
-        os.kill(relay_process("term"), signum)
+        os.kill(relay_process(terminal, "term"), signum)
         terminal.prompt_after(f"STATUS-{128 + signum}")  # it dies of the signal, once it has cleaned up
         assert attributes(device) == at_prompt
         status = airlock("--engine", "bwrap", "--name", "term", "status", cwd=project)

@@ -27,6 +27,8 @@ from git_airlock.engines.bwrap.system import Layer
 
 DEFAULT_TMP_SIZE = 2 * 1024**3
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+HANDOFF = "/run/airlock-handoff.py"
+"""Where ``egress.handoff``, the agent's first program (gated or not), lies inside."""
 """Debian's and Ubuntu's bundle of the system's certificate authorities (the sandbox sees /etc/ssl)."""
 
 
@@ -74,11 +76,12 @@ def agent_argv(
         layer.mounts(meta.get("system", "none"), ids) if layered else {},
     )
     prefix: list[str] = []
+    handoff = ["python3", HANDOFF]
     if gate:
         # the sandbox has no network; its only way out is the gate, through a socket bound into it
         prefix = [sys.executable, "-m", "git_airlock.egress.supervise", gate.config, "--"]
-        handoff = ["python3", "/run/airlock-handoff.py", str(PROXY_PORT), "/run/airlock/egress.sock", "--"]
-        command = [*handoff, *command]
+        handoff += [str(PROXY_PORT), "/run/airlock/egress.sock"]
+    command = [*handoff, "--", *command]  # the agent's start inside: its own terminal job, default signals
     argv = [
         *confine.namespaces(
             network=_network(meta, spec) == "allow-all",
@@ -101,8 +104,9 @@ def agent_argv(
         workspace(repo),
         "--clearenv",
     ]
+    argv += ["--ro-bind", handoff_file(), HANDOFF]
     if gate:
-        argv += ["--ro-bind", gate.socket_dir, "/run/airlock", "--ro-bind", handoff_file(), "/run/airlock-handoff.py"]
+        argv += ["--ro-bind", gate.socket_dir, "/run/airlock"]
     for key, value in env.items():
         argv += ["--setenv", key, value]
     argv += ["--setenv", MARKER, marker(name, meta), "--", *command]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import stat
 import sys
 import time
@@ -493,6 +494,8 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         print(f"error: cannot start the sandbox: {exc}", file=sys.stderr)
         return FAILED
+    for number in (signal.SIGPIPE, signal.SIGXFSZ):  # ignored by this interpreter; an ignored signal outlives exec
+        signal.signal(number, signal.SIG_DFL)
     try:
         # nothing of the user's environment goes on: bwrap's own process inside (the sandbox's PID 1) keeps
         # what bwrap was started with, readable there; the sandbox's variables come from bwrap's --setenv
