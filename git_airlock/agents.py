@@ -12,6 +12,8 @@ entry cites where its flags come from.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -160,6 +162,30 @@ def _droid_home(env: Mapping[str, str], workspace: str) -> dict[str, dict[str, o
     return {}
 
 
+def _opencode_config(settings: Mapping[str, object]) -> str:
+    """``settings`` as the JSON of ``OPENCODE_CONFIG_CONTENT`` in ``service_environment``: JSON's braces doubled,
+    so that only a ``{NAME}`` inside a value (the gate's URL) stands for the sandbox's variable."""
+    doubled = json.dumps(settings, separators=(",", ":")).replace("{", "{{").replace("}", "}}")
+    return re.sub(r"\{\{([A-Z_][A-Z0-9_]*)\}\}", r"{\1}", doubled)
+
+
+def _opencode_home(env: Mapping[str, str], workspace: str) -> dict[str, dict[str, object]]:
+    """OpenCode's config folder with its plugin SDK counted as installed, so that no start calls the npm registry.
+
+    At every start OpenCode 1.18 installs ``@opencode-ai/plugin`` from registry.npmjs.org into each config folder
+    it reads (``~/.config/opencode``, a project's ``.opencode``), in the background; no switch turns that off.
+    Its ``Npm.install`` (read in its bundle) skips a folder whose ``node_modules`` exists and whose
+    ``package-lock.json`` lists every dependency it wants, so the sandbox's config folder gets both. The SDK
+    only serves plugins the user writes in TypeScript there (their ``import``); a plugin the user adds to
+    that folder's ``package.json`` is installed as before (through the gate, where the network allows it).
+    """
+    folder = ".config/opencode"
+    return {
+        f"{folder}/package-lock.json": {"packages": {"": {"dependencies": {"@opencode-ai/plugin": "*"}}}},
+        f"{folder}/node_modules/.package-lock.json": {},
+    }
+
+
 AGENTS: dict[str, Agent] = {
     agent.name: agent
     for agent in (
@@ -195,16 +221,46 @@ AGENTS: dict[str, Agent] = {
                 ("check_for_update_on_startup", "false"),  # the interactive UI's update check (api.github.com)
             ),
         ),
-        Agent(  # https://github.com/anomalyco/opencode (docs/cli.mdx, docs/permissions.mdx)
+        Agent(  # https://github.com/anomalyco/opencode (docs/cli.mdx, docs/permissions.mdx, docs/config.mdx,
+            # docs/models.mdx), its flag module (the OPENCODE_* variables, read in opencode-ai 1.18's bundle)
             "opencode",
-            "run `opencode auth login` inside the sandbox, or keep provider keys on the host with "
-            "`sbx secret set -g <provider>`",
+            "run `opencode auth login` inside the sandbox (sbx: or keep provider keys on the host with "
+            "`sbx secret set -g <provider>`); bwrap: or keep an Anthropic or OpenAI key on the host: "
+            "`git airlock secret set anthropic`",
             headless=("run",),  # its permissions already default to allow
-            hosts=("api.anthropic.com", "api.openai.com", "opencode.ai", "models.dev"),
+            # the model APIs of a key on the host; opencode.ai serves OpenCode Zen (its own models and login)
+            hosts=("api.anthropic.com", "api.openai.com", "opencode.ai"),
             credentials=("ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
             seed_files=(".config/opencode/AGENTS.md", ".config/opencode/agent", ".config/opencode/command"),
             npm_package="opencode-ai",
-            environment=(("OPENCODE_DISABLE_AUTOUPDATE", "1"),),
+            environment=(
+                ("OPENCODE_DISABLE_AUTOUPDATE", "1"),  # update check (registry.npmjs.org, api.github.com), upgrade
+                ("OPENCODE_DISABLE_MODELS_FETCH", "1"),  # the catalog from models.opencode.ai: its bundled one
+                ("OPENCODE_DISABLE_LSP_DOWNLOAD", "1"),  # language servers fetched from GitHub, npm, go, gem
+                ("OPENCODE_DISABLE_SHARE", "1"),  # sessions shared to opencode.ai
+            ),
+            # Its AI SDK providers read ANTHROPIC_BASE_URL and OPENAI_BASE_URL, but Anthropic's wants the
+            # /v1 in it (the gate's endpoint has none, as Claude Code wants it): the config inline
+            # (OPENCODE_CONFIG_CONTENT, docs/config.mdx) puts it there. Naming the host key's provider
+            # there makes it the default: with no model chosen (`--model`, config `model`, the last one
+            # used), OpenCode takes the best model of the first provider its config names (defaultModel in
+            # its bundle), so the choice does not hang on the order it lists its providers in (its free Zen
+            # models on opencode.ai among them); with both keys on the host, Anthropic's.
+            service_environment=(
+                (
+                    "ANTHROPIC_API_KEY",
+                    (
+                        (
+                            "OPENCODE_CONFIG_CONTENT",
+                            _opencode_config(
+                                {"provider": {"anthropic": {"options": {"baseURL": "{ANTHROPIC_BASE_URL}/v1"}}}}
+                            ),
+                        ),
+                    ),
+                ),
+                ("OPENAI_API_KEY", (("OPENCODE_CONFIG_CONTENT", _opencode_config({"provider": {"openai": {}}})),)),
+            ),
+            home_files=_opencode_home,
         ),
         Agent(  # https://github.com/google-gemini/gemini-cli (docs/cli/cli-reference.md, trusted-folders.md,
             # docs/reference/configuration.md), `gemini --help` (@google/gemini-cli 0.61)
