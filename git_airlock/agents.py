@@ -55,6 +55,12 @@ class Agent:
     that exist only in its configuration, put on its command line rather than into its config file."""
     home_files: HomeFiles | None = None
     """Answers to the agent's first-start questions, written into the sandbox's HOME before it starts."""
+    state: tuple[str, ...] = ()
+    """The agent's own folders under HOME (its login, preferences, memory): what ``airlock.keepAgentState``
+    keeps for the user and gives to every new sandbox."""
+    state_environment: tuple[tuple[str, str], ...] = ()
+    """Variables that keep all of that state inside those folders, where state is kept (``{HOME}`` in a value
+    is the sandbox's HOME)."""
 
     @property
     def executable(self) -> str:
@@ -77,6 +83,10 @@ class Agent:
                 extra.update({name: value.format_map(env) for name, value in variables})
                 break
         return extra
+
+    def kept_state_environment(self, env: Mapping[str, str]) -> dict[str, str]:
+        """What the agent gets on top where its state is kept for the user (``state``)."""
+        return {name: value.format_map(env) for name, value in self.state_environment}
 
     def leading_args(self, env: Mapping[str, str]) -> list[str]:
         """Arguments before any other: configuration the agent reads only from its command line or files."""
@@ -104,7 +114,16 @@ def _claude_home(env: Mapping[str, str], workspace: str) -> dict[str, dict[str, 
     }
     if key:
         state["customApiKeyResponses"] = {"approved": [key[-20:]], "rejected": []}
-    return {".claude.json": state}
+    return {f"{_claude_config_dir(env)}.claude.json": state}
+
+
+def _claude_config_dir(env: Mapping[str, str]) -> str:
+    """Where Claude Code keeps ``.claude.json``, relative to HOME (with a slash): HOME itself, or
+    ``CLAUDE_CONFIG_DIR`` where that is set (state kept for the user: all of it in ``~/.claude``)."""
+    folder, home = env.get("CLAUDE_CONFIG_DIR"), env.get("HOME", "")
+    if not folder or not home or not folder.startswith(home.rstrip("/") + "/"):
+        return ""
+    return folder[len(home.rstrip("/")) + 1 :].rstrip("/") + "/"
 
 
 def _gemini_home(env: Mapping[str, str], workspace: str) -> dict[str, dict[str, object]]:
@@ -196,6 +215,8 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.anthropic.com", "claude.ai", "claude.com", "platform.claude.com", "console.anthropic.com"),
             credentials=("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"),
             seed_files=(".claude/CLAUDE.md", ".claude/agents", ".claude/commands", ".claude/skills"),
+            state=(".claude",),
+            state_environment=(("CLAUDE_CONFIG_DIR", "{HOME}/.claude"),),  # .claude.json goes there too
             npm_package="@anthropic-ai/claude-code",
             environment=(
                 ("IS_SANDBOX", "1"),  # Claude Code's own switch for running inside a sandbox
@@ -212,6 +233,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.openai.com", "auth.openai.com", "chatgpt.com"),
             credentials=("OPENAI_API_KEY", "CODEX_API_KEY"),
             seed_files=(".codex/AGENTS.md", ".codex/prompts"),
+            state=(".codex",),
             npm_package="@openai/codex",
             key_aliases=(("CODEX_API_KEY", "OPENAI_API_KEY"),),  # codex exec reads CODEX_API_KEY
             base_url_config=(("OPENAI_BASE_URL", "openai_base_url"),),  # it ignores OPENAI_BASE_URL
@@ -232,6 +254,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.anthropic.com", "api.openai.com", "opencode.ai"),
             credentials=("ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
             seed_files=(".config/opencode/AGENTS.md", ".config/opencode/agent", ".config/opencode/command"),
+            state=(".config/opencode", ".local/share/opencode"),  # its config; its logins, sessions, logs
             npm_package="opencode-ai",
             environment=(
                 ("OPENCODE_DISABLE_AUTOUPDATE", "1"),  # update check (registry.npmjs.org, api.github.com), upgrade
@@ -276,6 +299,7 @@ AGENTS: dict[str, Agent] = {
             ),
             credentials=("GEMINI_API_KEY", "GOOGLE_API_KEY"),
             seed_files=(".gemini/GEMINI.md", ".gemini/commands"),
+            state=(".gemini",),
             npm_package="@google/gemini-cli",
             environment=(("GEMINI_TELEMETRY_ENABLED", "false"),),  # overrides any settings file's telemetry
             home_files=_gemini_home,
@@ -293,6 +317,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.githubcopilot.com", "*.githubcopilot.com", "github.com", "api.github.com"),
             credentials=("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
             seed_files=(".copilot/copilot-instructions.md",),
+            state=(".copilot",),
             npm_package="@github/copilot",
             environment=(("COPILOT_AUTO_UPDATE", "false"),),  # its downloads of newer versions
             # its own-key mode (`copilot help providers`): COPILOT_PROVIDER_BASE_URL set, it sends the model's
@@ -328,6 +353,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.cursor.sh", "api2.cursor.sh", "cursor.com"),
             credentials=("CURSOR_API_KEY",),
             seed_files=(".cursor/rules",),
+            state=(".cursor",),
         ),
         Agent(  # https://docs.factory.ai/cli/droid-exec/overview, `droid exec --help` (@factory/cli 0.225)
             "droid",
@@ -338,6 +364,7 @@ AGENTS: dict[str, Agent] = {
             hosts=("api.factory.ai", "app.factory.ai", "api.workos.com"),
             credentials=("FACTORY_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"),
             seed_files=(".factory/AGENTS.md", ".factory/droids", ".factory/commands"),
+            state=(".factory",),
             npm_package="@factory/cli",
             environment=(("FACTORY_DROID_AUTO_UPDATE_ENABLED", "false"),),  # its updater (read in its bundle)
             # With a model key held on the host, Droid runs on that key (_droid_home) in its Airgap Mode
@@ -358,6 +385,7 @@ AGENTS: dict[str, Agent] = {
             headless=("chat", "--no-interactive", "--trust-all-tools"),
             hosts=("prod.us-east-1.auth.desktop.kiro.dev", "q.us-east-1.amazonaws.com"),
             seed_files=(".kiro/steering",),
+            state=(".kiro",),
         ),
         Agent("shell", "no login needed: a plain shell in the sandbox", command="bash", headless=("-c",)),
     )

@@ -103,6 +103,14 @@ KEYS: tuple[Key, ...] = (
         "names that look like credentials are left out)",
     ),
     Key(
+        "keep_agent_state",
+        "AIRLOCK_KEEP_AGENT_STATE",
+        "airlock.keepAgentState",
+        "false",
+        "new bwrap sandboxes share the agent's own config folders (login, preferences, memory), kept for you "
+        "across `rm`: what one sandbox writes there the next reads (never from a repository's sandbox.conf)",
+    ),
+    Key(
         "fetch_submodules",
         "FETCH_SUBMODULES",
         "airlock.fetchSubmodules",
@@ -159,6 +167,8 @@ KEYS: tuple[Key, ...] = (
 )
 ALIASES = {"SEED_USER_CONFIG": "SEED_CONFIG"}
 """Other names code-airlock users know for a setting."""
-BOOLEANS = ("tmux_attach", "use_tmux", "seed_config", "fetch_submodules", "require_review", "push_notes")
+BOOLEANS = (
+    "tmux_attach", "use_tmux", "seed_config", "keep_agent_state", "fetch_submodules", "require_review", "push_notes",
+)  # fmt: skip
 REPOSITORY_KEYS = frozenset({"agent", "sandbox_name", "review_tool", "tmux_session", "tmux_attach", "use_tmux"})
 """What a ``sandbox.conf`` in the repository (hence possibly an agent's) may set; see :mod:`git_airlock.config`."""

@@ -45,6 +45,7 @@ def test_config_json_lists_every_setting(project: Path) -> None:
         "USE_TMUX",
         "SEED_CONFIG",
         "SEED_PATHS",
+        "AIRLOCK_KEEP_AGENT_STATE",
         "FETCH_SUBMODULES",
         "PR_BRANCH",
         "AIRLOCK_SAVE_MAX_FILE_SIZE",

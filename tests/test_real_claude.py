@@ -235,3 +235,29 @@ def test_up_shows_claude_codes_prompt_without_first_start_questions(
     if service == "anthropic":
         assert state["customApiKeyResponses"]["approved"] == [PLACEHOLDER[-20:]]
     assert files_holding(data_dir(hermetic, "i"), key) == []
+
+
+def test_kept_state_gives_claude_code_its_folder_across_sandboxes(
+    project: Path, hermetic: Env, api: MessagesApi, claude_ready: tuple[str, dict[str, str]]
+) -> None:
+    """With `airlock.keepAgentState`, the real Claude Code keeps everything of its own in the store's
+    ``~/.claude`` (``.claude.json`` too, through ``CLAUDE_CONFIG_DIR``): the session one sandbox wrote is
+    there after its `rm`, for the next; the key is in none of it."""
+    key, env = claude_ready
+    env = {**env, "AIRLOCK_KEEP_AGENT_STATE": "1"}
+    first = airlock("--engine", "bwrap", "--agent", "claude", "--name", "one", "run", TASK, cwd=project, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    store = hermetic.home / ".local" / "share" / "git-airlock" / "agent-state" / "claude" / ".claude"
+    config = json.loads((store / ".claude.json").read_text())
+    assert config["hasCompletedOnboarding"] is True and "userID" in config  # the host's answers, and Claude's own
+    assert not (data_dir(hermetic, "one") / "home" / ".claude.json").exists()
+    sessions = sorted(path.name for path in (store / "projects").rglob("*.jsonl"))
+    assert len(sessions) == 1, sessions
+
+    removed = airlock("--engine", "bwrap", "--name", "one", "rm", "--yes", "--no-fetch", cwd=project)
+    assert removed.returncode == 0, removed.stderr
+    second = airlock("--engine", "bwrap", "--agent", "claude", "--name", "two", "run", TASK, cwd=project, env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert sessions[0] in [path.name for path in (store / "projects").rglob("*.jsonl")]
+    assert len(list((store / "projects").rglob("*.jsonl"))) == 2
+    assert files_holding(store.parent, key) == []

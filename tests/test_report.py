@@ -43,7 +43,19 @@ def test_report_lists_the_commits_and_exactly_the_destinations(project: Path, he
     assert shown.returncode == 0, shown.stderr
     doc = json.loads(shown.stdout)
     assert list(doc) == [
-        *("schema", "sandbox", "engine", "agent", "policy", "base", "tip", "commits", "settings", "network")
+        *(
+            "schema",
+            "sandbox",
+            "engine",
+            "agent",
+            "policy",
+            "base",
+            "tip",
+            "commits",
+            "settings",
+            "agent_state",
+            "network",
+        )
     ]
     assert doc["settings"]["policy"] == {"at_start": "balanced", "now": "balanced"}
     assert doc["settings"]["presets"] == {

@@ -128,7 +128,10 @@ def _launch(
         tuple(host for hosts in app.settings.presets.values() for host in hosts),
         app.settings.tmp_size_bytes,
         app.dry_run,
+        keep_agent_state=app.settings.flag("keep_agent_state"),
     )
+    if spec.keep_agent_state and state is None and not engine.keeps_agent_state:
+        app.info(f"note: the {engine.name} engine keeps no agent state across sandboxes (airlock.keepAgentState)")
     setup, agent_step = engine.launch(spec, agent_args, seeds, exists=state is not None)
     if state is not None:
         for note in engine.start_notes(sandbox):

@@ -75,6 +75,8 @@ class SandboxSpec:
     """Bytes each in-memory scratch file system of the sandbox may hold (/tmp, /var/tmp, /dev/shm)."""
     dry_run: bool = False
     """Plan only: engines must not probe the system (they assume what a real run would most likely do)."""
+    keep_agent_state: bool = False
+    """The agent's own config folders come from the user's store, kept across sandboxes (``airlock.keepAgentState``)."""
 
 
 class Engine(ABC):
@@ -212,6 +214,14 @@ class Engine(ABC):
         return None
 
     def secret_rm_plan(self, service: str) -> Plan | None:
+        return None
+
+    keeps_agent_state: ClassVar[bool] = False
+    """Whether the engine can give new sandboxes the agent's state kept for the user (``airlock.keepAgentState``)."""
+
+    def agent_state_changes(self, name: str) -> list[str] | None:
+        """What changed in the agent's kept state since sandbox ``name`` was made (``report``); None when the
+        sandbox does not use kept state."""
         return None
 
     def run_problems(self, name: str, since: float) -> list[str]:

@@ -45,6 +45,9 @@ class Report:
     """``policy`` and ``presets``: (when the sandbox started, or None when unknown; now)."""
     claims: dict[str, tuple[str, ...]]
     """Review-like trailers the agent wrote into its own commit messages, by commit: its claims."""
+    agent_state: tuple[str, ...] | None = None
+    """What changed in the agent's state kept for the user since the sandbox was made (what the next sandbox
+    reads); None when the sandbox does not use kept state."""
 
     @property
     def changed_settings(self) -> list[str]:
@@ -76,6 +79,7 @@ class Report:
                 for detail in self.commits
             ],
             "settings": {key: {"at_start": start, "now": now} for key, (start, now) in self.settings.items()},
+            "agent_state": None if self.agent_state is None else list(self.agent_state),
             "network": {
                 "destinations": [
                     {
@@ -136,6 +140,9 @@ class Report:
         changed = self.changed_settings
         lines += ["", "settings changed since the sandbox started:" if changed else "settings: unchanged since start"]
         lines += [f"  {sanitize_line(line)}" for line in changed]
+        if self.agent_state is not None:
+            lines += ["", f"agent state kept for you (the next sandbox reads it): {len(self.agent_state)} change(s)"]
+            lines += [f"  {sanitize_line(line)}" for line in self.agent_state]
         lines += ["", "network:" if self.network else "network: no connection attempts logged"]
         for row in _ordered(self.network):
             lines.append(f"  {_verdict(row):<8} {sanitize_line(row.where):<40} {_counts(row)}{_credential(row)}")
@@ -164,6 +171,11 @@ class Report:
         changed = self.changed_settings
         if changed:
             lines += ["", "Settings changed since the sandbox started: " + "; ".join(f"`{_md(c)}`" for c in changed)]
+        if self.agent_state:
+            lines += [
+                "",
+                "Agent state kept for the next sandbox, changed: " + "; ".join(f"`{_md(c)}`" for c in self.agent_state),
+            ]
         return "\n".join(lines) + "\n"
 
 
@@ -234,7 +246,12 @@ def build(app: App, base: str, base_commit: str, tip_ref: str, tip: str) -> Repo
         network=tuple(netlog.summarize(mine)),
         settings={key: (start.get(key), value) for key, value in now.items()},
         claims=_claims(git, commits),
+        agent_state=_tuple_or_none(app.engine.agent_state_changes(app.sandbox) if state else None),
     )
+
+
+def _tuple_or_none(lines: list[str] | None) -> tuple[str, ...] | None:
+    return None if lines is None else tuple(lines)
 
 
 CLAIMED = ("reviewed-by", "acked-by", "tested-by", "approved-by", "assisted-by", "generated-by", "co-authored-by")

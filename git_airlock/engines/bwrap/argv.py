@@ -3,7 +3,8 @@
 On top of what every sandbox gets (``confine``): its own system layer (``system``)
 in place of the host's system, the host repository read-only at its own path and
 at ``/run/sandbox/source``, the clone read-write at ``/workspace/<repo>`` (its
-``.git/config`` read-only), the persistent HOME at ``/home/agent``, an empty
+``.git/config`` read-only), the persistent HOME at ``/home/agent`` (with the
+agent's own folders from the user's store where its state is kept), an empty
 environment plus a few variables, and, unless the policy is ``allow-all``, a
 network namespace of its own whose only way out is the egress gate.
 """
@@ -15,9 +16,9 @@ import re
 import sys
 import tempfile
 
-from git_airlock.agents import Agent
+from git_airlock.agents import Agent, recorded_agent
 from git_airlock.engines.base import SandboxSpec
-from git_airlock.engines.bwrap import confine, overlay, userns
+from git_airlock.engines.bwrap import agentstate, confine, overlay, userns
 from git_airlock.engines.bwrap.agents import Store
 from git_airlock.engines.bwrap.clone import SOURCE, mounts, repository_source, repository_view, workspace
 from git_airlock.engines.bwrap.gate import PROXY_PORT, Gate, handoff_file
@@ -70,10 +71,12 @@ def agent_argv(
     ids = userns.of_sandbox(meta)
     layer = Layer(paths.root)
     layered = meta.get("system", "none") != "none"
+    state = kept_state(meta)
     mounts_spec = overlay.combine(
         repository_view(paths, repo, ids),
         overlay.mounts(paths, meta, ids),
         layer.mounts(meta.get("system", "none"), ids) if layered else {},
+        state.entered(paths, spec.dry_run if spec else False) if state else {},
     )
     prefix: list[str] = []
     handoff = ["python3", HANDOFF]
@@ -100,6 +103,7 @@ def agent_argv(
         "--bind",
         paths.home,
         SANDBOX_HOME,
+        *(state.binds(paths) if state else []),
         "--chdir",
         workspace(repo),
         "--clearenv",
@@ -111,6 +115,11 @@ def agent_argv(
         argv += ["--setenv", key, value]
     argv += ["--setenv", MARKER, marker(name, meta), "--", *command]
     return [*prefix, *confine.entered(ids, mounts_spec, argv)]
+
+
+def kept_state(meta: SandboxMeta) -> agentstate.Store | None:
+    """The store of the agent's state the sandbox was made to use, if it was."""
+    return agentstate.Store(recorded_agent(meta.get("agent", ""))) if meta.get("agent_state") else None
 
 
 def hostname(name: str) -> str:
@@ -193,6 +202,8 @@ def sandbox_environment(meta: SandboxMeta, spec: SandboxSpec | None, agent: Agen
                 env[service.base_url_env] = f"{proxy}/airlock/{service_name}{service.base_url_suffix}"
                 env[service.key_env] = PLACEHOLDER
     env.update(agent.sandbox_environment(env))
+    if meta.get("agent_state"):
+        env.update(agent.kept_state_environment(env))
     for var in spec.pass_env if spec else ():
         if var in os.environ:
             env[var] = os.environ[var]

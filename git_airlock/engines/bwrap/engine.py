@@ -13,8 +13,8 @@ from git_airlock.agents import Agent, recorded_agent
 from git_airlock.engines.base import Engine, SandboxSpec, SandboxState, SeedFile
 from git_airlock.engines.bwrap import clone, confine, gate, userns
 from git_airlock.engines.bwrap.agents import Store
-from git_airlock.engines.bwrap.argv import agent_argv, sandbox_environment, write_source_config
-from git_airlock.engines.bwrap.home import copy_into, merge_json
+from git_airlock.engines.bwrap.argv import agent_argv, kept_state, sandbox_environment, write_source_config
+from git_airlock.engines.bwrap.home import Owner, copy_into, merge_json
 from git_airlock.engines.bwrap.layout import (
     SANDBOX_HOME,
     Paths,
@@ -92,6 +92,12 @@ class BwrapEngine(Engine):
         detail += "".join(f"; {note}" for note in notes)
         return SandboxState(name, "running" if pids else "stopped", meta.get("agent", ""), detail, size)
 
+    keeps_agent_state = True
+
+    def agent_state_changes(self, name: str) -> list[str] | None:
+        state = kept_state(self._meta(name))
+        return state.changes(Paths(name)) if state else None
+
     def start_notes(self, name: str) -> list[str]:
         """What ``up`` and ``status`` say about the sandbox before it starts: a layer over an older system."""
         paths = Paths(name)
@@ -127,6 +133,14 @@ class BwrapEngine(Engine):
         else:
             meta = plan_create(plan, spec, paths)
         ids = userns.of_sandbox(meta)
+        state = kept_state(meta)
+
+        def place(relative: str) -> tuple[str, Owner]:
+            """Where the host writes a file for HOME: the agent's kept state holds its own folders."""
+            if state and state.home_place(relative):
+                return state.root, state.ids(spec.dry_run).chown
+            return paths.home, ids.chown
+
         for key, value in clone.remote_settings(remote_name(spec.name), paths, spec.repo_root, ids).items():
             plan.add(["git", "-C", spec.repo_root, "config", key, value])
 
@@ -138,9 +152,10 @@ class BwrapEngine(Engine):
         plan.call("prepare the sandbox's seccomp filter, its system layer and its view of your config", prepare)
         for seed in seeds:
             relative = os.path.relpath(seed.target, SANDBOX_HOME)
+            base, owner = place(relative)
             plan.call(
                 f"copy {seed.source} to {seed.target} (never through a link)",
-                functools.partial(copy_into, paths.home, relative, seed.source, ids.chown),
+                functools.partial(copy_into, base, relative, seed.source, owner),
             )
         agent = spec.agent
         gate.plan_config(
@@ -150,9 +165,10 @@ class BwrapEngine(Engine):
         if agent.home_files:
             answers = agent.home_files(env, clone.workspace(spec.repo_root))
             for relative, values in answers.items():
+                base, owner = place(relative)
                 plan.call(
                     f"answer {agent.name}'s first-start questions in ~/{relative} (never through a link)",
-                    functools.partial(merge_json, paths.home, relative, values, ids.chown),
+                    functools.partial(merge_json, base, relative, values, owner),
                 )
         check_installed(spec, paths)
         command = [agent.executable, *agent.leading_args(env), *agent_args]

@@ -93,6 +93,7 @@ OPTIONS = {
     "--view": ("views", 2),
     "--overlay": ("overlays", 4),
     "--fuse": ("fuse", 4),
+    "--state": ("state", 3),
 }
 """This script's options: the spec key each fills and how many values it takes (each may repeat).
 
@@ -100,7 +101,9 @@ OPTIONS = {
 ``--fd N PATH``: PATH opened on descriptor N for COMMAND. ``--idmap SOURCE TARGET``: a read-only,
 id-mapped view of SOURCE at TARGET (root); ``--view``: the same, or a plain read-only one where the
 file system cannot be id-mapped. ``--overlay OPTIONS TARGET WHAT HINT``: an overlay mount (WHAT and
-HINT say what failed and how to recover); ``--fuse``: the same through fuse-overlayfs."""
+HINT say what failed and how to recover); ``--fuse``: the same through fuse-overlayfs. ``--state SOURCE
+TARGET FIRST``: a writable view of SOURCE at TARGET whose uids FIRST... are shown as the sandbox's own
+(root: the agent's state, kept by a block of uids of its own)."""
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -142,6 +145,12 @@ def _write(path: str, text: str) -> None:
 
 
 VIEW_IDS = 1000
+BLOCK = 65536
+"""``userns.BLOCK``: the uids of one of root's sandboxes."""
+STATE_HINT = (
+    "the file system of git-airlock's data folder cannot show the kept agent state to each sandbox; "
+    "`git config --global airlock.keepAgentState false`, or move the data folder (XDG_DATA_HOME) to ext4, xfs or btrfs"
+)
 """The ids an id-mapped view maps: the host's system accounts (root, _apt, ...), no person's."""
 
 
@@ -235,19 +244,21 @@ def private() -> None:
     _check(_libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "cannot make the sandbox's mounts private")
 
 
-def idmapped_view(source: str, target: str, userns: int, or_plain: bool = False) -> None:
-    """A read-only view of ``source`` at ``target`` whose owners are as the sandbox's namespace maps them.
+def idmapped_view(
+    source: str, target: str, userns: int, or_plain: bool = False, writable: bool = False, hint: str = ""
+) -> None:
+    """A view of ``source`` at ``target`` (read-only unless ``writable``) whose owners are as ``userns`` maps them.
 
     ``or_plain``: where the file system cannot be id-mapped, a plain read-only view will do."""
     what = f"cannot map {source} into the sandbox's uids (at {target})"
     tree = _check(_libc.syscall(SYS_OPEN_TREE, AT_FDCWD, os.fsencode(source), OPEN_TREE_CLONE | os.O_CLOEXEC), what)
     try:
-        flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
+        flags = (0 if writable else MOUNT_ATTR_RDONLY) | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
         attr = MountAttr(flags | MOUNT_ATTR_IDMAP, 0, 0, userns)
         size = ctypes.sizeof(attr)
         if _libc.syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH, ctypes.byref(attr), size) < 0:
             if not or_plain:
-                _check(-1, what)
+                _check(-1, what, hint)
             attr = MountAttr(flags, 0, 0, 0)
             _check(_libc.syscall(SYS_MOUNT_SETATTR, tree, b"", AT_EMPTY_PATH, ctypes.byref(attr), size), what)
         _check(_libc.syscall(SYS_MOVE_MOUNT, tree, b"", AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH), what)
@@ -447,6 +458,10 @@ def enter(spec: Spec, command: list[str]) -> None:
         for source, target in spec.get("views", []):
             idmapped_view(source, target, views, or_plain=True)
         os.close(views)
+        for source, target, first in spec.get("state", []):  # the store's block of uids as this sandbox's
+            kept = made_for_root([[int(first), base, BLOCK]], [[int(first), gbase, BLOCK]])
+            idmapped_view(source, target, kept, writable=True, hint=STATE_HINT)
+            os.close(kept)
         owner = spec["uid_map"][0][1], spec["gid_map"][0][1]
         overlays_as(owner, spec.get("overlays", []))
         make_reachable(bind_sources(command) if os.path.basename(command[0]) == "bwrap" else [], *owner)

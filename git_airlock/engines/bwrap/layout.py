@@ -10,6 +10,7 @@ Under the user data directory (never in the repository)::
     sandboxes/<name>/system/     the layer of its own system (``system.py``)
     sandboxes/<name>/etc/        passwd/group for the host's sandboxes over it, the host repository's config as shown
     sandboxes/<name>/meta.json   what the sandbox was made from, which repository owns it, its id, its uid map
+    sandboxes/<name>/agent-state.json, agent-state/   with kept agent state: the store as it was, its view
 
 ``clone/``, ``home/``, ``upper/`` and ``system/upper/`` are the agent's and therefore
 hostile: the host never opens or runs git there itself (see ``clone.py`` and
@@ -68,6 +69,8 @@ class SandboxMeta(TypedDict, total=False):
     service_urls: dict[str, str]
     allow: list[str] | None
     """The lockdown allowlist."""
+    agent_state: bool
+    """Its agent's folders come from the user's store (``agentstate.py``), as set when it was made."""
 
 
 class Place(Protocol):

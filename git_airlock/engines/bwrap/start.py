@@ -14,8 +14,9 @@ import re
 import shlex
 from typing import Literal
 
+from git_airlock.agents import recorded_agent
 from git_airlock.engines.base import SandboxSpec
-from git_airlock.engines.bwrap import clone, overlay, userns
+from git_airlock.engines.bwrap import agentstate, clone, overlay, userns
 from git_airlock.engines.bwrap.argv import hostname, sandbox_path
 from git_airlock.engines.bwrap.layout import (
     SANDBOX_HOME,
@@ -112,6 +113,13 @@ def plan_create(plan: Plan, spec: SandboxSpec, paths: Paths) -> SandboxMeta:
         "ids": ids.to_meta(),
         "system": system,
     }
+    if spec.keep_agent_state and spec.agent.state:
+        store = agentstate.Store(spec.agent)
+        meta["agent_state"] = True
+        plan.call(
+            f"give it {spec.agent.name}'s state kept for you in {store.root} (remember what is there now)",
+            lambda: store.remember(paths),
+        )
     plan.call(
         f"record {paths.meta} (the sandbox's id, and that it belongs to this repository)",
         lambda: paths.write_meta(meta),
@@ -160,6 +168,8 @@ def prepare_start(paths: Paths, meta: SandboxMeta) -> None:
     """Before every start of the agent's sandbox: :func:`prepare_host_side`, and the system layer brought up
     to date with the host (the entries the host added to the curated folders hidden)."""
     prepare_host_side(paths)
+    if meta.get("agent_state"):
+        agentstate.Store(recorded_agent(meta.get("agent", ""))).prepare(paths)
     if meta.get("system", "none") == "none":
         return
     layer = Layer(paths.root)

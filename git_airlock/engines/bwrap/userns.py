@@ -135,7 +135,7 @@ def for_new_sandbox(holder: str, dry_run: bool) -> IdMap:
     ``holder``, the folder of what holds it (the sandbox's data folder)."""
     if not initial_root():
         return for_user()
-    base = _free_block(holder, dry_run)
+    base = reserve_block(holder, dry_run)
     return IdMap(((0, base, BLOCK),), ((0, base, BLOCK),), root=True)
 
 
@@ -150,7 +150,7 @@ RESERVATIONS = "/var/lib/git-airlock/uids"
 """Root's blocks of uids, one file each: one place for the whole machine, whatever HOME root runs with."""
 
 
-def _free_block(holder: str, dry_run: bool) -> int:
+def reserve_block(holder: str, dry_run: bool) -> int:
     """The lowest block of uids nobody uses: no user or group of the host, no subordinate range, no
     process running as one of them, no other sandbox's.
 
@@ -289,7 +289,8 @@ def prefix(ids: IdMap, spec: Mapping[str, list[list[str]]], filter_path: str | N
             argv += [option, *(str(number) for number in entry)]
     if filter_path:
         argv += ["--fd", str(ENTER_FD_FILTER), filter_path]
-    for key, option in (("idmapped", "--idmap"), ("views", "--view"), ("overlays", "--overlay"), ("fuse", "--fuse")):
+    kinds = (("idmapped", "--idmap"), ("views", "--view"), ("state", "--state"), ("overlays", "--overlay"))
+    for key, option in (*kinds, ("fuse", "--fuse")):
         for mount in spec.get(key, []):
             argv += [option, *mount]
     return [*argv, "--"]
