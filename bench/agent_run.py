@@ -1,25 +1,26 @@
-"""Time a whole Claude Code task in a bwrap sandbox (`git airlock run`), next to the same CLI on the host.
+"""Time a whole agent task in a bwrap sandbox (`git airlock run`), next to the same CLI on the host.
 
-Run by hand: ``python bench/agent_run.py [--runs 5]``. Needs bwrap, npm and the npm registry (to install
-Claude Code once, into the temporary data directory).
+Run by hand: ``python bench/agent_run.py [--agent claude|opencode] [--runs 5]``. Needs bwrap, npm and the
+npm registry (to install the agent's CLI once, into the temporary data directory).
 
 The model is the loopback stand-in of Anthropic's Messages API the test suite uses
-(``tests/fakes/messages_api.py``): it answers the task with one ``Bash`` tool call that writes hello.txt
-and commits it, then with a final text, so the time is Claude Code's and git-airlock's, not a model's.
-Each run, alternating:
+(``tests/fakes/messages_api.py``): it answers the task with one call of the agent's shell tool (Claude
+Code's ``Bash``, OpenCode's ``bash``) that writes hello.txt and commits it, then with a final text, so the
+time is the agent's and git-airlock's, not a model's. Each run, alternating:
 
-- ``git airlock --engine bwrap --agent claude --name benchN run TASK`` in a new sandbox, from its start
+- ``git airlock --engine bwrap --agent AGENT --name benchN run TASK`` in a new sandbox, from its start
   until it returns; by then `run` has fetched the commit, which must be at
   ``refs/remotes/sandbox-benchN/main``. The key is held with `git airlock secret set anthropic`, and the
   egress gate reaches the stand-in as api.anthropic.com (``AIRLOCK_SERVICE_URLS``,
   ``AIRLOCK_EGRESS_RESOLVE``, ``SSL_CERT_FILE``), as in ``tests/test_real_claude.py``. The sandbox is
   removed afterwards, untimed.
-- the same installed CLI on the host, ``claude --dangerously-skip-permissions -p TASK`` in a plain clone
-  with a new HOME, the switches every sandbox gives Claude Code (``IS_SANDBOX=1`` among them, without
-  which it refuses that flag as root), the first-start answers a sandbox gets, the key in
-  ``ANTHROPIC_API_KEY`` and the stand-in at ``ANTHROPIC_BASE_URL=https://127.0.0.1:PORT``, trusted through
-  ``NODE_EXTRA_CA_CERTS``; until it returns, when the clone's main must hold the commit. Any other
-  connection it tries goes to a proxy address on loopback where nothing listens.
+- the same installed CLI on the host in its headless form (``claude --dangerously-skip-permissions -p
+  TASK``, ``opencode run TASK``) in a plain clone with a new HOME, the variables and files every sandbox
+  gives the agent (Claude Code's ``IS_SANDBOX=1`` among them, without which it refuses that flag as root;
+  OpenCode's inline config naming the provider), the key in ``ANTHROPIC_API_KEY`` and the stand-in at
+  ``ANTHROPIC_BASE_URL=https://127.0.0.1:PORT``, trusted through ``NODE_EXTRA_CA_CERTS``; until it
+  returns, when the clone's main must hold the commit. Any other connection it tries goes to a proxy
+  address on loopback where nothing listens.
 
 Everything lives in temporary HOME and XDG directories; nothing of yours is touched.
 """
@@ -40,12 +41,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from fakes.messages_api import HOST_NAME, MessagesApi, certificate
-from git_airlock.agents import AGENTS
+from git_airlock.agents import AGENTS, Agent
 from git_airlock.settingkeys import KEYS
 
 TASK = "create hello.txt and commit it"
 COMMAND = 'echo hello > hello.txt && git add hello.txt && git commit -m "add hello"'
-CLAUDE = AGENTS["claude"]
+SHELL_TOOLS = {"claude": "Bash", "opencode": "bash"}
+"""The agents timed, each with the name of its shell tool (the one the stand-in calls)."""
 DEAD_PROXY = "http://127.0.0.1:9"
 """Where the host run's connections other than to the stand-in go: loopback's discard port, closed."""
 DROPPED_PREFIXES = ("GIT_", "SBX_", "XDG_", "DBUS_", "PYTHON_KEYRING", "TMUX", "ANTHROPIC_", "CLAUDE_", "AIRLOCK_")
@@ -117,20 +119,20 @@ def check_commit(repo: Path, ref: str, base: str, env: dict[str, str]) -> None:
         raise SystemExit(f"{ref} in {repo} is not the agent's commit on {base} (parent {parent or 'none'})")
 
 
-def sandboxed(project: Path, name: str, base: str, env: dict[str, str]) -> float:
+def sandboxed(agent: Agent, project: Path, name: str, base: str, env: dict[str, str]) -> float:
     """Milliseconds of `git airlock run TASK` in a new sandbox ``name``, whose commit it must have fetched."""
-    airlock = ["git", "airlock", "--engine", "bwrap", "--agent", "claude", "--name", name]
+    airlock = ["git", "airlock", "--engine", "bwrap", "--agent", agent.name, "--name", name]
     ms = timed([*airlock, "run", TASK], project, env)
     check_commit(project, f"refs/remotes/sandbox-{name}/main", base, env)
     run([*airlock, "rm", "--yes", "--no-fetch"], project, env)
     return ms
 
 
-def direct(claude: Path, project: Path, work: Path, base: str, env: dict[str, str]) -> float:
-    """Milliseconds of ``claude --dangerously-skip-permissions -p TASK`` in a new clone with a new HOME."""
+def direct(agent: Agent, binary: Path, project: Path, work: Path, base: str, env: dict[str, str]) -> float:
+    """Milliseconds of the agent's headless form on TASK in a new clone with a new HOME."""
     clone, home = work / "clone", work / "home"
     run(["git", "clone", "-q", str(project), str(clone)], work.parent, env)
-    answers = CLAUDE.home_files(env, str(clone)) if CLAUDE.home_files else {}
+    answers = agent.home_files(env, str(clone)) if agent.home_files else {}
     for relative, values in answers.items():
         (home / relative).parent.mkdir(parents=True, exist_ok=True)
         (home / relative).write_text(json.dumps(values))
@@ -142,7 +144,7 @@ def direct(claude: Path, project: Path, work: Path, base: str, env: dict[str, st
         "XDG_STATE_HOME": str(home / ".local/state"),
         "XDG_CACHE_HOME": str(home / ".cache"),
     }
-    ms = timed([str(claude), *CLAUDE.headless_args(TASK)[0]], clone, env)
+    ms = timed([str(binary), *agent.headless_args(TASK)[0]], clone, env)
     check_commit(clone, "refs/heads/main", base, env)
     return ms
 
@@ -154,8 +156,10 @@ def row(label: str, samples: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agent", choices=sorted(SHELL_TOOLS), default="claude")
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
+    agent = AGENTS[args.agent]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         env = hermetic_env(tmp)
@@ -167,27 +171,26 @@ def main() -> None:
         base = run(["git", "rev-parse", "HEAD"], project, env).strip()
 
         started = time.perf_counter()
-        run(["git", "airlock", "--engine", "bwrap", "agents", "install", "claude"], project, env, timeout=900)
-        claude = Path(env["XDG_DATA_HOME"]) / "git-airlock" / "agents" / "npm" / "bin" / "claude"
-        if not claude.exists():
-            raise SystemExit(f"`git airlock agents install claude` left no {claude}")
-        manifest = claude.parent.parent / "lib" / "node_modules" / CLAUDE.npm_package / "package.json"
+        run(["git", "airlock", "--engine", "bwrap", "agents", "install", agent.name], project, env, timeout=900)
+        binary = Path(env["XDG_DATA_HOME"]) / "git-airlock" / "agents" / "npm" / "bin" / agent.executable
+        if not binary.exists():
+            raise SystemExit(f"`git airlock agents install {agent.name}` left no {binary}")
+        manifest = binary.parent.parent / "lib" / "node_modules" / agent.npm_package / "package.json"
         version = json.loads(manifest.read_text())["version"]
-        print(f"Claude Code {version} installed in {time.perf_counter() - started:.0f} s")
+        print(f"{agent.npm_package} {version} installed in {time.perf_counter() - started:.0f} s")
         key = "sk-ant-bench-" + secrets.token_hex(20)
         run(["git", "airlock", "--engine", "bwrap", "secret", "set", "anthropic"], project, env, stdin=key + "\n")
 
         cert, cert_key = certificate(tmp)
-        with MessagesApi(cert, cert_key, COMMAND) as api:
+        with MessagesApi(cert, cert_key, COMMAND, tool=SHELL_TOOLS[agent.name]) as api:
             gated = {
                 **env,
                 "AIRLOCK_SERVICE_URLS": f"anthropic=https://{HOST_NAME}:{api.port}",
-                "AIRLOCK_EGRESS_RESOLVE": ",".join(f"{host}=127.0.0.1" for host in CLAUDE.hosts),
+                "AIRLOCK_EGRESS_RESOLVE": ",".join(f"{host}=127.0.0.1" for host in agent.hosts),
                 "SSL_CERT_FILE": str(cert),
             }
             host = {
                 **env,
-                **dict(CLAUDE.environment),
                 "ANTHROPIC_API_KEY": key,
                 "ANTHROPIC_BASE_URL": f"https://127.0.0.1:{api.port}",
                 "NODE_EXTRA_CA_CERTS": str(cert),
@@ -195,20 +198,21 @@ def main() -> None:
                 "NO_PROXY": "localhost,127.0.0.1,::1",
                 "no_proxy": "localhost,127.0.0.1,::1",
             }
+            host.update(agent.sandbox_environment(host))  # its switches, and its provider on that URL
             in_sandbox: list[float] = []
             on_host: list[float] = []
             for i in range(args.runs):
-                in_sandbox.append(sandboxed(project, f"bench{i}", base, gated))
+                in_sandbox.append(sandboxed(agent, project, f"bench{i}", base, gated))
                 work = tmp / f"direct{i}"
                 work.mkdir()
-                on_host.append(direct(claude, project, work, base, host))
+                on_host.append(direct(agent, binary, project, work, base, host))
 
     print(f'task "{TASK}", loopback stand-in of the Messages API, {args.runs} runs each, alternating')
     print(f"{'':<46} {'median':>10}   each run (ms)")
-    print(row("git airlock --engine bwrap run TASK", in_sandbox))
-    print(row("claude --dangerously-skip-permissions -p TASK", on_host))
+    print(row(f"git airlock --engine bwrap --agent {agent.name} run TASK", in_sandbox))
+    print(row(" ".join([agent.executable, *agent.headless_args("TASK")[0]]), on_host))
     sandbox_ms, host_ms = statistics.median(in_sandbox), statistics.median(on_host)
-    print(f"git airlock run / claude on the host: {sandbox_ms / host_ms:.2f}x ({sandbox_ms - host_ms:+.0f} ms)")
+    print(f"git airlock run / {agent.name} on the host: {sandbox_ms / host_ms:.2f}x ({sandbox_ms - host_ms:+.0f} ms)")
 
 
 if __name__ == "__main__":
