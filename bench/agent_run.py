@@ -86,11 +86,12 @@ def hermetic_env(tmp: Path) -> dict[str, str]:
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None, timeout: float = 300) -> str:
-    """``argv``'s standard output; its whole output in the error if it fails."""
+    """``argv``'s standard output; its whole output in the error if it fails. ``PWD`` is ``cwd``: OpenCode
+    works in the folder ``PWD`` names, and the caller's would be this checkout."""
     proc = subprocess.run(
         argv,
         cwd=cwd,
-        env=env,
+        env={**env, "PWD": str(cwd)},
         input=stdin,
         stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,
