@@ -172,3 +172,76 @@ def test_sbx_says_it_keeps_no_agent_state(project: Path, hermetic: Env) -> None:
     done = airlock("--engine", "sbx", "--name", "vm", "up", cwd=project)
     assert done.returncode == 0, done.stderr
     assert "note: the sbx engine keeps no agent state across sandboxes (airlock.keepAgentState)" in done.stderr
+
+
+FLOOD = """\
+python3 -c "
+import os
+os.makedirs(os.path.expanduser('~/.claude/flood'))
+for i in range(20001):
+    open(os.path.expanduser(f'~/.claude/flood/{i}'), 'w').close()
+"
+(cd ~/.claude && for i in $(seq 40); do mkdir d && cd d; done)
+echo flood > flood.txt && git add flood.txt && git commit -qm flood
+"""
+
+
+def test_a_flooded_store_is_reported_as_not_all_compared(project: Path, hermetic: Env) -> None:
+    """More entries than the listing takes, and folders deeper than it goes: `report` still answers, at
+    once, and says the store must be taken as changed rather than showing a partial list as the whole."""
+    fake_claude(hermetic.home / ".local" / "share")
+    hermetic.mp.setenv("AIRLOCK_KEEP_AGENT_STATE", "1")
+    flood = airlock("--engine", "bwrap", "--agent", "claude", "--name", "flood", "up", "--", FLOOD, cwd=project)
+    assert flood.returncode == 0, flood.stderr
+    report = airlock("--engine", "bwrap", "--name", "flood", "report", "--json", cwd=project)
+    assert report.returncode == 0, report.stderr
+    changes = json.loads(report.stdout)["agent_state"]
+    assert changes[-1].startswith("not all of it compared: it holds more than 20000 entries")
+    assert len(changes) <= 20001
+
+
+BROKEN_ANSWERS = {
+    "nested": "python3 -c \"open('/home/agent/.claude/.claude.json', 'w').write('[' * 200000)\"",
+    "folder": "rm -f ~/.claude/.claude.json && mkdir ~/.claude/.claude.json",
+}
+
+
+@pytest.mark.parametrize("how", sorted(BROKEN_ANSWERS))
+def test_a_store_file_the_agent_broke_does_not_stop_the_next_sandbox(project: Path, hermetic: Env, how: str) -> None:
+    """The host merges its first-start answers into ``.claude.json`` in the store: JSON nested past the parser's
+    depth, or a folder in its place, is replaced or passed by, never a crash of every later `up`."""
+    fake_claude(hermetic.home / ".local" / "share")
+    hermetic.mp.setenv("AIRLOCK_KEEP_AGENT_STATE", "1")
+    stored = airlock("--engine", "bwrap", "secret", "set", "anthropic", cwd=project, input="sk-ant-test-0123456789\n")
+    assert stored.returncode == 0, stored.stderr
+    args = ("--engine", "bwrap", "--agent", "claude")
+    broke = airlock(*args, "--name", "breaker", "up", "--", BROKEN_ANSWERS[how], cwd=project)
+    assert broke.returncode == 0, broke.stderr
+    after = airlock(*args, "--name", "after", "up", "--", "echo started > started.txt", cwd=project)
+    answered = store_of(hermetic.home) / ".claude" / ".claude.json"
+    if how == "nested":  # not JSON the host can read: replaced by its answers
+        assert after.returncode == 0, after.stderr
+        assert json.loads(answered.read_text())["hasCompletedOnboarding"] is True
+    else:  # the folder stays the user's to look at: a clear line, and nothing half-made
+        assert after.returncode == 1 and "Traceback" not in after.stderr
+        assert f"error: cannot write {answered} in the agent's state kept for you: Is a directory" in after.stderr
+        assert f"hint: a sandbox left something there: remove it (`rm -r {answered}`)" in after.stderr
+        assert not data_dir(hermetic, "after").exists()
+
+
+def test_the_stores_listing_never_follows_a_link(tmp_path: Path) -> None:
+    """A folder of the store that is a link (the agent swapping one in while the host lists) is not entered:
+    each folder is opened without following a link, from the store down."""
+    from git_airlock.engines.bwrap import agentstate
+
+    secret = tmp_path / "host-only"
+    secret.mkdir()
+    (secret / "TOP-SECRET-NAME").write_text("")
+    store = tmp_path / "store"
+    (store / ".claude" / "real").mkdir(parents=True)
+    (store / ".claude" / "real" / "kept.md").write_text("x")
+    (store / ".claude" / "swapped").symlink_to(secret)
+    listed = agentstate._listing(str(store), (".claude",))
+    assert ".claude/real/kept.md" in listed and ".claude/swapped" in listed
+    assert not [path for path in listed if "TOP-SECRET" in path]
+    assert agentstate._open_below(str(store), ".claude/swapped") is None

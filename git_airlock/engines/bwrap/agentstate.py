@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections import deque
 from typing import TYPE_CHECKING
 
 from git_airlock.engines.bwrap import userns
@@ -36,6 +37,10 @@ SNAPSHOT = "agent-state.json"
 """In a sandbox's folder: what its agent's store held when the sandbox was made (``report`` compares)."""
 MAX_ENTRIES = 20000
 """Entries of a store listed at most: the agent could fill it with millions of files."""
+MAX_DEPTH = 32
+"""Folders deep a store is listed (a deeper one is counted, not entered)."""
+COMPLETE = "/complete"
+"""A key no path can be: present in a listing that holds all of the store."""
 
 Listing = dict[str, list[int]]
 """Path in the store -> [size, mtime in ns]; a folder's size is -1."""
@@ -127,11 +132,8 @@ class Store:
     # -- what a sandbox changed ----------------------------------------------------------------------
 
     def listing(self) -> Listing:
-        """Every entry of the store by path, never following a link, at most ``MAX_ENTRIES``."""
-        found: Listing = {}
-        for folder in self.folders:
-            _walk(self.root, folder, found)
-        return found
+        """Every entry of the store by path (``COMPLETE`` says whether all of it was listed)."""
+        return _listing(self.root, self.folders)
 
     def remember(self, paths: Paths) -> None:
         """What the store holds as the sandbox is made: ``changes`` compares with it."""
@@ -146,29 +148,78 @@ class Store:
         except (OSError, ValueError):
             before = {}
         now = self.listing()
+        complete = COMPLETE in now and COMPLETE in before
+        now.pop(COMPLETE, None)
+        before.pop(COMPLETE, None)
         lines = [f"added {path}" for path in sorted(now.keys() - before.keys())]
         lines += [f"changed {path}" for path in sorted(now.keys() & before.keys()) if now[path] != before[path]]
         lines += [f"removed {path}" for path in sorted(before.keys() - now.keys())]
+        if not complete:
+            lines.append(
+                f"not all of it compared: it holds more than {MAX_ENTRIES} entries or folders deeper than "
+                f"{MAX_DEPTH}; take the whole store as changed"
+            )
         return lines
 
 
-def _walk(root: str, relative: str, found: Listing) -> None:
-    if len(found) >= MAX_ENTRIES:
-        return
-    try:
-        info = os.lstat(os.path.join(root, relative))
-    except OSError:
-        return
-    if stat.S_ISDIR(info.st_mode):
-        found[relative + "/"] = [-1, 0]
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _listing(root: str, folders: tuple[str, ...]) -> Listing:
+    """The store's entries, breadth first (a flood deep down cannot push out what lies near the top),
+    at most ``MAX_ENTRIES`` and ``MAX_DEPTH`` deep, each folder opened without following a link, so a
+    link swapped in for a folder while it is listed leads nowhere."""
+    found: Listing = {}
+    queue = deque((folder, 0) for folder in folders)
+    complete = True
+    while queue:
+        relative, depth = queue.popleft()
+        fd = _open_below(root, relative)
+        if fd is None:
+            continue
         try:
-            names = sorted(os.listdir(os.path.join(root, relative)))
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    if len(found) >= MAX_ENTRIES:
+                        complete = False
+                        break
+                    path = f"{relative}/{entry.name}"
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if stat.S_ISDIR(info.st_mode):
+                        found[path + "/"] = [-1, 0]
+                        if depth + 1 < MAX_DEPTH:
+                            queue.append((path, depth + 1))
+                        else:
+                            complete = False
+                    else:
+                        found[path] = [info.st_size, info.st_mtime_ns]
+        finally:
+            os.close(fd)
+        if not complete and len(found) >= MAX_ENTRIES:
+            break
+    if complete:
+        found[COMPLETE] = [0, 0]
+    return found
+
+
+def _open_below(root: str, relative: str) -> int | None:
+    """A descriptor of ``root/relative``, each step taken without following a link; None if it is not a folder."""
+    try:
+        fd = os.open(root, _FOLDER)
+    except OSError:
+        return None
+    for part in relative.split("/"):
+        try:
+            step = os.open(part, _FOLDER, dir_fd=fd)
         except OSError:
-            return
-        for name in names:
-            _walk(root, f"{relative}/{name}", found)
-    else:
-        found[relative] = [info.st_size, info.st_mtime_ns]
+            os.close(fd)
+            return None
+        os.close(fd)
+        fd = step
+    return fd
 
 
 def _made_below(root: str, path: str) -> list[str]:

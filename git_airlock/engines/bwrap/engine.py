@@ -135,11 +135,12 @@ class BwrapEngine(Engine):
         ids = userns.of_sandbox(meta)
         state = kept_state(meta)
 
-        def place(relative: str) -> tuple[str, Owner]:
-            """Where the host writes a file for HOME: the agent's kept state holds its own folders."""
+        def place(relative: str) -> tuple[str, Owner, bool]:
+            """Where the host writes a file for HOME, and whether that is the agent's kept state (which
+            holds its own folders)."""
             if state and state.home_place(relative):
-                return state.root, state.ids(spec.dry_run).chown
-            return paths.home, ids.chown
+                return state.root, state.ids(spec.dry_run).chown, True
+            return paths.home, ids.chown, False
 
         for key, value in clone.remote_settings(remote_name(spec.name), paths, spec.repo_root, ids).items():
             plan.add(["git", "-C", spec.repo_root, "config", key, value])
@@ -152,10 +153,10 @@ class BwrapEngine(Engine):
         plan.call("prepare the sandbox's seccomp filter, its system layer and its view of your config", prepare)
         for seed in seeds:
             relative = os.path.relpath(seed.target, SANDBOX_HOME)
-            base, owner = place(relative)
+            base, owner, kept = place(relative)
             plan.call(
                 f"copy {seed.source} to {seed.target} (never through a link)",
-                functools.partial(copy_into, base, relative, seed.source, owner),
+                functools.partial(copy_into, base, relative, seed.source, owner, kept),
             )
         agent = spec.agent
         gate.plan_config(
@@ -165,10 +166,10 @@ class BwrapEngine(Engine):
         if agent.home_files:
             answers = agent.home_files(env, clone.workspace(spec.repo_root))
             for relative, values in answers.items():
-                base, owner = place(relative)
+                base, owner, kept = place(relative)
                 plan.call(
                     f"answer {agent.name}'s first-start questions in ~/{relative} (never through a link)",
-                    functools.partial(merge_json, base, relative, values, owner),
+                    functools.partial(merge_json, base, relative, values, owner, kept),
                 )
         check_installed(spec, paths)
         command = [agent.executable, *agent.leading_args(env), *agent_args]

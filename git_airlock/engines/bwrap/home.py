@@ -31,21 +31,21 @@ Owner = tuple[int, int] | None
 """The host uid and gid of the sandbox's root, when files the host makes must be given to it."""
 
 
-def copy_into(home: str, relative: str, source: str, owner: Owner = None) -> None:
+def copy_into(home: str, relative: str, source: str, owner: Owner = None, kept: bool = False) -> None:
     """Copy the host file ``source`` to ``home/relative``, creating folders as needed."""
     with open(source, "rb") as reader:
         content = reader.read()
-    write_into(home, relative, content, os.stat(source).st_mode & 0o755, owner)
+    write_into(home, relative, content, os.stat(source).st_mode & 0o755, owner, kept)
 
 
-def merge_json(home: str, relative: str, values: Mapping[str, object], owner: Owner = None) -> None:
+def merge_json(home: str, relative: str, values: Mapping[str, object], owner: Owner = None, kept: bool = False) -> None:
     """Merge ``values`` into the JSON file ``home/relative`` (the agent's own settings, kept otherwise).
 
     The file is the agent's and may hold anything: it is read without following a link, and
     whatever is not a JSON object there is replaced rather than trusted.
     """
     current = _read_json(home, relative)
-    write_into(home, relative, json.dumps(_merged(current, values), indent=2).encode(), 0o600, owner)
+    write_into(home, relative, json.dumps(_merged(current, values), indent=2).encode(), 0o600, owner, kept)
 
 
 def _merged(current: object, values: Mapping[str, object]) -> dict[str, object]:
@@ -72,22 +72,31 @@ def _read_json(home: str, relative: str) -> object:
         return None
     finally:
         os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a folder opens too, and would not read
+        os.close(fd)
+        return None
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         try:
             return json.loads(handle.read(MAX_JSON))
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
             return None
 
 
-def write_into(home: str, relative: str, content: bytes, mode: int, owner: Owner = None) -> None:
-    """Write ``content`` to ``home/relative`` as a new file renamed into place, creating folders as needed."""
+def write_into(home: str, relative: str, content: bytes, mode: int, owner: Owner = None, kept: bool = False) -> None:
+    """Write ``content`` to ``home/relative`` as a new file renamed into place, creating folders as needed.
+
+    ``kept``: ``home`` is the agent's state kept for the user (``agentstate``), not one sandbox's HOME."""
     parts = relative.split("/")
     folder = _open_folder(home, parts[:-1], relative, create=True, owner=owner)
     try:
         _write_new(folder, parts[-1], content, mode, owner)
     except OSError as exc:
+        if kept:
+            path = os.path.join(home, relative)
+            raise AirlockError(
+                f"cannot write {path} in the agent's state kept for you: {exc.strerror}",
+                hint=f"a sandbox left something there: remove it (`rm -r {path}`), or turn airlock.keepAgentState off",
+            ) from exc
         raise AirlockError(
             f"cannot write ~/{relative} in the sandbox's HOME: {exc.strerror}",
             hint="look at it inside the sandbox (`git airlock shell`), or run without --seed-config",
