@@ -396,3 +396,24 @@ def test_status_and_doctor_describe_the_bwrap_sandbox(project: Path, hermetic: E
     assert "network: lockdown" in airlock("--engine", "bwrap", "--name", "st", "status", cwd=project).stdout
     doctor = airlock("--engine", "bwrap", "doctor", cwd=project).stdout
     assert "OK    overlay          copy-on-write working trees" in doctor
+
+
+def test_a_host_without_python3_is_told_before_anything_is_made(
+    project: Path, hermetic: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every sandbox starts its agent with the system's python3 (the gate's handoff): without one in /usr,
+    `up` says so and makes nothing, instead of a sandbox that dies at its first command."""
+    from git_airlock.agents import AGENTS
+    from git_airlock.engines.base import SandboxSpec
+    from git_airlock.engines.bwrap import start
+    from git_airlock.engines.bwrap.layout import Paths
+    from git_airlock.errors import AirlockError
+
+    found = start._on_sandbox_path
+    monkeypatch.setattr(start, "_on_sandbox_path", lambda command, home: command != "python3" and found(command, home))
+    spec = SandboxSpec("nopy", AGENTS["shell"], str(project))
+    with pytest.raises(AirlockError) as refused:
+        start.check_installed(spec, Paths("nopy"))
+    assert "the sandbox has no python3 in /usr" in str(refused.value)
+    assert "apt-get install python3" in refused.value.hint
+    assert not Paths("nopy").exists()

@@ -204,9 +204,17 @@ def check_pass_env(names: tuple[str, ...]) -> None:
 
 def check_installed(spec: SandboxSpec, paths: Paths) -> None:
     """Refuse to start an agent the sandbox cannot run: it sees /usr, its own HOME and the agents
-    git-airlock installed, not the user's; a dry run assumes it is there."""
+    git-airlock installed, not the user's, and starts it with the system's python3 (``egress.handoff``);
+    a dry run assumes both are there."""
     agent = spec.agent
-    if spec.dry_run or _on_sandbox_path(agent.executable, paths.home):
+    if spec.dry_run:
+        return
+    if not _on_sandbox_path("python3", paths.home):
+        raise AirlockError(
+            "the sandbox has no python3 in /usr: its first program, which starts the agent, is a Python script",
+            hint="install the system's Python (Debian/Ubuntu: `apt-get install python3`), then run `up` again",
+        )
+    if _on_sandbox_path(agent.executable, paths.home):
         return
     shell = f"git airlock --engine bwrap --name {spec.name} --agent shell up"
     install = (
