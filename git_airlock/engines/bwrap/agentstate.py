@@ -122,12 +122,9 @@ class Store:
             argv += ["--bind", os.path.join(self.view(paths), folder), f"{SANDBOX_HOME}/{folder}"]
         return argv
 
-    def home_place(self, relative: str) -> str | None:
-        """The store's folder that holds ``relative`` (a path under HOME), or None when HOME itself does."""
-        for folder in self.folders:
-            if relative == folder or relative.startswith(folder + "/"):
-                return self.root
-        return None
+    def holds(self, relative: str) -> bool:
+        """Whether ``relative`` (a path under HOME) lies in one of the store's folders rather than in HOME."""
+        return any(relative == folder or relative.startswith(folder + "/") for folder in self.folders)
 
     # -- what a sandbox changed ----------------------------------------------------------------------
 

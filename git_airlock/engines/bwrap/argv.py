@@ -28,9 +28,9 @@ from git_airlock.engines.bwrap.system import Layer
 
 DEFAULT_TMP_SIZE = 2 * 1024**3
 SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+"""Debian's and Ubuntu's bundle of the system's certificate authorities (the sandbox sees /etc/ssl)."""
 HANDOFF = "/run/airlock-handoff.py"
 """Where ``egress.handoff``, the agent's first program (gated or not), lies inside."""
-"""Debian's and Ubuntu's bundle of the system's certificate authorities (the sandbox sees /etc/ssl)."""
 
 
 def sandbox_path() -> str:

@@ -138,7 +138,7 @@ class BwrapEngine(Engine):
         def place(relative: str) -> tuple[str, Owner, bool]:
             """Where the host writes a file for HOME, and whether that is the agent's kept state (which
             holds its own folders)."""
-            if state and state.home_place(relative):
+            if state and state.holds(relative):
                 return state.root, state.ids(spec.dry_run).chown, True
             return paths.home, ids.chown, False
 
