@@ -16,6 +16,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -396,3 +397,30 @@ def assert_gate_dialled_only(hermetic: Env, name: str, host: str, port: int, ser
     actions = [entry["action"] for entry in log]
     assert "allowed" in actions and set(actions) <= {"allowed", "failed"}, log
     assert key not in json.dumps(log)
+
+
+AGENT_ENDED = "[git-airlock] the agent exited with status"
+"""What a tmux window says when the agent is gone (``tmux.AFTERWARDS``)."""
+
+
+def pane(session: str) -> str:
+    """What the tmux window of ``session`` shows now."""
+    shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", f"={session}:"], capture_output=True, text=True)
+    return shown.stdout
+
+
+def wait_for_screen(
+    session: str, ready: Callable[[str], bool], questions: tuple[str, ...], deadline: float = 60
+) -> str:
+    """The window once ``ready`` says it shows the agent's prompt, or it shows one of ``questions`` (a first-start
+    screen) or the agent's end; as it is at ``deadline`` otherwise.
+
+    Nothing tells when a TUI is ready for typing, so the window is read every 0.1 s until then."""
+    end = time.monotonic() + deadline
+    while True:
+        shown = pane(session)
+        if ready(shown) or AGENT_ENDED in shown or any(question in shown for question in questions):
+            return shown
+        if time.monotonic() > end:
+            return shown
+        time.sleep(0.1)

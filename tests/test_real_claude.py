@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -34,8 +33,10 @@ from conftest import (
     git,
     key_seen_in_sandbox,
     net_rows,
+    pane,
     sandbox_names,
     sandbox_setenv,
+    wait_for_screen,
 )
 from fakes.messages_api import HOST_NAME, MessagesApi, certificate
 from git_airlock.agents import AGENTS
@@ -64,8 +65,6 @@ FIRST_START_SCREENS = (
 """What Claude Code 2.1 shows before its prompt on a first start (its binary's strings)."""
 PROMPT = "? for shortcuts"
 """The footer under Claude Code's input box: the prompt is ready for typing."""
-ENDED = "[git-airlock] the agent exited with status"
-"""What the tmux window says when the agent is gone (``tmux.AFTERWARDS``)."""
 CREDENTIALS = {
     "anthropic": ("x-api-key", "", "sk-ant-test-"),
     "claude": ("authorization", "Bearer ", "sk-ant-oat01-test-"),
@@ -179,26 +178,6 @@ def test_run_drives_claude_code_headless_through_the_gate(
     assert (project / "hello.txt").read_text() == "hello\n"
 
 
-def pane(session: str) -> str:
-    """What the tmux window shows now."""
-    shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", f"={session}:"], capture_output=True, text=True)
-    return shown.stdout
-
-
-def wait_for_screen(session: str, deadline: float = 60) -> str:
-    """The window once it shows Claude Code's prompt, a first-start question, or the agent's end.
-
-    Nothing tells when a TUI is ready for typing, so the window is read every 0.1 s until then."""
-    end = time.monotonic() + deadline
-    while True:
-        shown = pane(session)
-        if PROMPT in shown or ENDED in shown or any(screen in shown for screen in FIRST_START_SCREENS):
-            return shown
-        if time.monotonic() > end:
-            return shown
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("service", ["anthropic", "claude"])
 def test_up_shows_claude_codes_prompt_without_first_start_questions(
     project: Path, hermetic: Env, api: MessagesApi, claude_ready: tuple[str, dict[str, str]], service: str
@@ -212,7 +191,7 @@ def test_up_shows_claude_codes_prompt_without_first_start_questions(
     assert started.returncode == 0, started.stderr
     window = "=git-airlock-i:"
     try:
-        shown = wait_for_screen("git-airlock-i")
+        shown = wait_for_screen("git-airlock-i", lambda shown: PROMPT in shown, FIRST_START_SCREENS)
         assert PROMPT in shown, shown
         assert [screen for screen in FIRST_START_SCREENS if screen in shown] == [], shown
         assert f"/workspace/{project.name}" in shown  # the REPL's header names the trusted workspace

@@ -36,8 +36,10 @@ from conftest import (
     git,
     key_seen_in_sandbox,
     net_rows,
+    pane,
     sandbox_names,
     sandbox_setenv,
+    wait_for_screen,
 )
 from fakes.gemini_api import HOST_NAME, SHELL_TOOL, GeminiApi
 from git_airlock.agents import AGENTS
@@ -203,30 +205,6 @@ HEADER = "Authenticated with gemini-api-key"
 FAST_RETURN = 0.1
 """Seconds after typing before Enter submits: Gemini CLI takes an Enter within 30 ms of other keys for a
 pasted newline."""
-ENDED = "[git-airlock] the agent exited with status"
-"""What the tmux window says when the agent is gone (``tmux.AFTERWARDS``)."""
-
-
-def pane(session: str) -> str:
-    """What the tmux window shows now."""
-    shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", f"={session}:"], capture_output=True, text=True)
-    return shown.stdout
-
-
-def wait_for_screen(session: str, deadline: float = 60) -> str:
-    """The window once it shows Gemini CLI's prompt under its header, a first-start question, or the
-    agent's end.
-
-    Nothing tells when a TUI is ready for typing, so the window is read every 0.1 s until then."""
-    end = time.monotonic() + deadline
-    while True:
-        shown = pane(session)
-        ready = PROMPT in shown and HEADER in shown
-        if ready or ENDED in shown or any(screen in shown for screen in FIRST_START_SCREENS):
-            return shown
-        if time.monotonic() > end:
-            return shown
-        time.sleep(0.1)
 
 
 def wait_for_text(session: str, text: str, deadline: float = 30) -> str:
@@ -251,7 +229,7 @@ def test_up_shows_gemini_clis_prompt_without_first_start_questions(
     assert started.returncode == 0, started.stderr
     window = "=git-airlock-i:"
     try:
-        shown = wait_for_screen("git-airlock-i")
+        shown = wait_for_screen("git-airlock-i", lambda shown: PROMPT in shown and HEADER in shown, FIRST_START_SCREENS)
         assert PROMPT in shown, shown
         assert [screen for screen in FIRST_START_SCREENS if screen in shown] == [], shown
         assert HEADER in shown  # the auth type it was given, the API key's

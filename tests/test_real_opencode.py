@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,8 +35,10 @@ from conftest import (
     git,
     key_seen_in_sandbox,
     net_rows,
+    pane,
     sandbox_names,
     sandbox_setenv,
+    wait_for_screen,
 )
 from fakes import messages_api, responses_api
 from fakes.messages_api import MessagesApi, certificate
@@ -286,30 +287,6 @@ PROVIDER = "Anthropic"
 """The provider the input box names with its model once the model is chosen: the host key's."""
 FIRST_START_SCREENS = ("Connect a provider", "Select model")
 """The dialogs OpenCode's TUI would stop at before any typing, with no model it can use (its bundle's titles)."""
-ENDED = "[git-airlock] the agent exited with status"
-"""What the tmux window says when the agent is gone (``tmux.AFTERWARDS``)."""
-
-
-def pane(session: str) -> str:
-    """What the tmux window shows now."""
-    shown = subprocess.run(["tmux", "capture-pane", "-p", "-t", f"={session}:"], capture_output=True, text=True)
-    return shown.stdout
-
-
-def wait_for_screen(session: str, deadline: float = 60) -> str:
-    """The window once it shows OpenCode's prompt on the host key's provider, a first-start question, or the
-    agent's end.
-
-    Nothing tells when a TUI is ready for typing, so the window is read every 0.1 s until then."""
-    end = time.monotonic() + deadline
-    while True:
-        shown = pane(session)
-        ready = PROMPT in shown and PROVIDER in shown
-        if ready or ENDED in shown or any(screen in shown for screen in FIRST_START_SCREENS):
-            return shown
-        if time.monotonic() > end:
-            return shown
-        time.sleep(0.1)
 
 
 def test_up_shows_opencodes_prompt_without_a_login(
@@ -323,7 +300,9 @@ def test_up_shows_opencodes_prompt_without_a_login(
     assert started.returncode == 0, started.stderr
     window = "=git-airlock-i:"
     try:
-        shown = wait_for_screen("git-airlock-i")
+        shown = wait_for_screen(
+            "git-airlock-i", lambda shown: PROMPT in shown and PROVIDER in shown, FIRST_START_SCREENS
+        )
         assert PROMPT in shown, shown
         assert [screen for screen in FIRST_START_SCREENS if screen in shown] == [], shown
         # the input box names the model and its provider: the host key's, not OpenCode Zen's free ones
